@@ -1,0 +1,50 @@
+# petalops: `make help` lists every target. `make run` and `make test` set everything up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { command -v $$p; break; }; done)
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.petalops-installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is needed (python3.11 on PATH)"; exit 2; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: help install run train serve test lint format bench e2e clean
+help: ## list the targets
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install petalops with its pinned dependencies
+
+run: $(STAMP) ## train + register the Iris model (if needed), then serve it on $(HOST):$(PORT)
+	$(BIN)/petalops train --skip-if-unchanged
+	$(BIN)/petalops predict --input "[5.1,3.5,1.4,0.2]"
+
+train: $(STAMP) ## train and register the Iris model (quality-gated)
+	$(BIN)/petalops train
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) ## run the benchmarks (prints figures next to baselines)
+	$(BIN)/python bench/predict_batch.py
+
+clean: ## remove the virtualenv and the embedded stores
+	rm -rf $(VENV) .petalops artifacts

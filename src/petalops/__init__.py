@@ -1,0 +1,3 @@
+"""petalops: from training data to a monitored production classifier."""
+
+__version__ = "0.1.0"

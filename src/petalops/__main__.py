@@ -1,0 +1,3 @@
+from petalops.cli.app import main
+
+main()

@@ -1,0 +1,34 @@
+"""The `petalops` command. Every sub-command is a thin wrapper around a library function.
+
+Heavy libraries (MLflow, scikit-learn, pandas) are imported inside the commands that need
+them, so `petalops predict` and `petalops --help` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from petalops.cli import predict as predict_cmd
+from petalops.cli import registry as registry_cmd
+from petalops.cli import train as train_cmd
+from petalops.cli.common import run_guarded
+
+app = typer.Typer(
+    name="petalops",
+    help="Train, register, serve, roll out and monitor a tabular classifier.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("train")(train_cmd.train)
+app.command("predict")(predict_cmd.predict)
+app.command("config")(train_cmd.show_config)
+app.add_typer(registry_cmd.app, name="registry")
+
+
+def main() -> None:
+    """Console entry point: domain errors become one line and an exit code, never a traceback."""
+    sys.exit(run_guarded(app))

@@ -1,0 +1,63 @@
+"""Shared CLI plumbing: options, settings loading and the error-to-exit-code table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from petalops.config import Settings, load_settings
+from petalops.errors import PetalopsError
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Settings file (default: ./petalops.yaml).")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a setting, e.g. --set model.params.C=0.5 (repeatable)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def settings_from(config: Path | None, overrides: list[str] | None) -> Settings:
+    return load_settings(config, overrides or [])
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line to stderr and exit."""
+    sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(code)
+
+
+def run_guarded(app: typer.Typer) -> int:
+    """Run the Typer app; a PetalopsError prints one line and maps to its exit code."""
+    try:
+        app(standalone_mode=False)
+    except PetalopsError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # click usage errors and friends
+        import click
+
+        if isinstance(exc, click.exceptions.UsageError):
+            exc.show()
+            return 2
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0

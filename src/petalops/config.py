@@ -1,0 +1,291 @@
+"""One typed settings object: built-in Iris defaults < petalops.yaml < PETALOPS_* env < --set."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from petalops.errors import ConfigError
+
+IRIS_SOURCE = "sklearn:iris"
+DEFAULT_CONFIG_FILE = "petalops.yaml"
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("petalops_config_file", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSettings(_Section):
+    source: str = Field(IRIS_SOURCE, examples=["sklearn:iris", "data/iris.csv"])
+    target: str = Field("species", examples=["species"])
+    # The Iris project is the default; set these to null to infer them from a file's columns.
+    features: list[str] | None = Field(
+        default_factory=lambda: list(IRIS_FEATURES), examples=[["sepal_length", "sepal_width"]]
+    )
+    classes: list[str] | None = Field(
+        default_factory=lambda: list(IRIS_CLASSES), examples=[["setosa", "versicolor", "virginica"]]
+    )
+    min_rows_per_class: int = Field(5, ge=2, examples=[5])
+
+
+class ModelSettings(_Section):
+    class_path: str = Field(
+        "sklearn.linear_model.LogisticRegression",
+        alias="class",
+        examples=["sklearn.linear_model.LogisticRegression"],
+    )
+    params: dict[str, Any] = Field(
+        default_factory=lambda: {"max_iter": 200}, examples=[{"max_iter": 200, "C": 1.0}]
+    )
+    scale: bool = Field(False, examples=[True])
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @field_validator("class_path")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        module, _, name = value.rpartition(".")
+        if not module or not name:
+            raise ValueError("must be a dotted import path")
+        return value
+
+
+class SplitSettings(_Section):
+    test_size: float = Field(0.2, gt=0.0, lt=1.0, examples=[0.2])
+    stratify: bool = True
+
+
+class KnownExample(_Section):
+    features: list[float]
+    label: str | int
+
+
+class GateSettings(_Section):
+    min_accuracy: float = Field(0.9, ge=0.0, le=1.0, examples=[0.9])
+    max_regression: float = Field(0.01, ge=0.0, le=1.0, examples=[0.01])
+    min_class_recall: float = Field(0.0, ge=0.0, le=1.0, examples=[0.8])
+    known_examples: list[KnownExample] = Field(default_factory=list)
+    invariance: bool = True
+    scale_tolerance: float = Field(0.01, ge=0.0, le=0.5, examples=[0.01])
+
+
+class ServeSettings(_Section):
+    host: str = Field("127.0.0.1", examples=["127.0.0.1"])
+    port: int = Field(8000, ge=1, le=65535, examples=[8000])
+    workers: int = Field(1, ge=1, le=64, examples=[2])
+    model: str = Field("", examples=["iris@champion", "iris/3"])
+    max_batch: int = Field(1000, ge=1, examples=[1000])
+    max_body_bytes: int = Field(1_048_576, ge=1024, examples=[1048576])
+    log_requests: bool = True
+
+
+class MonitorSettings(_Section):
+    db_url: str = Field("", examples=["sqlite:///.petalops/monitor.db"])
+    queue_size: int = Field(100_000, ge=100, examples=[100000])
+    flush_rows: int = Field(2000, ge=1, examples=[2000])
+    flush_seconds: float = Field(0.5, gt=0, examples=[0.5])
+    retention_days: float = Field(30.0, gt=0, examples=[30])
+    drift_p_value: float = Field(0.01, gt=0, lt=1, examples=[0.01])
+    drift_psi: float = Field(0.2, gt=0, examples=[0.2])
+    drift_min_rows: int = Field(50, ge=5, examples=[50])
+    drift_share: float = Field(0.5, gt=0, le=1, examples=[0.5])
+    accuracy_window: int = Field(500, ge=10, examples=[500])
+    min_accuracy: float = Field(0.85, ge=0, le=1, examples=[0.85])
+    retrain: bool = False
+    retrain_cooldown_seconds: float = Field(3600.0, ge=0, examples=[3600])
+    rollout_strategy: Literal["shadow-canary", "canary", "bluegreen", "shadow", "none"] = (
+        "shadow-canary"
+    )
+    webhook_url: str = Field("", examples=["http://127.0.0.1:9000/alerts"])
+
+
+class Settings(BaseSettings):
+    """Every petalops setting. The Iris project is the default: no file is needed for it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PETALOPS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+        populate_by_name=True,
+    )
+
+    project: str = Field("iris", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", examples=["iris"])
+    home: Path = Field(Path(".petalops"), examples=[".petalops"])
+    mlflow_uri: str = Field("", examples=["http://127.0.0.1:5000"])
+    experiment: str = Field("", examples=["iris"])
+    seed: int = Field(42, examples=[42])
+    admin_token: str = Field("", examples=["change-me"])
+    reconcile_seconds: float = Field(5.0, gt=0, examples=[5])
+    data: DataSettings = Field(default_factory=DataSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    split: SplitSettings = Field(default_factory=SplitSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence, highest first: --set (init kwargs), PETALOPS_* environment, petalops.yaml.
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        config_file = _CONFIG_FILE.get()
+        if config_file is not None:
+            sources += (YamlConfigSettingsSource(settings_cls, yaml_file=config_file),)
+        return sources
+
+    # Derived locations: every path is absolute so that worker processes agree.
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_uri or f"sqlite:///{self.home_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.home_dir / "artifacts"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home_dir / "cache"
+
+    @property
+    def monitor_url(self) -> str:
+        return self.monitor.db_url or f"sqlite:///{self.home_dir / 'monitor.db'}"
+
+    @property
+    def experiment_name(self) -> str:
+        return self.experiment or self.project
+
+    @property
+    def model_ref(self) -> str:
+        return self.serve.model or f"{self.project}@champion"
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn ``["model.params.C=0.5", ...]`` into a nested dict, values parsed as YAML scalars."""
+    tree: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r} is not KEY=VALUE; example: --set model.params.C=0.5")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        _set_path(tree, key.strip(), value)
+    return tree
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _example_for(loc: tuple[Any, ...]) -> str | None:
+    model: Any = Settings
+    field = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not fields:
+            break
+        field = fields.get(part) or next(
+            (f for f in fields.values() if f.alias == part), None
+        )
+        if field is None:
+            break
+        model = field.annotation
+    if field is not None and field.examples:
+        return repr(field.examples[0]) if isinstance(field.examples[0], str) else str(
+            field.examples[0]
+        )
+    return None
+
+
+def _explain(error: ValidationError, source: str) -> ConfigError:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    key = ".".join(str(p) for p in loc) or "(root)"
+    if first["type"] == "extra_forbidden":
+        return ConfigError(
+            f"unknown setting {key!r} in {source}; see `petalops config` for the valid keys"
+        )
+    example = _example_for(loc)
+    hint = f"; example: {key}={example}" if example else ""
+    bad = first.get("input")
+    return ConfigError(f"invalid setting {key}={bad!r} in {source}: {first['msg']}{hint}")
+
+
+def load_settings(
+    config_file: str | Path | None = None, overrides: list[str] | None = None
+) -> Settings:
+    """Build the settings from the file (if any), the environment and ``--set`` overrides."""
+    path = Path(config_file) if config_file else Path(DEFAULT_CONFIG_FILE)
+    if config_file and not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; create it or drop --config")
+    has_file = path.is_file()
+    if has_file:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{path} is not valid YAML{where}; check the indentation") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must be a mapping of settings, e.g. `project: iris`")
+    extra = parse_overrides(overrides or [])
+    token = _CONFIG_FILE.set(path.resolve() if has_file else None)
+    try:
+        try:
+            base = Settings()
+        except ValidationError as exc:
+            origin = f"{path} or the PETALOPS_* environment" if has_file else "PETALOPS_* environment"
+            raise _explain(exc, origin) from None
+        if not extra:
+            return base
+        # --set merges into the loaded values key by key (model.params.C keeps max_iter).
+        merged = _deep_merge(base.model_dump(by_alias=True, mode="json"), extra)
+        try:
+            return Settings(**merged)
+        except ValidationError as exc:
+            raise _explain(exc, "--set") from None
+    finally:
+        _CONFIG_FILE.reset(token)

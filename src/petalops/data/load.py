@@ -1,0 +1,107 @@
+"""Load training data: the Iris set bundled inside scikit-learn, or a CSV / Parquet file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from petalops.config import IRIS_CLASSES, IRIS_FEATURES, IRIS_SOURCE, DataSettings
+from petalops.data.fingerprint import Fingerprint, fingerprint
+from petalops.data.schema import validate_frame
+from petalops.errors import DataError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Validated training data: features as float64, labels as indices into ``classes``."""
+
+    frame: pd.DataFrame
+    features: list[str]
+    target: str
+    classes: list[str]
+    x: npt.NDArray[np.float64]
+    y: npt.NDArray[np.int64]
+    source: str
+    fingerprint: Fingerprint
+    file_path: Path | None = None
+
+
+def iris_frame(target: str = "species") -> pd.DataFrame:
+    """The Iris set as shipped inside scikit-learn, with readable column names."""
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris(as_frame=True)
+    frame = bunch.data.copy()
+    frame.columns = IRIS_FEATURES
+    frame[target] = [IRIS_CLASSES[int(i)] for i in bunch.target]
+    return frame
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file with a clear error for every way it can be unusable."""
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist; pass --data PATH to a CSV or Parquet file")
+    if path.is_dir():
+        raise DataError(f"data path {path} is a directory; pass a CSV or Parquet file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in {".parquet", ".pq"}:
+            frame = pd.read_parquet(path)
+        elif suffix in {".csv", ".txt"}:
+            frame = pd.read_csv(path)
+        else:
+            raise DataError(f"data file {path} must end in .csv or .parquet (got {suffix or 'none'})")
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file {path} is empty; it needs a header row and data rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"data file {path} cannot be read: {first}") from None
+    if frame.empty:
+        raise DataError(f"data file {path} has no data rows; add rows under the header")
+    return frame
+
+
+def load_dataset(settings: DataSettings, path: str | Path | None = None) -> Dataset:
+    """Load, validate and fingerprint the training data named by settings (or ``path``)."""
+    source = str(path) if path else settings.source
+    file_path: Path | None = None
+    if source == IRIS_SOURCE:
+        frame = iris_frame(settings.target)
+        import sklearn
+
+        origin = f"{IRIS_SOURCE} (scikit-learn {sklearn.__version__})"
+    else:
+        file_path = Path(source)
+        frame = read_table(file_path)
+        origin = str(file_path.resolve())
+    if settings.features is not None:
+        features = list(settings.features)
+    else:
+        features = [c for c in frame.columns if c != settings.target]
+    clean, classes = validate_frame(
+        frame,
+        features,
+        settings.target,
+        settings.min_rows_per_class,
+        known_classes=settings.classes,
+    )
+    x = clean[features].to_numpy(dtype=np.float64)
+    index = {label: i for i, label in enumerate(classes)}
+    y = np.fromiter((index[v] for v in clean[settings.target]), dtype=np.int64, count=len(clean))
+    return Dataset(
+        frame=clean,
+        features=features,
+        target=settings.target,
+        classes=classes,
+        x=x,
+        y=y,
+        source=origin,
+        fingerprint=fingerprint(clean, features, settings.target),
+        file_path=file_path,
+    )

@@ -1,0 +1,62 @@
+"""Domain exceptions and the one table mapping them to CLI exit codes and HTTP statuses."""
+
+from __future__ import annotations
+
+
+class PetalopsError(Exception):
+    """An expected failure: a short message that says what was wrong and how to fix it."""
+
+    exit_code = 2
+    http_status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(PetalopsError):
+    """An invalid setting (file, environment or --set)."""
+
+
+class DataError(PetalopsError):
+    """Training or scoring data that cannot be used as it is."""
+
+
+class InputError(PetalopsError):
+    """A request or command input that does not match the model's schema."""
+
+    http_status = 422
+
+
+class NotFoundError(PetalopsError):
+    """A model, version, alias, run or record that does not exist."""
+
+    http_status = 404
+
+
+class GateFailedError(PetalopsError):
+    """The quality gate refused a model: nothing was registered."""
+
+    exit_code = 1
+    http_status = 409
+
+
+class IntegrityError(PetalopsError):
+    """An artifact whose checksum does not match the one recorded in the registry."""
+
+    exit_code = 1
+    http_status = 500
+
+
+class RegistryUnavailableError(PetalopsError):
+    """The MLflow tracking/registry server cannot be reached."""
+
+    exit_code = 1
+    http_status = 503
+
+
+class ConflictError(PetalopsError):
+    """The requested change conflicts with the current state (for example a held lease)."""
+
+    exit_code = 1
+    http_status = 409
