@@ -73,13 +73,23 @@ class KnownExample(_Section):
     label: str | int
 
 
+def _iris_known_examples() -> list[KnownExample]:
+    # One textbook flower per species (rows 1, 51 and 101 of the Iris set).
+    return [
+        KnownExample(features=[5.1, 3.5, 1.4, 0.2], label="setosa"),
+        KnownExample(features=[7.0, 3.2, 4.7, 1.4], label="versicolor"),
+        KnownExample(features=[6.3, 3.3, 6.0, 2.5], label="virginica"),
+    ]
+
+
 class GateSettings(_Section):
     min_accuracy: float = Field(0.9, ge=0.0, le=1.0, examples=[0.9])
     max_regression: float = Field(0.01, ge=0.0, le=1.0, examples=[0.01])
-    min_class_recall: float = Field(0.0, ge=0.0, le=1.0, examples=[0.8])
-    known_examples: list[KnownExample] = Field(default_factory=list)
+    min_class_recall: float = Field(0.5, ge=0.0, le=1.0, examples=[0.8])
+    known_examples: list[KnownExample] = Field(default_factory=_iris_known_examples)
     invariance: bool = True
     scale_tolerance: float = Field(0.01, ge=0.0, le=0.5, examples=[0.01])
+    max_flip_rate: float = Field(0.05, ge=0.0, le=1.0, examples=[0.05])
 
 
 class ServeSettings(_Section):

@@ -28,6 +28,8 @@ class Dataset:
     source: str
     fingerprint: Fingerprint
     file_path: Path | None = None
+    # A local path MLflow can record as the dataset's source (for Iris: the CSV inside sklearn).
+    source_path: str = ""
 
 
 def iris_frame(target: str = "species") -> pd.DataFrame:
@@ -76,10 +78,12 @@ def load_dataset(settings: DataSettings, path: str | Path | None = None) -> Data
         import sklearn
 
         origin = f"{IRIS_SOURCE} (scikit-learn {sklearn.__version__})"
+        source_path = str(Path(sklearn.__file__).parent / "datasets" / "data" / "iris.csv")
     else:
         file_path = Path(source)
         frame = read_table(file_path)
         origin = str(file_path.resolve())
+        source_path = origin
     if settings.features is not None:
         features = list(settings.features)
     else:
@@ -104,4 +108,5 @@ def load_dataset(settings: DataSettings, path: str | Path | None = None) -> Data
         source=origin,
         fingerprint=fingerprint(clean, features, settings.target),
         file_path=file_path,
+        source_path=source_path,
     )

@@ -1,0 +1,61 @@
+"""Metrics of a fitted classifier on held-out data, and the confusion-matrix picture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_recall_fscore_support,
+)
+
+
+def classification_metrics(
+    y_true: npt.NDArray[np.int64],
+    y_pred: npt.NDArray[np.int64],
+    proba: npt.NDArray[np.float64],
+    classes: list[str],
+) -> dict[str, float]:
+    labels = list(range(len(classes)))
+    precision, recall, _, _ = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    metrics = {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "log_loss": float(log_loss(y_true, proba, labels=labels)),
+    }
+    for name, p, r in zip(classes, precision, recall, strict=True):
+        metrics[f"precision_{name}"] = float(p)
+        metrics[f"recall_{name}"] = float(r)
+    return metrics
+
+
+def confusion(
+    y_true: npt.NDArray[np.int64], y_pred: npt.NDArray[np.int64], n_classes: int
+) -> list[list[int]]:
+    return confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist()  # type: ignore[no-any-return]
+
+
+def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
+    """Write the confusion matrix as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, ax = plt.subplots(figsize=(4.5, 4), dpi=100)
+    ConfusionMatrixDisplay(np.asarray(matrix), display_labels=classes).plot(
+        ax=ax, colorbar=False, cmap="Blues"
+    )
+    ax.set_title("Confusion matrix (held-out split)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,146 @@
+"""The quality gate: metrics thresholds, the champion comparison and model behaviour tests.
+
+Pure functions of a runtime and held-out data, so that every check is unit-testable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from petalops.config import GateSettings
+from petalops.runtime.model import ModelRuntime
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def reason(self) -> str:
+        return "; ".join(f"{c.name}: {c.detail}" for c in self.failures)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "checks": [c.to_json() for c in self.checks]}
+
+
+def run_gate(
+    runtime: ModelRuntime,
+    metrics: dict[str, float],
+    x_test: npt.NDArray[np.float64],
+    gate: GateSettings,
+    champion_accuracy: float | None,
+    champion_version: str | None = None,
+    seed: int = 42,
+) -> GateResult:
+    """Every gate check on the compiled model (the one that will serve)."""
+    checks = [
+        Check(
+            "min_accuracy",
+            metrics["accuracy"] >= gate.min_accuracy,
+            f"accuracy {metrics['accuracy']:.4f} vs floor {gate.min_accuracy:.4f}",
+        )
+    ]
+    if champion_accuracy is not None:
+        floor = champion_accuracy - gate.max_regression
+        checks.append(
+            Check(
+                "champion_regression",
+                metrics["accuracy"] >= floor - 1e-12,
+                f"accuracy {metrics['accuracy']:.4f} vs champion v{champion_version} "
+                f"{champion_accuracy:.4f} - {gate.max_regression:.4f} allowed",
+            )
+        )
+    if gate.min_class_recall > 0:
+        low = {
+            k.removeprefix("recall_"): v
+            for k, v in metrics.items()
+            if k.startswith("recall_") and v < gate.min_class_recall
+        }
+        checks.append(
+            Check(
+                "min_class_recall",
+                not low,
+                f"classes below recall {gate.min_class_recall}: {low}" if low else "all classes ok",
+            )
+        )
+    if gate.known_examples:
+        checks.append(_known_examples(runtime, gate))
+    if gate.invariance and len(x_test):
+        checks.extend(_invariance(runtime, x_test, gate, seed))
+    return GateResult(checks)
+
+
+def _known_examples(runtime: ModelRuntime, gate: GateSettings) -> Check:
+    wrong = []
+    for example in gate.known_examples:
+        expected = (
+            runtime.classes[example.label]
+            if isinstance(example.label, int) and not isinstance(example.label, bool)
+            else str(example.label)
+        )
+        if len(example.features) != runtime.n_features:
+            wrong.append(f"{example.features} has {len(example.features)} features")
+            continue
+        got = runtime.classes[int(runtime.predict(np.asarray([example.features]))[0])]
+        if got != expected:
+            wrong.append(f"{example.features} -> {got} (expected {expected})")
+    return Check(
+        "known_examples",
+        not wrong,
+        "; ".join(wrong) if wrong else f"{len(gate.known_examples)} examples keep their class",
+    )
+
+
+def _invariance(
+    runtime: ModelRuntime, x: npt.NDArray[np.float64], gate: GateSettings, seed: int
+) -> list[Check]:
+    base = runtime.predict(x)
+    order = np.random.default_rng(seed).permutation(len(x))
+    shuffled = runtime.predict(x[order])
+    order_ok = bool((shuffled == base[order]).all())
+    checks = [
+        Check(
+            "row_order_invariance",
+            order_ok,
+            "predictions do not depend on row order"
+            if order_ok
+            else "predictions change when rows are reordered",
+        )
+    ]
+    if gate.scale_tolerance > 0:
+        low, high = runtime.feature_min, runtime.feature_max
+        flips = np.zeros(len(x), dtype=bool)
+        for factor in (1 - gate.scale_tolerance, 1 + gate.scale_tolerance):
+            flips |= runtime.predict(np.clip(x * factor, low, high)) != base
+        rate = float(flips.mean())
+        examples = x[flips][:3].round(3).tolist()
+        checks.append(
+            Check(
+                "scale_tolerance",
+                rate <= gate.max_flip_rate,
+                f"{rate:.1%} of rows change class when features move by ±{gate.scale_tolerance:.0%}"
+                f" (limit {gate.max_flip_rate:.0%})" + (f"; e.g. {examples}" if examples else ""),
+            )
+        )
+    return checks

@@ -1,0 +1,241 @@
+"""Resolve a model reference and load its runtime, without importing MLflow when it can.
+
+`import mlflow` costs ~1.7 s; `petalops predict` and every server start would pay it just to
+read an alias. For the embedded SQLite store and for an MLflow tracking server we read the
+same facts through MLflow's database tables (read-only) or its public REST API, and fall
+back to the MLflow client for anything else (and for downloading non-local artifacts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from petalops.config import Settings
+from petalops.errors import IntegrityError, NotFoundError, RegistryUnavailableError
+from petalops.runtime.bundle import verify_bundle
+from petalops.runtime.model import ModelRuntime, open_bundle
+
+SHA_TAG = "petalops.sha256"
+BUNDLE_PATH = "petalops"
+_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*?)?(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    version: str
+    run_id: str
+    sha256: str
+    artifact_uri: str = ""
+    aliases: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def parse_ref(ref: str, default_name: str) -> tuple[str, str | None, str | None]:
+    """``iris@champion`` / ``iris/3`` / ``iris`` / ``@challenger`` / ``3`` -> (name, alias, version)."""
+    text = ref.strip()
+    if text.isdigit():
+        return default_name, None, text
+    match = _REF.match(text)
+    if not match or not text:
+        raise NotFoundError(
+            f"model reference {ref!r} is not valid; examples: iris@champion, iris/3, iris"
+        )
+    name = match["name"] or default_name
+    if match["version"]:
+        return name, None, match["version"]
+    return name, match["alias"] or "champion", None
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :])
+    return None
+
+
+def _not_found(name: str, alias: str | None, version: str | None) -> NotFoundError:
+    what = f"alias {alias!r}" if alias else f"version {version}"
+    hint = "run `petalops train` first" if alias == "champion" else "see `petalops registry list`"
+    return NotFoundError(f"model {name!r} has no {what}; {hint}")
+
+
+def _resolve_sqlite(db: Path, name: str, alias: str | None, version: str | None) -> VersionInfo:
+    if not db.is_file():
+        raise NotFoundError(f"no model registry at {db}; run `petalops train` first")
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        raise RegistryUnavailableError(f"cannot open the registry {db}: {exc}") from None
+    try:
+        if alias:
+            row = con.execute(
+                "SELECT version FROM registered_model_aliases WHERE name=? AND alias=?",
+                (name, alias),
+            ).fetchone()
+            if row is None:
+                raise _not_found(name, alias, version)
+            version = str(row[0])
+        row = con.execute(
+            "SELECT mv.run_id, COALESCE(r.artifact_uri, '') FROM model_versions mv "
+            "LEFT JOIN runs r ON r.run_uuid = mv.run_id WHERE mv.name=? AND mv.version=?",
+            (name, int(version or 0)),
+        ).fetchone()
+        if row is None:
+            raise _not_found(name, alias, version)
+        run_id, artifact_uri = row
+        tags = dict(
+            con.execute(
+                "SELECT key, value FROM model_version_tags WHERE name=? AND version=?",
+                (name, int(version or 0)),
+            ).fetchall()
+        )
+        aliases = [
+            r[0]
+            for r in con.execute(
+                "SELECT alias FROM registered_model_aliases WHERE name=? AND version=?",
+                (name, int(version or 0)),
+            )
+        ]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            raise NotFoundError(f"the registry at {db} is empty; run `petalops train`") from None
+        raise RegistryUnavailableError(f"cannot read the registry {db}: {exc}") from None
+    finally:
+        con.close()
+    return VersionInfo(
+        name=name,
+        version=str(version),
+        run_id=run_id or "",
+        sha256=tags.get(SHA_TAG, ""),
+        artifact_uri=artifact_uri,
+        aliases=sorted(aliases),
+        tags=tags,
+    )
+
+
+def _rest_get(base: str, path: str, params: dict[str, str], timeout: float) -> dict[str, Any]:
+    url = f"{base.rstrip('/')}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(params)}"
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
+    except urllib.error.HTTPError as exc:
+        if exc.code in (400, 404):
+            raise NotFoundError(f"not found in the registry at {base}: {path} {params}") from None
+        raise RegistryUnavailableError(f"registry at {base} answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise RegistryUnavailableError(f"registry at {base} is unreachable: {exc}") from None
+
+
+def _resolve_rest(
+    base: str, name: str, alias: str | None, version: str | None, timeout: float
+) -> VersionInfo:
+    try:
+        if alias:
+            data = _rest_get(
+                base, "registered-models/alias", {"name": name, "alias": alias}, timeout
+            )
+        else:
+            data = _rest_get(
+                base, "model-versions/get", {"name": name, "version": str(version)}, timeout
+            )
+    except NotFoundError:
+        raise _not_found(name, alias, version) from None
+    mv = data.get("model_version") or {}
+    tags = {t["key"]: t.get("value", "") for t in mv.get("tags", [])}
+    return VersionInfo(
+        name=name,
+        version=str(mv.get("version")),
+        run_id=mv.get("run_id", ""),
+        sha256=tags.get(SHA_TAG, ""),
+        aliases=sorted(mv.get("aliases", [])),
+        tags=tags,
+    )
+
+
+def resolve(settings: Settings, ref: str | None = None, timeout: float = 5.0) -> VersionInfo:
+    """Find the registry version a reference points to (alias, number or name)."""
+    name, alias, version = parse_ref(ref or settings.model_ref, settings.project)
+    uri = settings.tracking_uri
+    db = _sqlite_path(uri)
+    if db is not None:
+        return _resolve_sqlite(db, name, alias, version)
+    if uri.startswith(("http://", "https://")):
+        return _resolve_rest(uri, name, alias, version, timeout)
+    from petalops.registry.store import get_version
+
+    return get_version(settings, version or "", alias=alias, name=name)
+
+
+def _file_path(artifact_uri: str) -> Path | None:
+    if artifact_uri.startswith("file://"):
+        return Path(urllib.parse.unquote(urllib.parse.urlparse(artifact_uri).path))
+    if artifact_uri.startswith("/"):
+        return Path(artifact_uri)
+    return None
+
+
+def fetch_bundle(settings: Settings, info: VersionInfo) -> Path:
+    """The verified bundle directory of a version, from the local cache or the artifact store."""
+    target = settings.cache_dir / info.name / info.version
+    if (target / "manifest.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{info.version}-", dir=target.parent))
+    try:
+        local = _file_path(info.artifact_uri)
+        if local is not None and (local / BUNDLE_PATH).is_dir():
+            shutil.copytree(local / BUNDLE_PATH, staging / BUNDLE_PATH)
+        else:
+            from petalops.registry.store import download_run_artifacts
+
+            download_run_artifacts(settings, info.run_id, BUNDLE_PATH, staging)
+        try:
+            (staging / BUNDLE_PATH).rename(target)
+        except OSError:  # another process won the race; its copy is as good as ours
+            if not (target / "manifest.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def load_runtime(settings: Settings, ref: str | None = None) -> ModelRuntime:
+    """Resolve, fetch, checksum-verify and open a model version."""
+    info = resolve(settings, ref)
+    if not info.sha256:
+        raise IntegrityError(
+            f"version {info.version} of {info.name!r} has no {SHA_TAG} tag; it was not "
+            "registered by petalops and cannot be verified"
+        )
+    directory = fetch_bundle(settings, info)
+    try:
+        return open_bundle(directory, info.name, info.version, info.sha256)
+    except IntegrityError:
+        # A damaged cache copy is dropped so the next load fetches a fresh one.
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
+def load_profile(settings: Settings, ref: str | None = None) -> dict[str, Any]:
+    """The reference profile (training data summary) stored with a version."""
+    info = resolve(settings, ref)
+    directory = fetch_bundle(settings, info)
+    verify_bundle(directory, info.sha256)
+    data: dict[str, Any] = json.loads((directory / "profile.json").read_text(encoding="utf-8"))
+    return data

@@ -1,0 +1,298 @@
+"""Everything petalops asks of MLflow: runs, datasets, model versions, aliases and tags.
+
+This is the only module that imports MLflow (the read-only fast paths live in resolve.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from petalops.config import Settings
+from petalops.errors import NotFoundError, RegistryUnavailableError
+from petalops.registry.resolve import SHA_TAG, VersionInfo
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+ALIASES = ("champion", "challenger", "previous")
+
+
+def _quiet_mlflow() -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    for name in ("mlflow", "alembic", "urllib3.connectionpool"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@functools.lru_cache(maxsize=8)
+def _client_for(tracking_uri: str) -> MlflowClient:
+    _quiet_mlflow()
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def client(settings: Settings) -> MlflowClient:
+    """An MLflow client bound to the settings' tracking/registry URI (created on first use)."""
+    if settings.tracking_uri.startswith("sqlite:///"):
+        settings.home_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _client_for(settings.tracking_uri)
+    except Exception as exc:  # MLflow raises many types when a store cannot be opened
+        raise RegistryUnavailableError(f"cannot open MLflow at {settings.tracking_uri}: {exc}") from None
+
+
+def ensure_experiment(settings: Settings, name: str | None = None) -> str:
+    """The experiment id, creating it with artifacts under .petalops/ for the embedded store."""
+    mlflow_client = client(settings)
+    exp_name = name or settings.experiment_name
+    experiment = mlflow_client.get_experiment_by_name(exp_name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    location = None
+    if settings.tracking_uri.startswith("sqlite:///"):
+        settings.artifact_root.mkdir(parents=True, exist_ok=True)
+        location = (settings.artifact_root / exp_name).as_uri()
+    try:
+        return str(mlflow_client.create_experiment(exp_name, artifact_location=location))
+    except Exception:  # created concurrently by another process
+        found = mlflow_client.get_experiment_by_name(exp_name)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
+@contextlib.contextmanager
+def tracked_run(
+    settings: Settings, run_name: str | None = None, experiment: str | None = None, nested: bool = False
+) -> Iterator[str]:
+    """Start an MLflow run in the project's experiment; yields the run id."""
+    import mlflow
+
+    experiment_id = ensure_experiment(settings, experiment)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested) as run:
+        yield run.info.run_id
+
+
+def log_run_data(
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+) -> None:
+    import mlflow
+
+    mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+    mlflow.log_metrics(metrics)
+    mlflow.set_tags(tags)
+
+
+def log_dataset(frame: Any, source: str, name: str, target: str, digest: str) -> None:
+    """Record the training data as the run's MLflow dataset input (context: training)."""
+    import warnings
+
+    import mlflow
+
+    with warnings.catch_warnings():
+        # A local path matches two equivalent MLflow source resolvers; either is right.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(
+            frame, source=source, name=name, targets=target, digest=digest[:36]
+        )
+    mlflow.log_input(dataset, context="training")
+
+
+def log_artifacts(directory: Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
+
+
+def log_artifact(path: Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_sklearn_model(pipeline: Any, input_example: Any, output_example: Any) -> str:
+    """Log the Pipeline in MLflow's sklearn flavour so stock MLflow can load it; return its URI."""
+    import mlflow
+    import skops
+    import sklearn
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, output_example)
+    info = mlflow.sklearn.log_model(
+        pipeline,
+        name="model",
+        signature=signature,
+        input_example=input_example,
+        # Pinned explicitly: inferring requirements re-imports the model in a subprocess.
+        pip_requirements=[
+            f"scikit-learn=={sklearn.__version__}",
+            f"mlflow=={mlflow.__version__}",
+            f"skops=={skops.__version__}",
+        ],
+        serialization_format="skops",  # safe to load: no arbitrary code at unpickling
+    )
+    return str(info.model_uri)
+
+
+def register_version(
+    settings: Settings, model_uri: str, run_id: str, sha256: str, tags: dict[str, str]
+) -> str:
+    """Create a registry version for a logged model and tag it; return the version number."""
+    mlflow_client = client(settings)
+    name = settings.project
+    with contextlib.suppress(Exception):  # already exists
+        mlflow_client.create_registered_model(
+            name, description=f"{name} classifier managed by petalops"
+        )
+    version = mlflow_client.create_model_version(
+        name, source=model_uri, run_id=run_id, tags={SHA_TAG: sha256, **tags}
+    )
+    return str(version.version)
+
+
+def set_alias(settings: Settings, alias: str, version: str, name: str | None = None) -> None:
+    mlflow_client = client(settings)
+    model = name or settings.project
+    get_version(settings, version, name=model)  # a clear 404 for a version that does not exist
+    mlflow_client.set_registered_model_alias(model, alias, str(version))
+
+
+def delete_alias(settings: Settings, alias: str, name: str | None = None) -> None:
+    from mlflow.exceptions import MlflowException
+
+    model = name or settings.project
+    try:
+        client(settings).delete_registered_model_alias(model, alias)
+    except MlflowException:
+        raise NotFoundError(f"model {model!r} has no alias {alias!r}") from None
+
+
+def alias_version(settings: Settings, alias: str, name: str | None = None) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = client(settings).get_model_version_by_alias(name or settings.project, alias)
+    except MlflowException:
+        return None
+    return str(mv.version)
+
+
+def _to_info(mv: Any, artifact_uri: str = "") -> VersionInfo:
+    tags = dict(mv.tags or {})
+    return VersionInfo(
+        name=mv.name,
+        version=str(mv.version),
+        run_id=mv.run_id or "",
+        sha256=tags.get(SHA_TAG, ""),
+        artifact_uri=artifact_uri,
+        aliases=sorted(getattr(mv, "aliases", []) or []),
+        tags=tags,
+    )
+
+
+def get_version(
+    settings: Settings, version: str, alias: str | None = None, name: str | None = None
+) -> VersionInfo:
+    from mlflow.exceptions import MlflowException
+
+    model = name or settings.project
+    mlflow_client = client(settings)
+    try:
+        if alias:
+            mv = mlflow_client.get_model_version_by_alias(model, alias)
+        else:
+            mv = mlflow_client.get_model_version(model, str(version))
+    except MlflowException:
+        what = f"alias {alias!r}" if alias else f"version {version}"
+        raise NotFoundError(
+            f"model {model!r} has no {what}; see `petalops registry list`"
+        ) from None
+    return _to_info(mv)
+
+
+def list_versions(settings: Settings, name: str | None = None) -> list[VersionInfo]:
+    """All versions of the project's model, newest first."""
+    model = name or settings.project
+    versions = client(settings).search_model_versions(f"name = '{model}'")
+    infos = [_to_info(mv) for mv in versions]
+    return sorted(infos, key=lambda i: int(i.version), reverse=True)
+
+
+def model_tags(settings: Settings, name: str | None = None) -> dict[str, str]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(client(settings).get_registered_model(name or settings.project).tags or {})
+    except MlflowException:
+        return {}
+
+
+def set_model_tag(settings: Settings, key: str, value: str, name: str | None = None) -> None:
+    client(settings).set_registered_model_tag(name or settings.project, key, value)
+
+
+def set_version_tag(
+    settings: Settings, version: str, key: str, value: str, name: str | None = None
+) -> None:
+    client(settings).set_model_version_tag(name or settings.project, str(version), key, value)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    start_time: int
+
+
+def get_run(settings: Settings, run_id: str) -> RunRecord:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client(settings).get_run(run_id)
+    except MlflowException:
+        raise NotFoundError(f"run {run_id!r} does not exist; see the MLflow UI (`petalops ui`)") from None
+    return RunRecord(
+        run_id=run.info.run_id,
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+        tags=dict(run.data.tags),
+        start_time=int(run.info.start_time or 0),
+    )
+
+
+def download_run_artifacts(settings: Settings, run_id: str, path: str, dest: Path) -> Path:
+    import mlflow
+
+    client(settings)
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=path, dst_path=str(dest), tracking_uri=settings.tracking_uri
+        )
+    except Exception as exc:
+        raise RegistryUnavailableError(f"cannot download artifacts of run {run_id}: {exc}") from None
+    return Path(local)
+
+
+def read_run_json(settings: Settings, run_id: str, path: str) -> Any:
+    """A JSON artifact of a run (small files such as the training config)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = download_run_artifacts(settings, run_id, path, Path(tmp))
+        return json.loads(local.read_text(encoding="utf-8"))
