@@ -122,6 +122,30 @@ class MonitorSettings(_Section):
     webhook_url: str = Field("", examples=["http://127.0.0.1:9000/alerts"])
 
 
+class RolloutSettings(_Section):
+    """Defaults of `petalops rollout start` and the controller (see docs/rollouts.md)."""
+
+    strategy: Literal["canary", "bluegreen", "shadow"] = "canary"
+    steps: list[float] = Field(
+        default_factory=lambda: [5.0, 25.0, 50.0, 100.0], examples=[[5, 50, 100]]
+    )
+    interval_seconds: float = Field(60.0, gt=0, examples=[60])
+    max_error_rate: float = Field(0.01, ge=0, le=1, examples=[0.01])
+    max_p99_ms: float | None = Field(50.0, gt=0, examples=[50])
+    max_disagreement: float | None = Field(0.1, ge=0, le=1, examples=[0.1])
+    min_accuracy: float | None = Field(None, ge=0, le=1, examples=[0.9])
+    max_accuracy_drop: float | None = Field(0.05, ge=0, le=1, examples=[0.05])
+    min_samples: int = Field(200, ge=1, examples=[200])
+    min_labels: int = Field(30, ge=1, examples=[30])
+    max_inconclusive: int = Field(5, ge=1, examples=[5])
+    shadow_seconds: float = Field(600.0, gt=0, examples=[600])
+    keep_warm_seconds: float = Field(600.0, ge=0, examples=[600])
+    warm_seconds: float | None = Field(None, ge=0, examples=[11])
+    tick_seconds: float = Field(1.0, gt=0, examples=[1])
+    lease_seconds: float = Field(15.0, gt=0, examples=[15])
+    embedded: bool = False
+
+
 class Settings(BaseSettings):
     """Every petalops setting. The Iris project is the default: no file is needed for it."""
 
@@ -146,6 +170,7 @@ class Settings(BaseSettings):
     gate: GateSettings = Field(default_factory=GateSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
 
     @classmethod
     def settings_customise_sources(
