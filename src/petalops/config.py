@@ -112,6 +112,10 @@ class MonitorSettings(_Section):
     drift_psi: float = Field(0.2, gt=0, examples=[0.2])
     drift_min_rows: int = Field(50, ge=5, examples=[50])
     drift_share: float = Field(0.5, gt=0, le=1, examples=[0.5])
+    # A feature drifts only if the shift is significant AND at least this large (KS statistic),
+    # or its PSI crosses drift_psi: tiny noise on a large window is not drift.
+    drift_min_effect: float = Field(0.1, gt=0, le=1, examples=[0.1])
+    drift_window: int = Field(1000, ge=5, examples=[1000])
     accuracy_window: int = Field(500, ge=10, examples=[500])
     min_accuracy: float = Field(0.85, ge=0, le=1, examples=[0.85])
     retrain: bool = False
@@ -120,6 +124,10 @@ class MonitorSettings(_Section):
         "shadow-canary"
     )
     webhook_url: str = Field("", examples=["http://127.0.0.1:9000/alerts"])
+    watch_seconds: float = Field(30.0, gt=0, examples=[30])
+    alert_window_seconds: float = Field(300.0, gt=0, examples=[300])
+    alert_error_rate: float = Field(0.05, gt=0, le=1, examples=[0.05])
+    alert_p99_ms: float = Field(250.0, gt=0, examples=[250])
 
 
 class RolloutSettings(_Section):

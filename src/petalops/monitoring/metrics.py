@@ -1,0 +1,112 @@
+"""The monitoring block's Prometheus metrics and the call that refreshes its gauges.
+
+Names follow docs/internals.md. The server's request metrics live in the serving block;
+these are the prediction-log counters and the drift / live-quality gauges. In
+prometheus-client's multiprocess mode each gauge keeps the most recent value written by
+any worker, so one worker refreshing them is enough.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from petalops.monitoring.drift import DriftReport
+from petalops.monitoring.quality import QualityRow
+
+log = logging.getLogger(__name__)
+
+LOG_WRITTEN = Counter(
+    "petalops_prediction_log_written", "Prediction rows written to the monitoring store."
+)
+LOG_DROPPED = Counter(
+    "petalops_prediction_log_dropped",
+    "Prediction rows dropped (queue full or store unavailable); requests were never blocked.",
+)
+LOG_QUEUE = Gauge(
+    "petalops_prediction_log_queue",
+    "Prediction rows waiting in the logger queue.",
+    multiprocess_mode="livesum",
+)
+DRIFT_SCORE = Gauge(
+    "petalops_drift_score",
+    "Drift statistic of a feature in the live window (test=ks: KS statistic, "
+    "test=ks_p: KS p-value, test=psi: population stability index; feature=_prediction: "
+    "chi-square on the predicted classes).",
+    ["feature", "test"],
+    multiprocess_mode="mostrecent",
+)
+FEATURE_DRIFT = Gauge(
+    "petalops_feature_drift",
+    "1 when the feature drifted from the reference profile.",
+    ["feature"],
+    multiprocess_mode="mostrecent",
+)
+DATASET_DRIFT = Gauge(
+    "petalops_dataset_drift",
+    "1 when enough features drifted for the dataset to count as drifted.",
+    multiprocess_mode="mostrecent",
+)
+LIVE_ACCURACY = Gauge(
+    "petalops_live_accuracy",
+    "Accuracy over the sliding window of labelled predictions.",
+    ["model_version", "variant"],
+    multiprocess_mode="mostrecent",
+)
+LIVE_F1 = Gauge(
+    "petalops_live_f1",
+    "Macro-F1 over the sliding window of labelled predictions.",
+    ["model_version", "variant"],
+    multiprocess_mode="mostrecent",
+)
+
+
+def set_drift_gauges(report: DriftReport) -> None:
+    """Publish one drift report; a window too small to judge publishes nothing."""
+    if not report.sufficient:
+        return
+    for name, feature in report.features.items():
+        DRIFT_SCORE.labels(feature=name, test="ks").set(feature.statistic)
+        DRIFT_SCORE.labels(feature=name, test="ks_p").set(feature.p_value)
+        DRIFT_SCORE.labels(feature=name, test="psi").set(feature.psi)
+        FEATURE_DRIFT.labels(feature=name).set(1.0 if feature.drift else 0.0)
+    if report.prediction is not None and report.prediction.statistic is not None:
+        DRIFT_SCORE.labels(feature="_prediction", test="chi2").set(report.prediction.statistic)
+    DATASET_DRIFT.set(1.0 if report.dataset_drift else 0.0)
+
+
+def set_quality_gauges(rows: list[QualityRow]) -> None:
+    for row in rows:
+        LIVE_ACCURACY.labels(model_version=row.model_version, variant=row.variant).set(row.accuracy)
+        LIVE_F1.labels(model_version=row.model_version, variant=row.variant).set(row.macro_f1)
+
+
+def update_gauges(
+    settings: Any,
+    store: Any,
+    profile: dict[str, Any] | None = None,
+    *,
+    window_rows: int | None = None,
+) -> DriftReport | None:
+    """Recompute drift and live quality from the store and set the gauges.
+
+    The server calls this off the request path (a background task every few seconds).
+    ``profile`` is the reference profile of the serving champion; without it only the
+    quality gauges are refreshed. Never raises: a failure is logged and ``None`` returned.
+    """
+    from petalops.monitoring.drift import drift_report
+    from petalops.monitoring.quality import live_quality
+
+    try:
+        set_quality_gauges(live_quality(store, settings.project, settings.monitor.accuracy_window))
+        if profile is None:
+            return None
+        window = store.window(settings.project, rows=window_rows or settings.monitor.drift_window)
+        report = drift_report(window, profile, settings.monitor)
+        set_drift_gauges(report)
+        return report
+    except Exception:
+        log.warning("could not refresh the drift and quality gauges", exc_info=True)
+        return None

@@ -1,0 +1,435 @@
+"""The monitoring store: the only module that talks to the monitoring database.
+
+SQLAlchemy Core against ``settings.monitor_url``: SQLite (WAL, busy timeout) under
+``.petalops/`` by default, PostgreSQL by URL. Tables: ``predictions`` (the prediction log
+of docs/internals.md), ``loop_events`` (every step of the closed loop) and ``log_health``
+(each logger process's written/dropped counters, so `monitor watch` can alert on drops
+without Prometheus).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from petalops.errors import ConfigError
+
+metadata = sa.MetaData()
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("row", sa.Integer, nullable=False, default=0),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False, default=""),
+    sa.Column("model_version", sa.String(64), nullable=False, default=""),
+    sa.Column("variant", sa.String(16), nullable=False, default="champion"),
+    sa.Column("route", sa.String(128), nullable=False, default=""),
+    sa.Column("status", sa.Integer, nullable=False, default=200),
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("features", sa.Text, nullable=True),
+    sa.Column("prediction", sa.Integer, nullable=True),
+    sa.Column("class_name", sa.String(200), nullable=True),
+    sa.Column("probabilities", sa.Text, nullable=True),
+    sa.Column("reference_prediction", sa.Integer, nullable=True),
+    sa.Column("label", sa.Integer, nullable=True),
+    sa.Column("label_ts", sa.Float, nullable=True),
+    sa.Index("ix_predictions_request", "request_id", "row"),
+    sa.Index("ix_predictions_ts", "ts"),
+)
+
+loop_events = sa.Table(
+    "loop_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("cycle", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False, default=""),
+    sa.Column("model_version", sa.String(64), nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("rollout_id", sa.String(64), nullable=True),
+    sa.Column("message", sa.Text, nullable=False, default=""),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Index("ix_loop_events_ts", "ts"),
+)
+
+log_health = sa.Table(
+    "log_health",
+    metadata,
+    sa.Column("writer", sa.String(200), primary_key=True),
+    sa.Column("written", sa.BigInteger, nullable=False, default=0),
+    sa.Column("dropped", sa.BigInteger, nullable=False, default=0),
+    sa.Column("updated", sa.Float, nullable=False),
+)
+
+# Column order of a prediction row as the logger hands it over.
+PREDICTION_COLUMNS = tuple(c.name for c in predictions.columns if c.name != "id")
+LIVE_VARIANTS = ("champion", "challenger")
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the server write while `monitor drift` reads; the busy timeout makes
+    # concurrent writers (several workers) wait instead of failing with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for the monitoring store; SQLite files get WAL and a busy timeout."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigError(
+            f"monitor.db_url {url!r} is not a database URL; "
+            "example: sqlite:///.petalops/monitor.db or postgresql+psycopg://user@host/db"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 10})
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+@dataclass
+class Window:
+    """Logged live predictions chosen for drift or quality analysis."""
+
+    features: npt.NDArray[np.float64]
+    predictions: npt.NDArray[np.int64]
+    ts: npt.NDArray[np.float64]
+    versions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return int(self.features.shape[0])
+
+
+@dataclass
+class Labelled:
+    """Labelled predictions of one model version and variant, newest last."""
+
+    model_version: str
+    variant: str
+    predictions: npt.NDArray[np.int64]
+    labels: npt.NDArray[np.int64]
+
+
+def _dumps(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def to_row(record: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """One prediction record (as the server logs it) as a row of ``predictions``."""
+    return {
+        "request_id": str(record.get("request_id", "")),
+        "row": int(record.get("row", 0) or 0),
+        "ts": float(record.get("ts") or now),
+        "model_name": str(record.get("model_name", "")),
+        "model_version": str(record.get("model_version", "")),
+        "variant": str(record.get("variant", "champion")),
+        "route": str(record.get("route", "")),
+        "status": int(record.get("status", 200)),
+        "latency_ms": record.get("latency_ms"),
+        "features": _dumps(record.get("features")),
+        "prediction": record.get("prediction"),
+        "class_name": record.get("class_name"),
+        "probabilities": _dumps(record.get("probabilities")),
+        "reference_prediction": record.get("reference_prediction"),
+        "label": record.get("label"),
+        "label_ts": record.get("label_ts"),
+    }
+
+
+def writer_id() -> str:
+    """Names one logger process in ``log_health``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class MonitorStore:
+    """Reads and writes the monitoring tables. Creating one creates the tables if needed."""
+
+    def __init__(self, url: str, engine: Engine | None = None) -> None:
+        self.url = url
+        self.engine = engine or create_store_engine(url)
+        metadata.create_all(self.engine)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MonitorStore:
+        return cls(settings.monitor_url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- prediction log -------------------------------------------------------------------
+
+    def insert_predictions(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert already-converted rows (see :func:`to_row`) in one transaction."""
+        if not rows:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(predictions.insert(), list(rows))
+        return len(rows)
+
+    def log_predictions(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Synchronous insert of prediction records; tests and batch jobs use it."""
+        now = time.time()
+        return self.insert_predictions([to_row(r, now) for r in records])
+
+    def purge(self, older_than: float) -> int:
+        """Delete predictions logged before ``older_than`` (epoch seconds): retention."""
+        with self.engine.begin() as conn:
+            result = conn.execute(predictions.delete().where(predictions.c.ts < older_than))
+        return int(result.rowcount or 0)
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(predictions)).scalar_one()
+            )
+
+    def record_health(self, writer: str, written: int, dropped: int) -> None:
+        now = time.time()
+        values = {"written": written, "dropped": dropped, "updated": now}
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                log_health.update().where(log_health.c.writer == writer).values(**values)
+            )
+            if not updated.rowcount:
+                conn.execute(log_health.insert().values(writer=writer, **values))
+
+    def health(self, since: float = 0.0) -> list[dict[str, Any]]:
+        query = sa.select(log_health).where(log_health.c.updated >= since)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    # -- windows for analysis -------------------------------------------------------------
+
+    def window(
+        self,
+        model_name: str,
+        *,
+        version: str | None = None,
+        rows: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        variants: Sequence[str] = LIVE_VARIANTS,
+    ) -> Window:
+        """The newest successful live predictions (shadow copies excluded by default)."""
+        c = predictions.c
+        query = sa.select(c.ts, c.model_version, c.features, c.prediction).where(
+            c.model_name == model_name, c.status < 400, c.variant.in_(list(variants))
+        )
+        if version is not None:
+            query = query.where(c.model_version == str(version))
+        if since is not None:
+            query = query.where(c.ts >= since)
+        if until is not None:
+            query = query.where(c.ts < until)
+        query = query.order_by(c.ts.desc(), c.id.desc())
+        if rows is not None:
+            query = query.limit(rows)
+        with self.engine.connect() as conn:
+            fetched = list(conn.execute(query).all())
+        fetched.reverse()
+        versions: dict[str, int] = {}
+        feats: list[list[float]] = []
+        preds: list[int] = []
+        stamps: list[float] = []
+        for ts, model_version, features, prediction in fetched:
+            if features is None or prediction is None:
+                continue
+            feats.append(orjson.loads(features))
+            preds.append(int(prediction))
+            stamps.append(float(ts))
+            versions[model_version] = versions.get(model_version, 0) + 1
+        width = len(feats[0]) if feats else 0
+        return Window(
+            features=np.asarray(feats, dtype=np.float64).reshape(len(feats), width),
+            predictions=np.asarray(preds, dtype=np.int64),
+            ts=np.asarray(stamps, dtype=np.float64),
+            versions=versions,
+        )
+
+    def labelled(
+        self, model_name: str, limit: int, *, since: float | None = None
+    ) -> list[Labelled]:
+        """The newest ``limit`` labelled predictions of each (version, variant)."""
+        c = predictions.c
+        base = sa.select(c.model_version, c.variant).where(
+            c.model_name == model_name, c.label.is_not(None), c.prediction.is_not(None)
+        )
+        if since is not None:
+            base = base.where(c.ts >= since)
+        out: list[Labelled] = []
+        with self.engine.connect() as conn:
+            groups = conn.execute(base.distinct()).all()
+            for model_version, variant in sorted(groups):
+                query = (
+                    sa.select(c.prediction, c.label)
+                    .where(
+                        c.model_name == model_name,
+                        c.model_version == model_version,
+                        c.variant == variant,
+                        c.label.is_not(None),
+                        c.prediction.is_not(None),
+                    )
+                    .order_by(c.ts.desc(), c.id.desc())
+                    .limit(limit)
+                )
+                if since is not None:
+                    query = query.where(c.ts >= since)
+                pairs = conn.execute(query).all()[::-1]
+                out.append(
+                    Labelled(
+                        model_version=str(model_version),
+                        variant=str(variant),
+                        predictions=np.asarray([p for p, _ in pairs], dtype=np.int64),
+                        labels=np.asarray([lab for _, lab in pairs], dtype=np.int64),
+                    )
+                )
+        return out
+
+    def labelled_rows(
+        self, model_name: str, *, since: float | None = None
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """Features and labels of every labelled live request row (one per request row)."""
+        c = predictions.c
+        query = (
+            sa.select(c.request_id, c.row, c.features, c.label)
+            .where(
+                c.model_name == model_name,
+                c.label.is_not(None),
+                c.features.is_not(None),
+                c.variant.in_(list(LIVE_VARIANTS)),
+            )
+            .order_by(c.ts, c.id)
+        )
+        if since is not None:
+            query = query.where(c.ts >= since)
+        seen: set[tuple[str, int]] = set()
+        feats: list[list[float]] = []
+        labels: list[int] = []
+        with self.engine.connect() as conn:
+            for request_id, row, features, label in conn.execute(query):
+                if (request_id, row) in seen:
+                    continue
+                seen.add((request_id, row))
+                feats.append(orjson.loads(features))
+                labels.append(int(label))
+        width = len(feats[0]) if feats else 0
+        return (
+            np.asarray(feats, dtype=np.float64).reshape(len(feats), width),
+            np.asarray(labels, dtype=np.int64),
+        )
+
+    def recent_requests(self, since: float) -> tuple[int, int, npt.NDArray[np.float64]]:
+        """Logged live rows since ``since``: (count, how many had a 5xx status, latencies ms)."""
+        c = predictions.c
+        query = sa.select(c.status, c.latency_ms).where(
+            c.ts >= since, c.variant.in_(list(LIVE_VARIANTS))
+        )
+        with self.engine.connect() as conn:
+            fetched = conn.execute(query).all()
+        errors = sum(1 for status, _ in fetched if status >= 500)
+        latencies = np.asarray([lat for _, lat in fetched if lat is not None], dtype=np.float64)
+        return len(fetched), errors, latencies
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def rows_for_requests(self, request_ids: Sequence[str]) -> dict[str, set[int]]:
+        """Which row indexes exist for each request id (shadow copies included)."""
+        c = predictions.c
+        found: dict[str, set[int]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(request_ids), 500):
+                chunk = list(request_ids[start : start + 500])
+                query = sa.select(c.request_id, c.row).where(c.request_id.in_(chunk)).distinct()
+                for request_id, row in conn.execute(query):
+                    found.setdefault(request_id, set()).add(int(row))
+        return found
+
+    def set_labels(self, items: Sequence[tuple[str, int, int]], label_ts: float) -> int:
+        """Write ``(request_id, row, label)`` in one transaction; returns rows updated."""
+        c = predictions.c
+        statement = (
+            predictions.update()
+            .where(c.request_id == sa.bindparam("rid"), c.row == sa.bindparam("rrow"))
+            .values(label=sa.bindparam("rlabel"), label_ts=label_ts)
+        )
+        total = 0
+        with self.engine.begin() as conn:
+            for request_id, row, label in items:
+                result = conn.execute(statement, {"rid": request_id, "rrow": row, "rlabel": label})
+                total += int(result.rowcount or 0)
+        return total
+
+    # -- closed-loop events ---------------------------------------------------------------
+
+    def add_event(
+        self,
+        cycle: str,
+        kind: str,
+        message: str,
+        *,
+        model_name: str = "",
+        model_version: str | None = None,
+        run_id: str | None = None,
+        rollout_id: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                loop_events.insert().values(
+                    ts=time.time() if ts is None else ts,
+                    cycle=cycle,
+                    kind=kind,
+                    model_name=model_name,
+                    model_version=model_version,
+                    run_id=run_id,
+                    rollout_id=rollout_id,
+                    message=message,
+                    detail=_dumps(dict(detail)) if detail is not None else None,
+                )
+            )
+
+    def events(self, *, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
+        """The newest loop events, oldest first, ``detail`` decoded."""
+        query = sa.select(loop_events).order_by(loop_events.c.id.desc()).limit(limit)
+        if kind is not None:
+            query = query.where(loop_events.c.kind == kind)
+        with self.engine.connect() as conn:
+            fetched = [dict(r._mapping) for r in conn.execute(query)]
+        for event in fetched:
+            event["detail"] = orjson.loads(event["detail"]) if event["detail"] else {}
+        return fetched[::-1]
+
+    def last_event_ts(self, kind: str, model_name: str) -> float | None:
+        query = sa.select(sa.func.max(loop_events.c.ts)).where(
+            loop_events.c.kind == kind, loop_events.c.model_name == model_name
+        )
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar_one_or_none()
+        return float(value) if value is not None else None
