@@ -226,9 +226,21 @@ def get_version(
 
 def list_versions(settings: Settings, name: str | None = None) -> list[VersionInfo]:
     """All versions of the project's model, newest first."""
+    from dataclasses import replace
+
+    from mlflow.exceptions import MlflowException
+
     model = name or settings.project
-    versions = client(settings).search_model_versions(f"name = '{model}'")
-    infos = [_to_info(mv) for mv in versions]
+    mlflow_client = client(settings)
+    try:
+        aliases = dict(mlflow_client.get_registered_model(model).aliases or {})
+    except MlflowException:
+        return []
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    versions = mlflow_client.search_model_versions(f"name = '{model}'")
+    infos = [replace(_to_info(mv), aliases=sorted(by_version.get(str(mv.version), []))) for mv in versions]
     return sorted(infos, key=lambda i: int(i.version), reverse=True)
 
 

@@ -1,0 +1,142 @@
+"""`petalops registry list | show | alias set | alias rm`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from petalops.cli.common import ConfigOption, JsonOption, SetOption, print_json, settings_from
+
+app = typer.Typer(help="Browse model versions and move aliases.", no_args_is_help=True)
+alias_app = typer.Typer(help="Set or remove an alias (champion, challenger, …).", no_args_is_help=True)
+app.add_typer(alias_app, name="alias")
+
+
+@app.command("list")
+def list_cmd(config: ConfigOption = None, overrides: SetOption = None, as_json: JsonOption = False) -> None:
+    """Every version of the model, newest first, with aliases and accuracy."""
+    from petalops.registry.store import list_versions
+
+    settings = settings_from(config, overrides)
+    versions = list_versions(settings)
+    rows = [
+        {
+            "version": v.version,
+            "aliases": v.aliases,
+            "accuracy": float(v.tags.get("petalops.accuracy", "nan")),
+            "data_sha256": v.tags.get("petalops.data_sha256", "")[:12],
+            "run_id": v.run_id,
+            "sha256": v.sha256[:12],
+        }
+        for v in versions
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{settings.project}: registered versions")
+    for column in ("version", "aliases", "accuracy", "data", "run", "bundle sha256"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["version"],
+            ", ".join(f"@{a}" for a in row["aliases"]),
+            f"{row['accuracy']:.4f}",
+            row["data_sha256"],
+            row["run_id"][:12],
+            row["sha256"],
+        )
+    Console().print(table)
+
+
+def version_details(settings: Any, version: str) -> dict[str, Any]:
+    """Everything the registry and the run know about a version (its lineage)."""
+    from petalops.registry.store import get_run, get_version
+
+    info = get_version(settings, version)
+    run = get_run(settings, info.run_id)
+    return {
+        "name": info.name,
+        "version": info.version,
+        "aliases": info.aliases,
+        "bundle_sha256": info.sha256,
+        "run_id": info.run_id,
+        "data_sha256": run.tags.get("petalops.data_sha256", ""),
+        "data_source": run.params.get("data.source", ""),
+        "data_rows": run.params.get("data.rows", ""),
+        "code_version": run.tags.get("petalops.git_commit") or run.tags.get(
+            "mlflow.source.git.commit", ""
+        ),
+        "gate": run.tags.get("petalops.gate", ""),
+        "params": {k: v for k, v in sorted(run.params.items()) if not k.startswith("data.")},
+        "metrics": dict(sorted(run.metrics.items())),
+        "libraries": {
+            k.removeprefix("petalops.lib."): v
+            for k, v in sorted(run.tags.items())
+            if k.startswith("petalops.lib.")
+        },
+        "version_tags": {k: v for k, v in sorted(info.tags.items()) if k != "petalops.sha256"},
+    }
+
+
+@app.command("show")
+def show_cmd(
+    version: Annotated[str, typer.Argument(help="Version number or alias (e.g. 3, champion).")],
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One version's lineage: data, run, parameters, metrics, gate, code and libraries."""
+    from petalops.registry import resolve
+
+    settings = settings_from(config, overrides)
+    number = version if version.isdigit() else resolve(settings, f"@{version.lstrip('@')}").version
+    details = version_details(settings, number)
+    if as_json:
+        print_json(details)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{details['name']} v{details['version']}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in details.items():
+        if isinstance(value, dict):
+            value = "\n".join(f"{k} = {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(f"@{a}" for a in value)
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+@alias_app.command("set")
+def alias_set(
+    alias: Annotated[str, typer.Argument(help="Alias name, e.g. champion.")],
+    version: Annotated[str, typer.Argument(help="Version number.")],
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Point an alias at a version (servers pick it up at their next reconcile)."""
+    from petalops.registry.store import set_alias
+
+    settings = settings_from(config, overrides)
+    set_alias(settings, alias, version)
+    typer.echo(f"{settings.project}@{alias} -> v{version}")
+
+
+@alias_app.command("rm")
+def alias_rm(
+    alias: Annotated[str, typer.Argument(help="Alias name.")],
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Remove an alias."""
+    from petalops.registry.store import delete_alias
+
+    settings = settings_from(config, overrides)
+    delete_alias(settings, alias)
+    typer.echo(f"removed {settings.project}@{alias}")
