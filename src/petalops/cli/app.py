@@ -10,6 +10,8 @@ import sys
 
 import typer
 
+from petalops.cli import demo as demo_cmd
+from petalops.cli import monitor as monitor_cmd
 from petalops.cli import predict as predict_cmd
 from petalops.cli import registry as registry_cmd
 from petalops.cli import train as train_cmd
@@ -27,6 +29,8 @@ app.command("train")(train_cmd.train)
 app.command("predict")(predict_cmd.predict)
 app.command("config")(train_cmd.show_config)
 app.add_typer(registry_cmd.app, name="registry")
+app.add_typer(monitor_cmd.app, name="monitor")
+app.add_typer(demo_cmd.app, name="demo")
 
 
 def main() -> None:

@@ -1,0 +1,238 @@
+"""`petalops monitor drift | status | watch`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from petalops.cli.common import ConfigOption, JsonOption, SetOption, print_json, settings_from
+
+app = typer.Typer(help="Drift, live quality, alerts and the retraining loop.", no_args_is_help=True)
+
+
+def _time(ts: float | None) -> str:
+    if ts is None:
+        return "–"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and 0 < abs(value) < 1e-3:
+        return f"{value:.2e}"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+@app.command("drift")
+def drift(
+    window: Annotated[
+        int | None, typer.Option("--window", help="Analyse the newest N logged rows.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Analyse rows of the last 90s / 15m / 1h / 2d.")
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="Only rows of this version, against its own profile."),
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")
+    ] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Per-feature drift (KS, PSI) and predicted-class drift (chi-square) of live traffic."""
+    from petalops.monitoring.status import current_drift
+    from petalops.monitoring.store import MonitorStore
+
+    settings = settings_from(config, overrides)
+    store = MonitorStore.from_settings(settings)
+    try:
+        result = current_drift(settings, store, rows=window, since=since, version=version)
+    finally:
+        store.close()
+    report = result.report
+    if html is not None:
+        from petalops.monitoring.report import write_html
+
+        write_html(html, report, result.profile, result.window.features)
+    if as_json:
+        print_json(report.to_json())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    data = report.to_json()
+    info = data["window"]
+    console.print(
+        f"window: {info['rows']} rows {_time_iso(info.get('from'))} → {_time_iso(info.get('to'))}"
+        f"  reference: {info['reference']} ({info['reference_rows']} training rows)"
+    )
+    if not report.sufficient:
+        console.print(f"[yellow]{report.reason}[/yellow]")
+    else:
+        table = Table(title="feature drift (KS against the training sample, PSI over its bins)")
+        for column in ("feature", "drift", "KS", "p-value", "PSI", "ref mean", "live mean"):
+            table.add_column(column)
+        for name, f in data["features"].items():
+            table.add_row(
+                name,
+                "[red]yes[/red]" if f["drift"] else "no",
+                _num(f["statistic"]),
+                _num(f["p_value"]),
+                _num(f["psi"]),
+                _num(f["reference_mean"], 3),
+                _num(f["current_mean"], 3),
+            )
+        console.print(table)
+        p = data["prediction_drift"]
+        console.print(
+            f"predicted classes: chi-square {_num(p['statistic'], 2)}, p-value "
+            f"{_num(p['p_value'])}, drift {'[red]yes[/red]' if p['drift'] else 'no'}"
+        )
+        verdict = (
+            "[bold red]DRIFT[/bold red]" if report.dataset_drift else "[green]no drift[/green]"
+        )
+        console.print(
+            f"dataset: {verdict} ({info.get('drifted_features', 0)} of "
+            f"{len(data['features'])} features)"
+        )
+    if html is not None:
+        console.print(f"report written to {html}")
+
+
+def _time_iso(value: str | None) -> str:
+    return value or "–"
+
+
+@app.command("status")
+def status(
+    events: Annotated[int, typer.Option("--events", help="How many loop events to show.")] = 10,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Live accuracy and macro-F1 per version and variant, log health, recent loop events."""
+    from petalops.monitoring.status import monitor_status
+    from petalops.monitoring.store import MonitorStore
+
+    settings = settings_from(config, overrides)
+    store = MonitorStore.from_settings(settings)
+    try:
+        data = monitor_status(settings, store, events=events)
+    finally:
+        store.close()
+    if as_json:
+        print_json(data)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    recent = data["recent"]
+    log_health = data["prediction_log"]
+    console.print(
+        f"store: {data['store']}  logged rows: {data['logged_rows']}  "
+        f"written: {log_health['written']}  dropped: {log_health['dropped']}"
+    )
+    console.print(
+        f"last {recent['seconds']:.0f} s: {recent['requests']} requests, {recent['errors']} "
+        f"errors, p99 {_num(recent['p99_ms'], 1)} ms"
+    )
+    table = Table(title=f"live quality (newest {data['quality_window']} labelled rows)")
+    for column in ("version", "variant", "labelled", "accuracy", "macro-F1"):
+        table.add_column(column)
+    for row in data["quality"]:
+        table.add_row(
+            row["model_version"],
+            row["variant"],
+            str(row["labelled"]),
+            _num(row["accuracy"]),
+            _num(row["macro_f1"]),
+        )
+    console.print(table)
+    if data["loop_events"]:
+        loop = Table(title="closed loop: recent events")
+        for column in ("time (UTC)", "cycle", "step", "version", "message"):
+            loop.add_column(column)
+        for event in data["loop_events"]:
+            loop.add_row(
+                _time(event["ts"]),
+                event["cycle"] or "–",
+                event["kind"],
+                event["model_version"] or "–",
+                event["message"],
+            )
+        console.print(loop)
+
+
+@app.command("watch")
+def watch(
+    retrain: Annotated[
+        bool | None,
+        typer.Option("--retrain/--no-retrain", help="Close the loop (default: monitor.retrain)."),
+    ] = None,
+    interval: Annotated[
+        float | None, typer.Option("--interval", help="Seconds between checks.")
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="Check once and exit.")] = False,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", help="Stop after N checks.")
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="Server URL whose /readyz is checked (no model ready)."),
+    ] = None,
+    webhook: Annotated[
+        str | None, typer.Option("--webhook", help="POST firing alerts as JSON to this URL.")
+    ] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Evaluate the alert conditions from the store; with --retrain, retrain and roll out."""
+    from petalops.monitoring.loop import TickResult, Watcher
+    from petalops.monitoring.store import MonitorStore
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = settings_from(config, overrides)
+    store = MonitorStore.from_settings(settings)
+    from rich.console import Console
+
+    console = Console(stderr=False)
+
+    def show(result: TickResult) -> None:
+        evaluation = result.evaluation
+        if as_json:
+            out = evaluation.to_json()
+            out.pop("drift", None)
+            out["cycle"] = vars(result.cycle) if result.cycle is not None else None
+            print_json(out)
+            return
+        stamp = _time(evaluation.ts)
+        if not evaluation.alerts:
+            console.print(f"{stamp} ok: {evaluation.requests} recent requests, no alert")
+        for note in evaluation.notes:
+            console.print(f"{stamp} [dim]{note}[/dim]")
+        if result.cycle is not None:
+            cycle = result.cycle
+            console.print(
+                f"{stamp} retrain cycle {cycle.cycle or '-'}: {cycle.outcome}"
+                + (f", version {cycle.version}" if cycle.version else "")
+                + (f", run {cycle.run_id}" if cycle.run_id else "")
+                + (f", rollout {cycle.rollout_id}" if cycle.rollout_id else "")
+                + (f" ({cycle.message})" if cycle.message else "")
+            )
+
+    watcher = Watcher(settings, store, retrain=retrain, server_url=server, webhook_url=webhook)
+    try:
+        watcher.run(interval=interval, iterations=1 if once else iterations, on_tick=show)
+    finally:
+        store.close()

@@ -1,0 +1,136 @@
+"""A self-contained HTML drift report: one file, PNG histograms embedded as base64."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from petalops.monitoring.drift import DriftReport
+
+
+def _histogram_png(
+    name: str, reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]
+) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    low = float(min(reference.min(initial=np.inf), current.min(initial=np.inf)))
+    high = float(max(reference.max(initial=-np.inf), current.max(initial=-np.inf)))
+    if not np.isfinite(low) or not np.isfinite(high):
+        low, high = 0.0, 1.0
+    if high <= low:
+        high = low + 1.0
+    bins = np.linspace(low, high, 21).tolist()
+    figure = Figure(figsize=(5.0, 2.8), dpi=90)
+    axes = figure.add_subplot()
+    axes.hist(reference, bins=bins, density=True, alpha=0.55, label="reference", color="#4c72b0")
+    axes.hist(current, bins=bins, density=True, alpha=0.55, label="current", color="#dd8452")
+    axes.set_title(name)
+    axes.set_ylabel("density")
+    axes.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
+    return html.escape(str(value))
+
+
+def render_html(
+    report: DriftReport,
+    profile: dict[str, Any],
+    current: npt.NDArray[np.float64],
+    title: str = "petalops drift report",
+) -> str:
+    """The report as one HTML string (no external files, scripts or fonts)."""
+    data = report.to_json()
+    verdict = (
+        "DRIFT"
+        if report.dataset_drift
+        else ("no drift" if report.sufficient else "window too small")
+    )
+    colour = "#c0392b" if report.dataset_drift else ("#27ae60" if report.sufficient else "#7f8c8d")
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}",
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+        "padding:4px 10px;text-align:right}th{background:#f4f4f4}td:first-child{text-align:left}",
+        ".drift{color:#c0392b;font-weight:bold}.grid{display:flex;flex-wrap:wrap;gap:12px}",
+        "</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p style='font-size:1.3em'>Dataset verdict: <b style='color:{colour}'>{verdict}</b></p>",
+    ]
+    window = data["window"]
+    parts.append(
+        "<p>"
+        f"Window: {window['rows']} rows ({_fmt(window.get('from'))} → {_fmt(window.get('to'))}), "
+        f"versions {html.escape(str(window.get('versions')))}; reference "
+        f"{html.escape(str(window.get('reference') or 'profile'))} "
+        f"({window.get('reference_rows')} training rows).</p>"
+    )
+    if report.reason:
+        parts.append(f"<p><b>{html.escape(report.reason)}</b></p>")
+    thresholds = data["thresholds"]
+    parts.append(
+        f"<p>A feature drifts when the KS p-value &lt; {thresholds['p_value']} and the KS "
+        f"statistic ≥ {thresholds['min_effect']} or PSI ≥ {thresholds['psi']}; the dataset "
+        f"drifts when ≥ {thresholds['share']:.0%} of features drift.</p>"
+    )
+    parts.append(
+        "<table><tr><th>feature</th><th>drift</th><th>KS statistic</th><th>p-value</th>"
+        "<th>PSI</th><th>reference mean</th><th>current mean</th></tr>"
+    )
+    for name, feature in data["features"].items():
+        css = " class='drift'" if feature["drift"] else ""
+        parts.append(
+            f"<tr><td>{html.escape(name)}</td><td{css}>{'yes' if feature['drift'] else 'no'}</td>"
+            f"<td>{_fmt(feature['statistic'])}</td><td>{_fmt(feature['p_value'])}</td>"
+            f"<td>{_fmt(feature.get('psi'))}</td><td>{_fmt(feature.get('reference_mean'))}</td>"
+            f"<td>{_fmt(feature.get('current_mean'))}</td></tr>"
+        )
+    parts.append("</table>")
+    prediction = data["prediction_drift"]
+    parts.append(
+        f"<h2>Predicted classes</h2><p>chi-square {_fmt(prediction.get('statistic'))}, "
+        f"p-value {_fmt(prediction.get('p_value'))}, drift: "
+        f"<b>{'yes' if prediction['drift'] else 'no'}</b></p>"
+    )
+    if prediction.get("reference"):
+        parts.append("<table><tr><th>class</th><th>reference share</th><th>current share</th></tr>")
+        for cls, share in prediction["reference"].items():
+            parts.append(
+                f"<tr><td>{html.escape(cls)}</td><td>{share:.3f}</td>"
+                f"<td>{prediction['current'].get(cls, 0.0):.3f}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append("<h2>Histograms: reference against current</h2><div class='grid'>")
+    for j, name in enumerate(profile["features"]):
+        reference = np.asarray(profile["features"][name].get("sample", []), dtype=np.float64)
+        column = current[:, j] if current.size else np.empty(0)
+        png = _histogram_png(name, reference, column)
+        parts.append(f"<img alt='{html.escape(name)} histogram' src='data:image/png;base64,{png}'>")
+    parts.append("</div></body></html>")
+    return "\n".join(parts)
+
+
+def write_html(
+    path: Path, report: DriftReport, profile: dict[str, Any], current: npt.NDArray[np.float64]
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report, profile, current), encoding="utf-8")
+    return path

@@ -1,0 +1,110 @@
+"""The library functions behind `petalops monitor drift` and `petalops monitor status`."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from petalops.errors import InputError
+from petalops.monitoring.drift import DriftReport, drift_report
+from petalops.monitoring.quality import live_quality
+from petalops.monitoring.store import MonitorStore, Window
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"90s"``, ``"15m"``, ``"1h"``, ``"2d"`` (or plain seconds) as seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match:
+        raise InputError(f"--since {text!r} is not a duration; examples: 90s, 15m, 1h, 2d")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+@dataclass
+class DriftResult:
+    report: DriftReport
+    window: Window
+    profile: dict[str, Any]
+    reference: str
+
+
+def current_drift(
+    settings: Any,
+    store: MonitorStore,
+    *,
+    rows: int | None = None,
+    since: str | float | None = None,
+    version: str | None = None,
+) -> DriftResult:
+    """Drift of the live window (newest ``rows``, or the last ``since``) against the profile.
+
+    The reference is the profile of ``version`` if given (and only that version's rows are
+    analysed), else of the current champion.
+    """
+    from petalops.registry import load_profile, resolve
+
+    ref = f"{settings.project}/{version}" if version else f"{settings.project}@champion"
+    info = resolve(settings, ref)
+    profile = load_profile(settings, f"{info.name}/{info.version}")
+    seconds = parse_duration(since) if isinstance(since, str) else since
+    if rows is not None and rows < 1:
+        raise InputError(f"--window must be a positive number of rows, got {rows}")
+    window = store.window(
+        settings.project,
+        version=version,
+        rows=rows if rows is not None or seconds is not None else settings.monitor.drift_window,
+        since=time.time() - seconds if seconds is not None else None,
+    )
+    reference = f"{info.name}/{info.version}"
+    report = drift_report(window, profile, settings.monitor, reference=reference)
+    return DriftResult(report=report, window=window, profile=profile, reference=reference)
+
+
+def monitor_status(settings: Any, store: MonitorStore, *, events: int = 10) -> dict[str, Any]:
+    """Live quality per version/variant, prediction-log health, recent loop events."""
+    now = time.time()
+    m = settings.monitor
+    requests, errors, latencies = store.recent_requests(now - m.alert_window_seconds)
+    import numpy as np
+
+    health = store.health()
+    return {
+        "model": settings.project,
+        "store": _safe_url(store.url),
+        "logged_rows": store.count(),
+        "recent": {
+            "seconds": m.alert_window_seconds,
+            "requests": requests,
+            "errors": errors,
+            "p99_ms": float(np.percentile(latencies, 99)) if len(latencies) else None,
+        },
+        "quality": [
+            row.to_json() for row in live_quality(store, settings.project, m.accuracy_window)
+        ],
+        "quality_window": m.accuracy_window,
+        "prediction_log": {
+            "written": sum(int(h["written"]) for h in health),
+            "dropped": sum(int(h["dropped"]) for h in health),
+            "writers": len(health),
+        },
+        "loop_events": [
+            {
+                k: e[k]
+                for k in ("ts", "cycle", "kind", "model_version", "run_id", "rollout_id", "message")
+            }
+            for e in store.events(limit=events)
+        ],
+    }
+
+
+def _safe_url(url: str) -> str:
+    """The store URL without its password."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<invalid url>"
