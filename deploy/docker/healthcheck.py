@@ -1,0 +1,48 @@
+"""Docker HEALTHCHECK for every role of the petalops image (standard library only).
+
+The role is read from PID 1's command line: the server is healthy when /readyz answers 200,
+the MLflow server when /health does; the rollout controller and the monitor are healthy
+while they run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+
+def role() -> str:
+    try:
+        argv = Path("/proc/1/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "serve"
+    words = [Path(a.decode(errors="replace")).name for a in argv if a]
+    if "mlflow" in words and "server" in words:
+        return "mlflow"
+    if "serve" in words:
+        return "serve"
+    return "worker"
+
+
+def main() -> int:
+    kind = role()
+    if kind == "worker":
+        return 0
+    host = os.environ.get("HOST", "0.0.0.0")
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    port = os.environ.get("PORT", "5000")
+    path = "/health" if kind == "mlflow" else "/readyz"
+    url = f"http://{host}:{port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return 0 if response.status == 200 else 1
+    except Exception as exc:
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
