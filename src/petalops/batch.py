@@ -112,9 +112,10 @@ def score_file(
     rows = 0
     bar = None
     if progress:
+        from rich.console import Console
         from rich.progress import Progress
 
-        bar = Progress(transient=True)
+        bar = Progress(transient=True, console=Console(stderr=True))
         bar.start()
         task = bar.add_task(f"scoring {source.name}", total=total)
     try:

@@ -53,7 +53,7 @@ def train(
         TimeElapsedColumn(),
         console=console,
         transient=True,
-        disable=as_json,
+        disable=as_json or not console.is_terminal,
     ) as progress:
         task = progress.add_task("train", total=len(STEPS))
         done: list[str] = []

@@ -35,11 +35,8 @@ def _quiet_mlflow() -> None:
 @functools.lru_cache(maxsize=8)
 def _client_for(tracking_uri: str) -> MlflowClient:
     _quiet_mlflow()
-    import mlflow
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
@@ -48,7 +45,13 @@ def client(settings: Settings) -> MlflowClient:
     if settings.tracking_uri.startswith("sqlite:///"):
         settings.home_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _client_for(settings.tracking_uri)
+        mlflow_client = _client_for(settings.tracking_uri)
+        import mlflow
+
+        # Fluent calls (start_run, log_*) use the process-wide URI: keep it on these settings.
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_registry_uri(settings.tracking_uri)
+        return mlflow_client
     except Exception as exc:  # MLflow raises many types when a store cannot be opened
         raise RegistryUnavailableError(f"cannot open MLflow at {settings.tracking_uri}: {exc}") from None
 
@@ -175,6 +178,8 @@ def delete_alias(settings: Settings, alias: str, name: str | None = None) -> Non
     from mlflow.exceptions import MlflowException
 
     model = name or settings.project
+    if alias_version(settings, alias, model) is None:
+        raise NotFoundError(f"model {model!r} has no alias {alias!r}; see `petalops registry list`")
     try:
         client(settings).delete_registered_model_alias(model, alias)
     except MlflowException:
