@@ -1,0 +1,295 @@
+"""``create_app(settings)``: a thin raw-ASGI dispatcher in front of a FastAPI app.
+
+The dispatcher answers the protocol routes itself (one dict lookup, no middleware stack,
+no pydantic): that is what keeps a prediction near the cost of Python HTTP itself.
+Everything else (``/docs``, ``/openapi.json``, ``/admin/*``, unknown paths) goes to FastAPI,
+whose OpenAPI document also describes the hot routes from `petalops.serving.routes`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from petalops import __version__
+from petalops.config import Settings, load_settings
+from petalops.errors import PetalopsError
+from petalops.serving.accesslog import JsonLog
+from petalops.serving.holder import RuntimeHolder
+from petalops.serving.http import (
+    HttpError,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    new_request_id,
+    parse_call,
+    send_response,
+)
+from petalops.serving.metrics import RequestMetrics, worker_exited
+from petalops.serving.openapi import raw_paths
+from petalops.serving.routes import admin, all_routes
+from petalops.serving.server import ApiShape, Reply, Router, Server
+from petalops.serving.sidechannel import PredictionSink, SideChannel
+from petalops.serving.source import ModelSource, RegistrySource
+
+SETTINGS_ENV = "_PETALOPS_SERVE_SETTINGS"
+UNMATCHED = "unmatched"
+
+
+class PetalopsApp:
+    """The ASGI application uvicorn runs."""
+
+    def __init__(
+        self, server: Server, router: Router, fallback: FastAPI, open_sink: bool = True
+    ) -> None:
+        self.server = server
+        self.router = router
+        self.fallback = fallback
+        self.open_sink = open_sink
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            candidates, params = self.router.match(scope["path"])
+            if candidates is None:
+                await self._fallback(scope, receive, send)
+                return
+            await self._hot(scope, receive, send, candidates, params)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self.fallback(scope, receive, send)
+
+    async def _hot(
+        self, scope: Scope, receive: Receive, send: Send, candidates: Any, params: dict[str, str]
+    ) -> None:
+        server = self.server
+        call = parse_call(scope)
+        route = candidates.get(call.method)
+        label = next(iter(candidates.values())).path
+        call.route = label
+        call.params = params
+        if route is None:
+            allowed = ", ".join(sorted(candidates))
+            reply = Reply(
+                HttpError(
+                    405, f"method {call.method} is not allowed on {label}; use {allowed}", "method"
+                ).body(call.request_id),
+                status=405,
+                headers=[(b"allow", allowed.encode())],
+            )
+        else:
+            try:
+                reply = await route.handler(server, call, receive)
+            except HttpError as exc:
+                reply = Reply(exc.body(call.request_id), status=exc.status, headers=exc.headers)
+            except PetalopsError as exc:
+                reply = Reply(
+                    HttpError(exc.http_status, exc.message).body(call.request_id),
+                    status=exc.http_status,
+                )
+            except Exception as exc:
+                server.log.event(
+                    "unhandled_error",
+                    request_id=call.request_id,
+                    route=label,
+                    error=repr(exc),
+                    traceback=traceback.format_exc(),
+                )
+                reply = Reply(
+                    HttpError(500, "internal error; see the server log for this request_id").body(
+                        call.request_id
+                    ),
+                    status=500,
+                )
+        await send_response(
+            send, reply.status, reply.body, call.request_id, reply.content_type, reply.headers
+        )
+        seconds = time.perf_counter() - call.started
+        server.metrics.request(label, reply.status, reply.version, reply.variant, seconds)
+        server.log.request(
+            call.request_id, call.method, label, reply.status, seconds, reply.version, reply.variant
+        )
+        if reply.after is not None:
+            reply.after(seconds)
+
+    async def _fallback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI routes: still one log line, metrics and the X-Request-ID echo."""
+        started = time.perf_counter()
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and 0 < len(value) <= 128:
+                request_id = value.decode("latin-1")
+        request_id = request_id or new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        path = scope["path"]
+        known = path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect") or (
+            path.startswith("/admin/")
+        )
+        label = path if known else UNMATCHED
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
+            await send(message)
+
+        try:
+            await self.fallback(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            self.server.metrics.request(label, status, "", "", seconds)
+            self.server.log.request(
+                request_id, scope.get("method", ""), label, status, seconds, "", ""
+            )
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        server = self.server
+        if self.open_sink and server.settings.serve.log_predictions:
+            server.side.sink = open_prediction_log(server.settings, server.log)
+        server.log.event(
+            "worker_started", model=server.settings.model_ref, workers=server.settings.serve.workers
+        )
+        server.holder.start()
+
+    async def shutdown(self) -> None:
+        server = self.server
+        await server.holder.stop()
+        server.side.close()
+        server.log.event("worker_stopped")
+        server.log.flush()
+        worker_exited(os.getpid())
+
+
+def open_prediction_log(settings: Settings, log: JsonLog) -> PredictionSink | None:
+    """The monitoring block's PredictionLogger; the server runs without one if it fails."""
+    try:
+        from petalops.monitoring.logger import PredictionLogger
+
+        sink: PredictionSink = PredictionLogger.from_settings(settings)
+        return sink
+    except Exception as exc:
+        log.event("prediction_log_unavailable", error=repr(exc))
+        return None
+
+
+def _json_error(request: Request, status: int, message: str, **extra: Any) -> JSONResponse:
+    body = {
+        "error": message,
+        **extra,
+        "request_id": request.scope.get("state", {}).get("request_id"),
+    }
+    return JSONResponse(body, status_code=status)
+
+
+def build_fallback(server: Server, raw: Any) -> FastAPI:
+    api = FastAPI(
+        title="petalops model server",
+        version=__version__,
+        description=(
+            "One model behind every protocol clients already speak: the tutorial API, "
+            "petalops v1, MLflow scoring, KServe v1 and the Open Inference Protocol v2. "
+            'Errors are JSON `{"error", "field", "example"}`; send `X-Request-ID` to '
+            "choose the request id, `X-Model-Version` to ask a registered version."
+        ),
+    )
+    api.state.server = server
+    api.include_router(admin.router)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        if exc.status_code == 404:
+            message = (
+                f"no route {request.url.path}; see /docs for the routes (for example POST /predict)"
+            )
+        response = _json_error(request, exc.status_code, message)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _json_error(request, 400, f"{where}: {first.get('msg', 'invalid')}", field=where)
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            document = get_openapi(
+                title=api.title, version=api.version, description=api.description, routes=api.routes
+            )
+            components: dict[str, Any] = raw["components"]
+            document.setdefault("components", {}).setdefault("schemas", {}).update(components)
+            document["paths"] = {**raw["paths"], **document.get("paths", {})}
+            api.openapi_schema = document
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+    return api
+
+
+def create_app(
+    settings: Settings,
+    source: ModelSource | None = None,
+    log_fd: int | None = None,
+    open_sink: bool = True,
+) -> PetalopsApp:
+    """The whole server for one worker: routes, model holder, metrics, logs."""
+    log = JsonLog(fd=log_fd, enabled=settings.serve.log_requests)
+    holder = RuntimeHolder(
+        source or RegistrySource(settings),
+        log,
+        settings.reconcile_seconds,
+        trigger=settings.home_dir / "serve" / "reload",
+    )
+    request_metrics = RequestMetrics()
+    server = Server(
+        settings=settings,
+        shape=ApiShape.from_settings(settings),
+        holder=holder,
+        metrics=request_metrics,
+        log=log,
+        side=SideChannel(request_metrics, log, None),
+    )
+    components: dict[str, Any] = {}
+    routes = all_routes(server.shape, settings.serve.max_batch, components)
+    raw = {"paths": raw_paths(routes), "components": components}
+    return PetalopsApp(server, Router(routes), build_fallback(server, raw), open_sink)
+
+
+def app_from_env() -> PetalopsApp:
+    """uvicorn's factory in each worker: the settings `petalops serve` resolved, as JSON."""
+    payload = os.environ.get(SETTINGS_ENV)
+    settings = Settings(**orjson.loads(payload)) if payload else load_settings()
+    return create_app(settings)

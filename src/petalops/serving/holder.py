@@ -1,0 +1,344 @@
+"""The runtimes a worker serves, and the reconciliation that swaps them atomically.
+
+A request reads ``holder.snapshot`` once and uses that immutable object to the end, so a
+swap (one attribute assignment on the event loop) can never mix two versions inside one
+request. Loading, checksum verification and warm-up run in a thread, off the request path;
+a failure keeps the last good snapshot serving and is reported in a metric and a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from petalops.errors import (
+    IntegrityError,
+    NotFoundError,
+    PetalopsError,
+    RegistryUnavailableError,
+)
+from petalops.registry import VersionInfo
+from petalops.rollout.routing import TrafficPolicy, choose_variant
+from petalops.runtime.model import ModelRuntime
+from petalops.serving import metrics
+from petalops.serving.accesslog import JsonLog
+from petalops.serving.http import HttpError
+from petalops.serving.source import Desired, ModelSource
+
+PINNED_VERSIONS = 4
+TRIGGER_POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True, eq=False)
+class Served:
+    """A loaded, verified and warmed runtime with what the hot path needs precomputed."""
+
+    runtime: ModelRuntime
+    name: str
+    version: str
+    sha256: str
+    feature_min: list[float]
+    feature_max: list[float]
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.runtime.classes
+
+    @property
+    def features(self) -> list[str]:
+        return self.runtime.features
+
+    def out_of_range(self, row: list[float]) -> int:
+        n = 0
+        for v, lo, hi in zip(row, self.feature_min, self.feature_max, strict=False):
+            if v < lo or v > hi:
+                n += 1
+        return n
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one worker serves right now; replaced whole, never mutated."""
+
+    champion: Served | None = None
+    challenger: Served | None = None
+    previous: Served | None = None
+    policy: TrafficPolicy = field(default_factory=TrafficPolicy.none)
+
+    def pick(self, key: str) -> tuple[Served, str]:
+        champion = self.champion
+        if champion is None:
+            raise not_ready()
+        if self.challenger is not None and choose_variant(self.policy, key) == "challenger":
+            return self.challenger, "challenger"
+        return champion, "champion"
+
+    def slots(self) -> list[tuple[str, Served]]:
+        out = [("champion", self.champion), ("challenger", self.challenger)]
+        out.append(("previous", self.previous))
+        return [(name, served) for name, served in out if served is not None]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **{name: served.version for name, served in self.slots()},
+            "policy": self.policy.to_dict(),
+        }
+
+
+def not_ready() -> HttpError:
+    return HttpError(
+        503,
+        "no model is loaded yet; wait for GET /readyz to answer 200 (train one with "
+        "`petalops train` if the registry is empty)",
+        headers=[(b"retry-after", b"1")],
+    )
+
+
+def warm(runtime: ModelRuntime) -> None:
+    """Run the model on probe rows and check its answers before it takes traffic."""
+    lo = np.asarray(runtime.feature_min, dtype=np.float64)
+    hi = np.asarray(runtime.feature_max, dtype=np.float64)
+    probe = np.where(np.isfinite(lo) & np.isfinite(hi), (lo + hi) / 2.0, 0.0)
+    rows = np.vstack([probe] * 32)
+    proba = runtime.predict_proba(rows)
+    if proba.shape != (32, len(runtime.classes)) or not np.isfinite(proba).all():
+        raise IntegrityError(
+            f"version {runtime.version} answered probabilities of shape {list(proba.shape)} "
+            f"for {len(runtime.classes)} classes; refusing to serve it"
+        )
+    if not np.allclose(proba.sum(axis=1), 1.0, atol=1e-4):
+        raise IntegrityError(
+            f"version {runtime.version} answered probabilities that do not sum to 1"
+        )
+    for _ in range(64):
+        label, one = runtime.predict_one(probe.tolist())
+    if not (0 <= label < len(runtime.classes)) or not math.isclose(sum(one), 1.0, abs_tol=1e-4):
+        raise IntegrityError(f"version {runtime.version} failed its warm-up prediction")
+
+
+def load_served(source: ModelSource, info: VersionInfo) -> Served:
+    """Fetch, verify (checksums), open and warm one version. Blocking: run it in a thread."""
+    try:
+        runtime = source.load(info)
+        warm(runtime)
+    except Exception:
+        metrics.MODEL_LOADS.labels("error").inc()
+        raise
+    metrics.MODEL_LOADS.labels("ok").inc()
+    return Served(
+        runtime=runtime,
+        name=info.name,
+        version=info.version,
+        sha256=info.sha256,
+        feature_min=[float(v) for v in runtime.feature_min],
+        feature_max=[float(v) for v in runtime.feature_max],
+    )
+
+
+def error_reason(exc: BaseException) -> str:
+    if isinstance(exc, RegistryUnavailableError):
+        return "registry_unavailable"
+    if isinstance(exc, NotFoundError):
+        return "not_found"
+    if isinstance(exc, IntegrityError):
+        return "integrity"
+    if isinstance(exc, PetalopsError):
+        return "invalid"
+    return "load_failed"
+
+
+class RuntimeHolder:
+    """Holds the snapshot of one worker and keeps it reconciled with the source."""
+
+    def __init__(
+        self,
+        source: ModelSource,
+        log: JsonLog,
+        reconcile_seconds: float,
+        trigger: Path | None = None,
+    ) -> None:
+        self.source = source
+        self.log = log
+        self.reconcile_seconds = reconcile_seconds
+        self.trigger = trigger
+        self.snapshot = Snapshot()
+        self.last_reconcile: float | None = None
+        self.last_error: str | None = None
+        self.reconciles = 0
+        self._pinned: OrderedDict[str, Served] = OrderedDict()
+        self._pin_locks: dict[str, asyncio.Lock] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._trigger_mtime = self._read_trigger()
+
+    @property
+    def ready(self) -> bool:
+        return self.snapshot.champion is not None
+
+    # -- reconciliation -----------------------------------------------------------------
+
+    async def reconcile(self) -> dict[str, Any]:
+        """Bring the snapshot to what the registry says; never raises."""
+        async with self._lock:
+            self.reconciles += 1
+            self.last_reconcile = time.time()
+            try:
+                desired = await asyncio.to_thread(self.source.desired)
+            except Exception as exc:
+                self._failed("resolve", exc)
+                return self.status()
+            try:
+                snapshot = await self._build(desired)
+            except Exception as exc:
+                self._failed("load", exc)
+                return self.status()
+            self.last_error = None
+            self._swap(snapshot)
+            return self.status()
+
+    async def _build(self, desired: Desired) -> Snapshot:
+        current = self.snapshot
+        champion = await self._obtain(desired.champion, current)
+        challenger = previous = None
+        if desired.challenger is not None:
+            try:
+                challenger = await self._obtain(desired.challenger, current)
+            except Exception as exc:  # the champion keeps answering everything
+                self._failed("load_challenger", exc)
+        if desired.previous is not None:
+            try:
+                previous = await self._obtain(desired.previous, current)
+            except Exception as exc:
+                self._failed("load_previous", exc)
+        policy = desired.policy if challenger is not None else TrafficPolicy.none()
+        return Snapshot(champion, challenger, previous, policy)
+
+    async def _obtain(self, info: VersionInfo, current: Snapshot) -> Served:
+        for _slot, served in current.slots():
+            if served.version == info.version and served.sha256 == info.sha256:
+                return served
+        pinned = self._pinned.get(info.version)
+        if pinned is not None and pinned.sha256 == info.sha256:
+            return pinned
+        return await asyncio.to_thread(load_served, self.source, info)
+
+    def _swap(self, snapshot: Snapshot) -> None:
+        old = self.snapshot
+        self.snapshot = snapshot
+        before = {(s, v.version) for s, v in old.slots()}
+        after = {(s, v.version) for s, v in snapshot.slots()}
+        for slot, version in before - after:
+            metrics.MODEL_INFO.labels(self.source.name, version, slot).set(0)
+        for slot, version in after - before:
+            metrics.MODEL_INFO.labels(self.source.name, version, slot).set(1)
+        metrics.MODEL_READY.set(1 if snapshot.champion is not None else 0)
+        if before != after or old.policy != snapshot.policy:
+            self.log.event("model_swapped", before=old.describe(), after=snapshot.describe())
+
+    def _failed(self, stage: str, exc: BaseException) -> None:
+        reason = error_reason(exc)
+        message = exc.message if isinstance(exc, PetalopsError) else repr(exc)
+        self.last_error = f"{stage}: {message}"
+        metrics.RECONCILE_ERRORS.labels(reason).inc()
+        serving = self.snapshot.champion.version if self.snapshot.champion else None
+        self.log.event(
+            "reconcile_error", stage=stage, reason=reason, error=message, serving_version=serving
+        )
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "ready": self.ready,
+            "serving": self.snapshot.describe(),
+            "pinned": list(self._pinned),
+            "last_reconcile": self.last_reconcile,
+            "last_error": self.last_error,
+            "reconciles": self.reconciles,
+        }
+
+    # -- versions addressed directly ---------------------------------------------------
+
+    async def version(self, version: str) -> tuple[Served, str]:
+        """A version by number (loaded on first use, kept in a small LRU), and its slot."""
+        for slot, served in self.snapshot.slots():
+            if served.version == version:
+                return served, slot
+        if not version.isdigit() or len(version) > 9:
+            raise HttpError(404, f"model version {version!r} does not exist", "version")
+        cached = self._pinned.get(version)
+        if cached is not None:
+            self._pinned.move_to_end(version)
+            return cached, "pinned"
+        lock = self._pin_locks.setdefault(version, asyncio.Lock())
+        async with lock:
+            cached = self._pinned.get(version)
+            if cached is None:
+                try:
+                    info = await asyncio.to_thread(self.source.resolve_version, version)
+                    cached = await asyncio.to_thread(load_served, self.source, info)
+                except NotFoundError:
+                    raise HttpError(
+                        404, f"model version {version!r} does not exist", "version"
+                    ) from None
+                except RegistryUnavailableError as exc:
+                    raise HttpError(503, exc.message) from None
+                except PetalopsError as exc:
+                    raise HttpError(
+                        409, f"version {version} cannot be served: {exc.message}"
+                    ) from None
+                self._pinned[version] = cached
+                while len(self._pinned) > PINNED_VERSIONS:
+                    self._pinned.popitem(last=False)
+        self._pin_locks.pop(version, None)
+        return cached, "pinned"
+
+    # -- the background loop -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def poke_all(self) -> None:
+        """Ask every worker sharing this home to reconcile now (touches the trigger file)."""
+        if self.trigger is None:
+            return
+        try:
+            self.trigger.parent.mkdir(parents=True, exist_ok=True)
+            self.trigger.touch()
+        except OSError:
+            pass
+
+    def _read_trigger(self) -> float:
+        if self.trigger is None:
+            return 0.0
+        try:
+            return self.trigger.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    async def _run(self) -> None:
+        while True:
+            await self.reconcile()
+            # Retry quickly until the first model is in; then at the configured pace.
+            pace = self.reconcile_seconds if self.ready else min(1.0, self.reconcile_seconds)
+            due = time.monotonic() + pace
+            while time.monotonic() < due:
+                await asyncio.sleep(TRIGGER_POLL_SECONDS)
+                mtime = self._read_trigger()
+                if mtime != self._trigger_mtime:
+                    self._trigger_mtime = mtime
+                    break

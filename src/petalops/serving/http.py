@@ -1,0 +1,203 @@
+"""The raw-ASGI request/response primitives of the hot routes.
+
+The prediction routes skip FastAPI and pydantic on purpose: each request costs one header
+scan, one orjson parse and one orjson dump (see PEERS.md for why it matters). Everything
+here is deliberately small and allocation-light.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Any
+
+import orjson
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = b"application/json"
+TEXT = b"text/plain; charset=utf-8"
+
+_ID_PREFIX = os.urandom(4).hex()
+_ID_COUNTER = count(1)
+
+
+def new_request_id() -> str:
+    """A process-unique id without the ~2 µs of uuid4: random per-process prefix + counter."""
+    return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
+
+
+class HttpError(Exception):
+    """An expected failure answered as JSON: ``{"error", "field", "example"}``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        example: Any = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.example = example
+        self.headers = headers or []
+
+    def body(self, request_id: str | None = None) -> bytes:
+        data: dict[str, Any] = {"error": self.message}
+        if self.field is not None:
+            data["field"] = self.field
+        if self.example is not None:
+            data["example"] = self.example
+        if request_id:
+            data["request_id"] = request_id
+        return orjson.dumps(data)
+
+
+@dataclass(slots=True)
+class Call:
+    """One request on a hot route, with the few headers the server reads."""
+
+    method: str
+    path: str
+    request_id: str
+    started: float
+    content_type: bytes = b""
+    content_length: int = -1
+    routing_key: str | None = None
+    model_version: str | None = None
+    authorization: bytes = b""
+    inference_header_length: int = -1
+    route: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def parse_call(scope: Scope) -> Call:
+    """Read the headers the server cares about in one pass over the raw header list."""
+    started = time.perf_counter()
+    content_type = b""
+    content_length = -1
+    request_id: str | None = None
+    routing_key: str | None = None
+    model_version: str | None = None
+    authorization = b""
+    inference_header_length = -1
+    for name, value in scope["headers"]:
+        # ASGI servers deliver lower-case header names.
+        if name == b"content-type":
+            content_type = value
+        elif name == b"content-length":
+            try:
+                content_length = int(value)
+            except ValueError:
+                content_length = -1
+        elif name == b"x-request-id":
+            if 0 < len(value) <= 128:
+                request_id = value.decode("latin-1")
+        elif name == b"x-petalops-key":
+            routing_key = value.decode("latin-1")
+        elif name == b"x-model-version":
+            model_version = value.decode("latin-1").strip() or None
+        elif name == b"authorization":
+            authorization = value
+        elif name == b"inference-header-content-length":
+            try:
+                inference_header_length = int(value)
+            except ValueError:
+                inference_header_length = -1
+    return Call(
+        method=scope["method"],
+        path=scope["path"],
+        request_id=request_id or new_request_id(),
+        started=started,
+        content_type=content_type,
+        content_length=content_length,
+        routing_key=routing_key,
+        model_version=model_version,
+        authorization=authorization,
+        inference_header_length=inference_header_length,
+    )
+
+
+async def read_body(receive: Receive, call: Call, limit: int) -> bytes:
+    """The whole request body, refusing (413) anything over ``limit`` bytes."""
+    if call.content_length > limit:
+        raise _too_large(limit)
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpError(400, "the client disconnected before sending the whole body")
+        body += message.get("body", b"")
+        if len(body) > limit:
+            raise _too_large(limit)
+    if len(body) > limit:
+        raise _too_large(limit)
+    return body
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(
+        413,
+        f"request body is larger than the limit of {limit} bytes (serve.max_body_bytes); "
+        "send fewer rows per request",
+        field="body",
+    )
+
+
+def media_type(call: Call) -> bytes:
+    """The bare media type of the request (``application/json``), lower-cased."""
+    return call.content_type.split(b";", 1)[0].strip().lower()
+
+
+def require_json(call: Call, example: Any) -> None:
+    """415 unless the body is declared JSON (a missing Content-Type is taken as JSON)."""
+    kind = media_type(call)
+    if kind and kind != JSON and not kind.endswith(b"+json"):
+        raise HttpError(
+            415,
+            f"Content-Type {kind.decode('latin-1')!r} is not supported here; send JSON with "
+            "'Content-Type: application/json'",
+            field="Content-Type",
+            example=example,
+        )
+
+
+def parse_json(body: bytes, example: Any) -> Any:
+    """Decode a JSON body; 400 naming the position when it is malformed or empty."""
+    if not body:
+        raise HttpError(400, "the request body is empty; send a JSON body", "body", example)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise HttpError(
+            400, f"the request body is not valid JSON: {exc}", "body", example
+        ) from None
+
+
+async def send_response(
+    send: Send,
+    status: int,
+    body: bytes,
+    request_id: str,
+    content_type: bytes = JSON,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode("latin-1")),
+    ]
+    if extra_headers:
+        headers.extend(extra_headers)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

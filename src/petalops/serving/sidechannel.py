@@ -1,0 +1,148 @@
+"""Work done after the response has been handed to the transport: prediction metrics,
+the prediction log, the champion's reference answer for a challenger, shadow predictions.
+
+Everything here is guarded: a failure is counted and logged once in a while, and never
+reaches the client (STYLE.md principle 6).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any, Protocol
+
+from petalops.serving.accesslog import JsonLog
+from petalops.serving.holder import Served, Snapshot
+from petalops.serving.metrics import RequestMetrics
+from petalops.serving.rows import predict_rows
+
+ERROR_LOG_EVERY_SECONDS = 60.0
+
+
+class PredictionSink(Protocol):
+    """What `petalops.monitoring.logger.PredictionLogger` offers the server."""
+
+    def log_many(self, records: Any) -> int: ...
+
+    def close(self, timeout: float = ...) -> None: ...
+
+
+class SideChannel:
+    """After-response work for one worker."""
+
+    def __init__(self, metrics: RequestMetrics, log: JsonLog, sink: PredictionSink | None) -> None:
+        self.metrics = metrics
+        self.log = log
+        self.sink = sink
+        self.failures = 0
+        self._last_error_log = 0.0
+
+    def predicted(
+        self,
+        *,
+        request_id: str,
+        route: str,
+        snapshot: Snapshot,
+        served: Served,
+        variant: str,
+        rows: list[list[float]],
+        labels: list[int],
+        probas: list[list[float]],
+        seconds: float,
+    ) -> None:
+        try:
+            self._observe(served, variant, rows, labels)
+            reference: list[int] | None = None
+            champion = snapshot.champion
+            if variant != "champion" and champion is not None and champion is not served:
+                reference, _ = predict_rows(champion.runtime, rows)
+            if self.sink is not None:
+                self.sink.log_many(
+                    _records(
+                        request_id, route, served, variant, rows, labels, probas, seconds, reference
+                    )
+                )
+            challenger = snapshot.challenger
+            if snapshot.policy.shadow and challenger is not None and variant == "champion":
+                shadow_labels, shadow_probas = predict_rows(challenger.runtime, rows)
+                self._observe(challenger, "shadow", rows, shadow_labels)
+                if self.sink is not None:
+                    self.sink.log_many(
+                        _records(
+                            request_id,
+                            route,
+                            challenger,
+                            "shadow",
+                            rows,
+                            shadow_labels,
+                            shadow_probas,
+                            seconds,
+                            labels,
+                        )
+                    )
+        except Exception as exc:
+            self.failed(exc)
+
+    def _observe(
+        self, served: Served, variant: str, rows: list[list[float]], labels: list[int]
+    ) -> None:
+        classes = served.classes
+        version = served.version
+        if len(labels) == 1:
+            self.metrics.predicted(version, variant, classes[labels[0]])
+            outside = served.out_of_range(rows[0])
+        else:
+            for label, n in Counter(labels).items():
+                self.metrics.predicted(version, variant, classes[label], n)
+            outside = sum(served.out_of_range(row) for row in rows)
+        if outside:
+            self.metrics.out_of_range(version, outside)
+
+    def failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        now = time.monotonic()
+        if now - self._last_error_log >= ERROR_LOG_EVERY_SECONDS:
+            self._last_error_log = now
+            self.log.event("side_channel_error", error=repr(exc), failures=self.failures)
+
+    def close(self) -> None:
+        if self.sink is not None:
+            try:
+                self.sink.close(10.0)
+            except Exception as exc:
+                self.failed(exc)
+
+
+def _records(
+    request_id: str,
+    route: str,
+    served: Served,
+    variant: str,
+    rows: list[list[float]],
+    labels: list[int],
+    probas: list[list[float]],
+    seconds: float,
+    reference: list[int] | None,
+) -> list[dict[str, Any]]:
+    ts = time.time()
+    classes = served.classes
+    latency_ms = seconds * 1000.0
+    return [
+        {
+            "request_id": request_id,
+            "row": i,
+            "ts": ts,
+            "model_name": served.name,
+            "model_version": served.version,
+            "variant": variant,
+            "route": route,
+            "status": 200,
+            "latency_ms": latency_ms,
+            "features": row,
+            "prediction": label,
+            "class_name": classes[label],
+            "probabilities": proba,
+            "reference_prediction": None if reference is None else reference[i],
+        }
+        for i, (row, label, proba) in enumerate(zip(rows, labels, probas, strict=True))
+    ]

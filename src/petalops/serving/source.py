@@ -1,0 +1,85 @@
+"""Where the server learns what it should serve: the registry (aliases + traffic tag).
+
+Every call here blocks (SQLite, HTTP, file hashing); the holder runs them in a thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from petalops.config import Settings
+from petalops.errors import NotFoundError
+from petalops.registry import VersionInfo, load_runtime, parse_ref, resolve
+from petalops.rollout.routing import TRAFFIC_TAG, TrafficPolicy
+from petalops.runtime.model import ModelRuntime
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The versions the registry says should be serving, and how to split traffic."""
+
+    champion: VersionInfo
+    challenger: VersionInfo | None = None
+    previous: VersionInfo | None = None
+    policy: TrafficPolicy = field(default_factory=TrafficPolicy.none)
+
+
+class ModelSource(Protocol):
+    name: str
+
+    def desired(self) -> Desired: ...
+
+    def resolve_version(self, version: str) -> VersionInfo: ...
+
+    def load(self, info: VersionInfo) -> ModelRuntime: ...
+
+
+class RegistrySource:
+    """The MLflow registry through `petalops.registry` (the only module that talks to it).
+
+    ``serve.model`` set to ``iris@champion`` (the default) follows the champion, the
+    challenger, the previous champion and the traffic policy; any other reference
+    (``iris/3``, ``iris@staging``) pins the server to that one model with no rollout.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ref = settings.model_ref
+        name, alias, _version = parse_ref(self.ref, settings.project)
+        self.name = name
+        self.follows_rollout = alias == "champion"
+
+    def desired(self) -> Desired:
+        champion = resolve(self.settings, self.ref)
+        if not self.follows_rollout:
+            return Desired(champion=champion)
+        challenger = self._optional("challenger")
+        previous = self._optional("previous")
+        policy = TrafficPolicy.none()
+        if challenger is not None and challenger.version != champion.version:
+            policy = TrafficPolicy.parse(self._traffic_tag())
+        else:
+            challenger = None
+        if previous is not None and previous.version == champion.version:
+            previous = None
+        return Desired(champion=champion, challenger=challenger, previous=previous, policy=policy)
+
+    def resolve_version(self, version: str) -> VersionInfo:
+        return resolve(self.settings, f"{self.name}/{version}")
+
+    def load(self, info: VersionInfo) -> ModelRuntime:
+        # By number, not alias: the alias may have moved since `desired()` read it.
+        return load_runtime(self.settings, f"{info.name}/{info.version}")
+
+    def _optional(self, alias: str) -> VersionInfo | None:
+        try:
+            return resolve(self.settings, f"{self.name}@{alias}")
+        except NotFoundError:
+            return None
+
+    def _traffic_tag(self) -> str | None:
+        # Only read while a challenger exists: this goes through the MLflow client.
+        from petalops.registry.store import model_tags
+
+        return model_tags(self.settings, self.name).get(TRAFFIC_TAG)
