@@ -24,7 +24,7 @@ HIGH_LATENCY = "PetalopsHighLatencyP99"
 DATASET_DRIFT = "PetalopsDatasetDrift"
 ACCURACY_DROP = "PetalopsAccuracyDrop"
 LOG_DROPS = "PetalopsPredictionLogDrops"
-NO_MODEL_READY = "PetalopsNoModelReady"
+NO_MODEL_READY = "PetalopsModelNotReady"
 # Conditions that start a retraining cycle when `--retrain` is on.
 RETRAIN_TRIGGERS = (DATASET_DRIFT, ACCURACY_DROP)
 

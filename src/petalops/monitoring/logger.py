@@ -85,6 +85,7 @@ class PredictionLogger:
                 self._wake.set()
             return True
         except Exception:  # a side channel never fails a request
+            self._drop(1)
             return False
 
     def log_many(self, records: Sequence[Mapping[str, Any]]) -> int:
@@ -150,17 +151,23 @@ class PredictionLogger:
                 batch.append(buffer.popleft())
             if not batch:
                 return
+            now = time.time()
+            rows = []
+            for record in batch:
+                try:
+                    rows.append(to_row(record, now))
+                except Exception:  # one malformed record must not cost the whole batch
+                    self._drop(1)
             try:
-                now = time.time()
-                self.store.insert_predictions([to_row(record, now) for record in batch])
+                self.store.insert_predictions(rows)
             except Exception:
-                self._drop(len(batch))
+                self._drop(len(rows))
                 log.warning(
-                    "prediction log: dropped %d rows, store write failed", len(batch), exc_info=True
+                    "prediction log: dropped %d rows, store write failed", len(rows), exc_info=True
                 )
                 return
-            self.written += len(batch)
-            metrics.LOG_WRITTEN.inc(len(batch))
+            self.written += len(rows)
+            metrics.LOG_WRITTEN.inc(len(rows))
         finally:
             metrics.LOG_QUEUE.set(len(self._buffer))
             self._idle.set()

@@ -1,0 +1,171 @@
+"""Drift statistics checked against scipy on fixed data: no drift, drift, small windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from petalops.monitoring.drift import (
+    DriftThresholds,
+    drift_report,
+    population_stability_index,
+    prediction_drift,
+)
+from petalops.monitoring.store import Window
+from petalops.pipeline.profile import build_profile
+
+FEATURES = ["a", "b"]
+CLASSES = ["x", "y", "z"]
+
+
+def reference(seed: int = 0, rows: int = 2000) -> tuple[np.ndarray, dict]:
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([rng.normal(5.0, 1.0, rows), rng.uniform(0.0, 10.0, rows)])
+    y = rng.integers(0, 3, rows).astype(np.int64)
+    return x, build_profile(x, y, FEATURES, CLASSES, predicted=y)
+
+
+def window(x: np.ndarray, predicted: np.ndarray | None = None) -> Window:
+    if predicted is None:
+        predicted = np.arange(len(x), dtype=np.int64) % 3
+    return Window(
+        features=x,
+        predictions=predicted,
+        ts=np.linspace(1.7e9, 1.7e9 + len(x), len(x)),
+        versions={"1": len(x)},
+    )
+
+
+def test_ks_and_psi_match_scipy_and_the_formula_on_fixed_data() -> None:
+    _, profile = reference()
+    rng = np.random.default_rng(1)
+    current = np.column_stack([rng.normal(6.0, 1.0, 400), rng.uniform(0.0, 10.0, 400)])
+    report = drift_report(window(current), profile, DriftThresholds())
+
+    for j, name in enumerate(FEATURES):
+        sample = np.asarray(profile["features"][name]["sample"])
+        expected = stats.ks_2samp(sample, current[:, j])
+        got = report.features[name]
+        assert got.statistic == pytest.approx(expected.statistic, abs=1e-12)
+        assert got.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+
+        # PSI by hand: reference shares from the stored histogram, current counts in the same
+        # bins with the outer bins open-ended.
+        hist = profile["features"][name]["histogram"]
+        edges = np.asarray(hist["edges"], dtype=float)
+        ref = np.asarray(hist["counts"], dtype=float) / sum(hist["counts"])
+        cur_counts = np.histogram(np.clip(current[:, j], edges[0], edges[-1]), bins=edges)[0]
+        cur = cur_counts / cur_counts.sum()
+        ref, cur = np.clip(ref, 1e-4, None), np.clip(cur, 1e-4, None)
+        assert got.psi == pytest.approx(float(np.sum((cur - ref) * np.log(cur / ref))), rel=1e-9)
+
+    assert report.features["a"].drift is True  # mean moved by one standard deviation
+    assert report.features["b"].drift is False
+    assert report.dataset_drift is True  # 1 of 2 features = share 0.5
+    assert report.window["rows"] == 400
+    assert report.window["sufficient"] is True
+
+
+def test_same_distribution_is_not_drift() -> None:
+    _, profile = reference()
+    rng = np.random.default_rng(7)
+    current = np.column_stack([rng.normal(5.0, 1.0, 1000), rng.uniform(0.0, 10.0, 1000)])
+    report = drift_report(window(current), profile, DriftThresholds())
+    assert report.sufficient
+    assert report.drifted == []
+    assert report.dataset_drift is False
+    for feature in report.features.values():
+        assert feature.p_value > 0.01
+        assert feature.psi < 0.2
+
+
+def test_tiny_noise_on_a_huge_window_is_significant_but_not_drift() -> None:
+    x, profile = reference(rows=5000)
+    current = np.tile(x, (8, 1))[:40000].copy()
+    current[:, 0] += 0.08  # 8 % of a standard deviation: real, but too small to matter
+    report = drift_report(window(current), profile, DriftThresholds())
+    feature = report.features["a"]
+    assert feature.p_value < 0.01  # a p-value alone would call it drift...
+    assert feature.statistic < 0.1  # ...the effect size says it is negligible
+    assert feature.psi < 0.2
+    assert feature.drift is False
+    assert report.dataset_drift is False
+
+
+def test_a_window_too_small_says_so_instead_of_guessing() -> None:
+    _, profile = reference()
+    current = np.full((12, 2), 100.0)  # wildly shifted, but only 12 rows
+    report = drift_report(window(current), profile, DriftThresholds(min_rows=50))
+    assert report.sufficient is False
+    assert report.dataset_drift is False
+    assert "12 rows" in report.reason
+    assert "50" in report.reason
+    data = report.to_json()
+    assert data["features"]["a"] == {
+        "drift": False,
+        "test": "ks",
+        "statistic": None,
+        "p_value": None,
+        "psi": None,
+    }
+    assert data["window"]["sufficient"] is False
+
+
+def test_small_but_sufficient_window_with_a_large_shift_is_drift() -> None:
+    _, profile = reference()
+    rng = np.random.default_rng(3)
+    current = np.column_stack([rng.normal(8.0, 1.0, 60), rng.uniform(20.0, 30.0, 60)])
+    report = drift_report(window(current), profile, DriftThresholds(min_rows=50))
+    assert report.drifted == ["a", "b"]
+    assert report.dataset_drift is True
+
+
+def test_json_shape_of_the_issue() -> None:
+    _, profile = reference()
+    rng = np.random.default_rng(5)
+    current = np.column_stack([rng.normal(5.0, 1.0, 100), rng.uniform(0.0, 10.0, 100)])
+    data = drift_report(window(current), profile, DriftThresholds(), reference="m/1").to_json()
+    assert set(data) >= {"dataset_drift", "features", "prediction_drift", "window"}
+    assert isinstance(data["dataset_drift"], bool)
+    for feature in data["features"].values():
+        assert set(feature) >= {"drift", "test", "statistic", "p_value"}
+        assert feature["test"] == "ks"
+    assert data["prediction_drift"]["test"] == "chi2"
+    assert data["window"]["reference"] == "m/1"
+
+
+def test_prediction_drift_is_scipy_chisquare_against_the_reference_balance() -> None:
+    _, profile = reference()
+    profile["prediction_balance"] = {"x": 0.5, "y": 0.3, "z": 0.2}
+    predicted = np.asarray([0] * 20 + [1] * 30 + [2] * 50, dtype=np.int64)
+    result = prediction_drift(profile, predicted, DriftThresholds())
+    expected = stats.chisquare([20, 30, 50], [50.0, 30.0, 20.0])
+    assert result.statistic == pytest.approx(expected.statistic)
+    assert result.p_value == pytest.approx(expected.pvalue)
+    assert result.distance == pytest.approx(0.3)
+    assert result.drift is True
+
+    balanced = np.asarray([0] * 50 + [1] * 30 + [2] * 20, dtype=np.int64)
+    assert prediction_drift(profile, balanced, DriftThresholds()).drift is False
+
+
+def test_dataset_verdict_follows_the_configured_share() -> None:
+    _, profile = reference()
+    rng = np.random.default_rng(9)
+    current = np.column_stack([rng.normal(7.0, 1.0, 300), rng.uniform(0.0, 10.0, 300)])
+    assert drift_report(window(current), profile, DriftThresholds(share=0.5)).dataset_drift
+    assert not drift_report(window(current), profile, DriftThresholds(share=0.75)).dataset_drift
+
+
+def test_psi_falls_back_to_quantile_bins() -> None:
+    x, profile = reference()
+    spec = dict(profile["features"]["a"])
+    del spec["histogram"]
+    inner = np.asarray([spec["quantiles"][k] for k in sorted(spec["quantiles"], key=float)])[1:-1]
+    shares = np.diff(sorted(float(q) for q in spec["quantiles"]))
+    # The training data itself is (almost) exactly distributed as its own quantiles.
+    assert population_stability_index(inner, shares, x[:, 0]) < 0.01
+    profile["features"]["a"] = spec
+    report = drift_report(window(x[:500] + np.array([3.0, 0.0])), profile, DriftThresholds())
+    assert report.features["a"].psi > 1.0
