@@ -13,12 +13,9 @@ import urllib.request
 from pathlib import Path
 
 
-def role() -> str:
-    try:
-        argv = Path("/proc/1/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return "serve"
-    words = [Path(a.decode(errors="replace")).name for a in argv if a]
+def role_of(argv: list[str]) -> str:
+    """Which role a command line (such as PID 1's) runs: "mlflow", "serve" or "worker"."""
+    words = [Path(arg).name for arg in argv if arg]
     if "mlflow" in words and "server" in words:
         return "mlflow"
     if "serve" in words:
@@ -26,16 +23,24 @@ def role() -> str:
     return "worker"
 
 
-def main() -> int:
-    kind = role()
-    if kind == "worker":
-        return 0
-    host = os.environ.get("HOST", "0.0.0.0")
+def url_for(kind: str, environ: dict[str, str]) -> str:
+    host = environ.get("HOST", "0.0.0.0")
     if host in ("", "0.0.0.0", "::"):
         host = "127.0.0.1"
-    port = os.environ.get("PORT", "5000")
+    port = environ.get("PORT", "5000")
     path = "/health" if kind == "mlflow" else "/readyz"
-    url = f"http://{host}:{port}{path}"
+    return f"http://{host}:{port}{path}"
+
+
+def main() -> int:
+    try:
+        argv = Path("/proc/1/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        argv = ["serve"]
+    kind = role_of(argv)
+    if kind == "worker":
+        return 0
+    url = url_for(kind, dict(os.environ))
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
             return 0 if response.status == 200 else 1
