@@ -101,7 +101,7 @@ class ServeSettings(_Section):
     max_body_bytes: int = Field(1_048_576, ge=1024, examples=[1048576])
     log_requests: bool = True
     log_predictions: bool = True
-    shutdown_seconds: float = Field(10.0, ge=0, examples=[10])
+    shutdown_seconds: int = Field(10, ge=0, examples=[10])
 
 
 class MonitorSettings(_Section):
