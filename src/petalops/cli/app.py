@@ -14,6 +14,7 @@ from petalops.cli import demo as demo_cmd
 from petalops.cli import monitor as monitor_cmd
 from petalops.cli import predict as predict_cmd
 from petalops.cli import registry as registry_cmd
+from petalops.cli import rollout as rollout_cmd
 from petalops.cli import serve as serve_cmd
 from petalops.cli import train as train_cmd
 from petalops.cli.common import run_guarded
@@ -31,6 +32,7 @@ app.command("predict")(predict_cmd.predict)
 app.command("config")(train_cmd.show_config)
 app.command("serve")(serve_cmd.serve)
 app.add_typer(registry_cmd.app, name="registry")
+app.add_typer(rollout_cmd.app, name="rollout")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(demo_cmd.app, name="demo")
 
