@@ -9,12 +9,13 @@ any worker, so one worker refreshing them is enough.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
-from petalops.monitoring.drift import DriftReport
-from petalops.monitoring.quality import QualityRow
+if TYPE_CHECKING:  # the logger imports this module on the server's start path: no scipy here
+    from petalops.monitoring.drift import DriftReport
+    from petalops.monitoring.quality import QualityRow
 
 log = logging.getLogger(__name__)
 
