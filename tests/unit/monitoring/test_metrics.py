@@ -1,0 +1,75 @@
+"""update_gauges: the call the server makes to publish drift and live quality on /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from prometheus_client import REGISTRY
+from sklearn.datasets import load_iris
+
+from petalops.config import Settings
+from petalops.monitoring.metrics import update_gauges
+from petalops.monitoring.store import MonitorStore
+from petalops.pipeline.profile import build_profile
+
+NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def gauge(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_gauges_follow_the_store(
+    store: MonitorStore, make_record: Callable[..., dict[str, Any]]
+) -> None:
+    settings = Settings(project="gauges", monitor={"drift_window": 150})  # type: ignore[arg-type]
+    x, y = load_iris(return_X_y=True)
+    profile = build_profile(x, y, NAMES, ["setosa", "versicolor", "virginica"], predicted=y)
+    rows = x.copy()
+    rows[:, 2:] *= 1.7  # petal features shifted
+    store.log_predictions(
+        make_record(
+            f"g{i}",
+            model_name="gauges",
+            model_version="7",
+            features=rows[i].tolist(),
+            prediction=int(y[i]),
+            label=int(y[i]) if i % 5 else (int(y[i]) + 1) % 3,
+        )
+        for i in range(150)
+    )
+    report = update_gauges(settings, store, profile)
+    assert report is not None
+    assert gauge("petalops_dataset_drift") == 1.0
+    assert gauge("petalops_feature_drift", feature="petal_length") == 1.0
+    assert gauge("petalops_feature_drift", feature="sepal_width") == 0.0
+    ks = gauge("petalops_drift_score", feature="petal_length", test="ks")
+    assert ks == report.features["petal_length"].statistic
+    assert gauge("petalops_live_accuracy", model_version="7", variant="champion") == 0.8
+    f1 = gauge("petalops_live_f1", model_version="7", variant="champion")
+    assert f1 is not None
+    assert 0.7 < f1 < 0.9
+
+    # Back to normal traffic: the gauges follow.
+    store.log_predictions(
+        make_record(
+            f"n{i}",
+            model_name="gauges",
+            model_version="7",
+            features=x[i].tolist(),
+            prediction=int(y[i]),
+        )
+        for i in np.random.default_rng(0).permutation(150)
+    )
+    update_gauges(settings, store, profile)
+    assert gauge("petalops_dataset_drift") == 0.0
+
+
+def test_a_failure_is_logged_not_raised(store: MonitorStore) -> None:
+    settings = Settings()
+    store.close()
+    broken = MonitorStore.__new__(MonitorStore)  # a store whose database is gone
+    broken.engine = None  # type: ignore[assignment]
+    assert update_gauges(settings, broken, {"features": {}}) is None
