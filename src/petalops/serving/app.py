@@ -44,6 +44,7 @@ from petalops.serving.source import ModelSource, RegistrySource
 
 SETTINGS_ENV = "_PETALOPS_SERVE_SETTINGS"
 UNMATCHED = "unmatched"
+STARTUP_WAIT_SECONDS = 30.0
 
 
 class PetalopsApp:
@@ -120,8 +121,8 @@ class PetalopsApp:
         server.log.request(
             call.request_id, call.method, label, reply.status, seconds, reply.version, reply.variant
         )
-        if reply.after is not None:
-            reply.after(seconds)
+        if reply.rows is not None:
+            server.side.predicted(call.request_id, label, reply, seconds)
 
     async def _fallback(self, scope: Scope, receive: Receive, send: Send) -> None:
         """FastAPI routes: still one log line, metrics and the X-Request-ID echo."""
@@ -181,11 +182,15 @@ class PetalopsApp:
             "worker_started", model=server.settings.model_ref, workers=server.settings.serve.workers
         )
         server.holder.start()
+        # Take traffic once the first model is in (bounded): with several workers on one
+        # socket, a cold worker would otherwise answer 503 beside ready ones.
+        await server.holder.wait_first_reconcile(STARTUP_WAIT_SECONDS)
 
     async def shutdown(self) -> None:
         server = self.server
         await server.holder.stop()
         server.side.close()
+        server.metrics.flush()
         server.log.event("worker_stopped")
         server.log.flush()
         worker_exited(os.getpid())

@@ -178,6 +178,7 @@ class RuntimeHolder:
         self._pin_locks: dict[str, asyncio.Lock] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._first = asyncio.Event()
         self._trigger_mtime = self._read_trigger()
 
     @property
@@ -305,6 +306,11 @@ class RuntimeHolder:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    async def wait_first_reconcile(self, timeout: float) -> None:
+        """Wait (bounded) until the first reconciliation has finished, loaded or not."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first.wait(), timeout)
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -333,6 +339,7 @@ class RuntimeHolder:
     async def _run(self) -> None:
         while True:
             await self.reconcile()
+            self._first.set()
             # Retry quickly until the first model is in; then at the configured pace.
             pace = self.reconcile_seconds if self.ready else min(1.0, self.reconcile_seconds)
             due = time.monotonic() + pace

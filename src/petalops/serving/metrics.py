@@ -9,7 +9,10 @@ call, which adds up at 10,000 requests/s.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import os
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import (
@@ -87,38 +90,82 @@ RECONCILE_ERRORS = Counter(
 
 
 class RequestMetrics:
-    """Cached labelled children for the per-request observations."""
+    """Per-request observations, added up in plain dicts and flushed every 0.1 s.
+
+    A prometheus-client ``inc``/``observe`` takes a lock (and in multiprocess mode writes
+    an mmap) each time: ~1.5 µs, four of them a request. Counting in a dict and flushing
+    the sums is ~0.3 µs a request; a scrape flushes first, so it is never stale in the
+    worker that answers it (other workers' counts are at most ``FLUSH_SECONDS`` old).
+    """
+
+    FLUSH_SECONDS = 0.1
 
     def __init__(self) -> None:
-        self._requests: dict[tuple[str, int, str, str], Any] = {}
-        self._duration: dict[tuple[str, str, str], Any] = {}
-        self._predictions: dict[tuple[str, str, str], Any] = {}
-        self._out_of_range: dict[str, Any] = {}
+        self._requests: dict[tuple[str, int, str, str], int] = {}
+        self._durations: dict[tuple[str, str, str], list[float]] = {}
+        self._predictions: dict[tuple[str, str, str], int] = {}
+        self._out_of_range: dict[str, int] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
+        self._scheduled = False
 
     def request(self, route: str, status: int, version: str, variant: str, seconds: float) -> None:
         key = (route, status, version, variant)
-        child = self._requests.get(key)
-        if child is None:
-            child = self._requests[key] = REQUESTS.labels(route, str(status), version, variant)
-        child.inc()
+        requests = self._requests
+        requests[key] = requests.get(key, 0) + 1
         dkey = (route, version, variant)
-        hist = self._duration.get(dkey)
-        if hist is None:
-            hist = self._duration[dkey] = DURATION.labels(route, version, variant)
-        hist.observe(seconds)
+        buckets = self._durations.get(dkey)
+        if buckets is None:
+            buckets = self._durations[dkey] = [0.0] * (len(_BOUNDS) + 1)
+        buckets[0] += seconds
+        buckets[1 + bisect_left(_BOUNDS, seconds)] += 1
+        if not self._scheduled:
+            self._schedule()
 
     def predicted(self, version: str, variant: str, class_name: str, n: int = 1) -> None:
         key = (version, variant, class_name)
-        child = self._predictions.get(key)
-        if child is None:
-            child = self._predictions[key] = PREDICTIONS.labels(version, variant, class_name)
-        child.inc(n)
+        self._predictions[key] = self._predictions.get(key, 0) + n
 
     def out_of_range(self, version: str, n: int) -> None:
-        child = self._out_of_range.get(version)
+        self._out_of_range[version] = self._out_of_range.get(version, 0) + n
+
+    def _schedule(self) -> None:
+        try:
+            asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
+            self._scheduled = True
+        except RuntimeError:  # no event loop (tests, threads): flush now
+            self.flush()
+
+    def _child(self, metric: Any, labels: tuple[Any, ...]) -> Any:
+        key = (metric, *labels)
+        child = self._children.get(key)
         if child is None:
-            child = self._out_of_range[version] = OUT_OF_RANGE.labels(version)
-        child.inc(n)
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def flush(self) -> None:
+        """Hand the pending counts to prometheus-client."""
+        self._scheduled = False
+        requests, self._requests = self._requests, {}
+        durations, self._durations = self._durations, {}
+        predictions, self._predictions = self._predictions, {}
+        out_of_range, self._out_of_range = self._out_of_range, {}
+        for (route, status, version, variant), n in requests.items():
+            self._child(REQUESTS, (route, str(status), version, variant)).inc(n)
+        for labels, buckets in durations.items():
+            histogram = self._child(DURATION, labels)
+            # observe() once per request would undo the batching; these two attributes
+            # are what observe() itself updates (prometheus-client pinned in constraints).
+            histogram._sum.inc(buckets[0])
+            for i, count in enumerate(buckets[1:]):
+                if count:
+                    histogram._buckets[i].inc(count)
+        for labels, n in predictions.items():
+            self._child(PREDICTIONS, labels).inc(n)
+        for version, n in out_of_range.items():
+            self._child(OUT_OF_RANGE, (version,)).inc(n)
+
+
+_BOUNDS = (*LATENCY_BUCKETS, math.inf)
 
 
 def multiprocess_dir() -> str | None:

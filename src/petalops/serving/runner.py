@@ -48,5 +48,6 @@ def run(settings: Settings) -> None:
         access_log=False,
         log_level="warning",
         server_header=False,
+        proxy_headers=False,
         timeout_graceful_shutdown=serve.shutdown_seconds,
     )

@@ -50,7 +50,12 @@ class Reply:
     version: str = ""
     variant: str = ""
     headers: list[tuple[bytes, bytes]] | None = None
-    after: Callable[[float], None] | None = None
+    # What was predicted, for the side channel (metrics by class, prediction log, shadow).
+    snapshot: Snapshot | None = None
+    served: Served | None = None
+    rows: list[list[float]] | None = None
+    labels: list[int] | None = None
+    probas: list[list[float]] | None = None
 
 
 Handler = Callable[["Server", Call, Receive], Awaitable[Reply]]
@@ -89,32 +94,20 @@ class Server:
         served, variant = snapshot.pick(call.routing_key or call.request_id)
         return snapshot, served, variant
 
-    def after_predict(
+    def predicted(
         self,
-        call: Call,
+        body: bytes,
         snapshot: Snapshot,
         served: Served,
         variant: str,
         rows: list[list[float]],
         labels: list[int],
         probas: list[list[float]],
-    ) -> Callable[[float], None]:
-        side = self.side
-
-        def after(seconds: float) -> None:
-            side.predicted(
-                request_id=call.request_id,
-                route=call.route,
-                snapshot=snapshot,
-                served=served,
-                variant=variant,
-                rows=rows,
-                labels=labels,
-                probas=probas,
-                seconds=seconds,
-            )
-
-        return after
+    ) -> Reply:
+        """A 200 answer carrying what the side channel needs after it is sent."""
+        return Reply(
+            body, 200, JSON, served.version, variant, None, snapshot, served, rows, labels, probas
+        )
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from petalops.serving.accesslog import JsonLog
-from petalops.serving.holder import Served, Snapshot
+from petalops.serving.holder import Served
 from petalops.serving.metrics import RequestMetrics
 from petalops.serving.rows import predict_rows
+
+if TYPE_CHECKING:
+    from petalops.serving.server import Reply
 
 ERROR_LOG_EVERY_SECONDS = 60.0
 
@@ -37,37 +40,40 @@ class SideChannel:
         self.failures = 0
         self._last_error_log = 0.0
 
-    def predicted(
-        self,
-        *,
-        request_id: str,
-        route: str,
-        snapshot: Snapshot,
-        served: Served,
-        variant: str,
-        rows: list[list[float]],
-        labels: list[int],
-        probas: list[list[float]],
-        seconds: float,
-    ) -> None:
+    def predicted(self, request_id: str, route: str, reply: Reply, seconds: float) -> None:
+        """Everything a prediction owes after its response: never raises."""
         try:
+            served, snapshot = reply.served, reply.snapshot
+            rows, labels, probas = reply.rows, reply.labels, reply.probas
+            if served is None or snapshot is None or rows is None or labels is None:
+                return
+            variant = reply.variant
             self._observe(served, variant, rows, labels)
             reference: list[int] | None = None
             champion = snapshot.champion
-            if variant != "champion" and champion is not None and champion is not served:
-                reference, _ = predict_rows(champion.runtime, rows)
-            if self.sink is not None:
-                self.sink.log_many(
+            sink = self.sink
+            if sink is not None:
+                if variant != "champion" and champion is not None and champion is not served:
+                    reference, _ = predict_rows(champion.runtime, rows)
+                sink.log_many(
                     _records(
-                        request_id, route, served, variant, rows, labels, probas, seconds, reference
+                        request_id,
+                        route,
+                        served,
+                        variant,
+                        rows,
+                        labels,
+                        probas or [],
+                        seconds,
+                        reference,
                     )
                 )
             challenger = snapshot.challenger
             if snapshot.policy.shadow and challenger is not None and variant == "champion":
                 shadow_labels, shadow_probas = predict_rows(challenger.runtime, rows)
                 self._observe(challenger, "shadow", rows, shadow_labels)
-                if self.sink is not None:
-                    self.sink.log_many(
+                if sink is not None:
+                    sink.log_many(
                         _records(
                             request_id,
                             route,

@@ -54,9 +54,6 @@ async def predict(server: Server, call: Call, receive: Receive) -> Reply:
         data["instances"], served.runtime.features, server.max_batch, "instances", example
     )
     labels, probas = predict_rows(served.runtime, rows)
-    return Reply(
-        orjson.dumps({"predictions": labels}),
-        version=served.version,
-        variant=variant,
-        after=server.after_predict(call, snapshot, served, variant, rows, labels, probas),
+    return server.predicted(
+        orjson.dumps({"predictions": labels}), snapshot, served, variant, rows, labels, probas
     )

@@ -210,11 +210,8 @@ async def invocations(server: Server, call: Call, receive: Receive) -> Reply:
         else:
             rows = _any_rows(value, features, server.max_batch, key, example)
     labels, probas = predict_rows(served.runtime, rows)
-    return Reply(
-        orjson.dumps({"predictions": labels}),
-        version=served.version,
-        variant=variant,
-        after=server.after_predict(call, snapshot, served, variant, rows, labels, probas),
+    return server.predicted(
+        orjson.dumps({"predictions": labels}), snapshot, served, variant, rows, labels, probas
     )
 
 

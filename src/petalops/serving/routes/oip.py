@@ -261,9 +261,4 @@ async def infer(server: Server, call: Call, receive: Receive) -> Reply:
     if isinstance(request_id, str):
         answer["id"] = request_id
     answer["parameters"] = {"variant": variant, "request_id": call.request_id}
-    return Reply(
-        orjson.dumps(answer),
-        version=served.version,
-        variant=variant,
-        after=server.after_predict(call, snapshot, served, variant, rows, labels, probas),
-    )
+    return server.predicted(orjson.dumps(answer), snapshot, served, variant, rows, labels, probas)

@@ -32,5 +32,6 @@ async def readyz(server: Server, call: Call, receive: Receive) -> Reply:
 
 async def scrape(server: Server, call: Call, receive: Receive) -> Reply:
     """Prometheus metrics in the text exposition format (merged across workers)."""
+    server.metrics.flush()
     body, content_type = metrics.exposition()
     return Reply(body, content_type=content_type.encode())

@@ -38,12 +38,7 @@ async def predict(server: Server, call: Call, receive: Receive) -> Reply:
             "variant": variant,
         }
     )
-    return Reply(
-        body,
-        version=served.version,
-        variant=variant,
-        after=server.after_predict(call, snapshot, served, variant, [row], [label], [proba]),
-    )
+    return server.predicted(body, snapshot, served, variant, [row], [label], [proba])
 
 
 async def health(server: Server, call: Call, receive: Receive) -> Reply:

@@ -54,9 +54,4 @@ async def predict(server: Server, call: Call, receive: Receive) -> Reply:
     ]
     meta = {"model_version": served.version, "variant": variant, "request_id": call.request_id}
     body = orjson.dumps({"predictions": answers, **meta} if batch else {**answers[0], **meta})
-    return Reply(
-        body,
-        version=served.version,
-        variant=variant,
-        after=server.after_predict(call, snapshot, served, variant, rows, labels, probas),
-    )
+    return server.predicted(body, snapshot, served, variant, rows, labels, probas)

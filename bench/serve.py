@@ -1,0 +1,244 @@
+"""Benchmark the model server next to its baselines, in one run, on 127.0.0.1 only.
+
+    .venv/bin/python bench/serve.py                  # all targets, c=1 and c=64, 5 s each
+    .venv/bin/python bench/serve.py --duration 10 --targets floor,petalops --routes predict
+
+Targets, each on uvicorn + uvloop + httptools with ``--workers`` processes:
+  floor     a raw ASGI app answering a constant (the cost of Python HTTP itself)
+  fastapi   FastAPI + a pydantic body + scikit-learn ``predict`` (the typical server)
+  petalops  ``petalops serve`` as shipped: metrics, request log and prediction log on
+
+Load comes from wrk (``apt-get install wrk``), bounded by ``--duration``. Prints req/s,
+p50/p99 latency and the server's CPU time per request (all its processes, from /proc).
+Never asserts on time: figures depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ROW = [5.1, 3.5, 1.4, 0.2]
+NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+ROUTES = {
+    "predict": ("/predict", {"features": ROW}),
+    "v1": ("/v1/predict", dict(zip(NAMES, ROW, strict=True))),
+    "v2": (
+        "/v2/models/iris/infer",
+        {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]},
+    ),
+}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Result:
+    target: str
+    route: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_us: float
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and all its descendants (Linux /proc)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (OSError, IndexError):
+            continue
+        pending.extend(int(c) for c in children)
+    return total
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout} s")
+
+
+def start(
+    target: str, port: int, workers: int, home: Path, overrides: list[str]
+) -> tuple[subprocess.Popen[bytes], str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    python = sys.executable
+    uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
+               "--no-access-log", "--log-level", "warning"]
+    if target == "floor":
+        command, ready = [*uvicorn, "bench.apps.floor:app"], "/"
+    elif target == "fastapi":
+        command, ready = [*uvicorn, "bench.apps.fastapi_sklearn:app"], "/docs"
+    else:
+        env["PETALOPS_HOME"] = str(home)
+        command = [python, "-m", "petalops", "serve", "--port", str(port),
+                   "--workers", str(workers)]
+        for override in overrides:
+            command += ["--set", override]
+        ready = "/readyz"
+    log = open(home.parent / f"bench-{target}.log", "wb")  # noqa: SIM115 - lives with the server
+    process = subprocess.Popen(command, env=env, cwd=home.parent, stdout=log, stderr=log,
+                               start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}{ready}", process)
+    except Exception:
+        stop(process)
+        raise
+    return process, ready
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    match = re.match(r"([\d.]+)(us|ms|s)", text)
+    return float(match[1]) * _UNITS[match[2]] if match else float("nan")
+
+
+def wrk(url: str, body: dict[str, object], connections: int, seconds: float,
+        workdir: Path) -> tuple[float, float, float, int]:
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = '{json.dumps(body)}'\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    command = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--latency",
+               "-s", str(script), url]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout
+    if os.environ.get("BENCH_DEBUG"):
+        print(out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M)[1])  # type: ignore[index]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M)[1])  # type: ignore[index]
+    errors = 0
+    for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: .*?(\d+)"):
+        found = re.search(pattern, out)
+        errors += int(found[1]) if found else 0
+    return rps, p50, p99, errors
+
+
+def measure(target: str, routes: list[str], connections: list[int], args: argparse.Namespace,
+            home: Path, workdir: Path) -> list[Result]:
+    port = free_port()
+    process, _ = start(target, port, args.workers, home, args.set or [])
+    results: list[Result] = []
+    try:
+        for route in routes if target == "petalops" else ["predict"]:
+            path, body = ROUTES[route]
+            url = f"http://127.0.0.1:{port}{path}"
+            wrk(url, body, 8, args.warmup, workdir)
+            for c in connections:
+                cpu_before = tree_cpu_seconds(process.pid)
+                rps, p50, p99, errors = wrk(url, body, c, args.duration, workdir)
+                cpu = tree_cpu_seconds(process.pid) - cpu_before
+                requests = max(1.0, rps * args.duration)
+                results.append(Result(target, path, c, rps, p50, p99, errors,
+                                      cpu / requests * 1e6))
+                print(f"  {target:9} {path:24} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.3f} ms  "
+                      f"p99 {p99:7.2f} ms  cpu {cpu / requests * 1e6:6.0f} µs/req  "
+                      f"errors {errors}", flush=True)
+    finally:
+        stop(process)
+    return results
+
+
+def trained_home(workdir: Path) -> Path:
+    """A registry holding a trained Iris model (trained once into the work directory)."""
+    home = workdir / ".petalops"
+    env = {**os.environ, "PETALOPS_HOME": str(home)}
+    subprocess.run([sys.executable, "-m", "petalops", "train"], env=env, cwd=workdir,
+                   check=True, capture_output=True)
+    return home
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per route")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", default="1,64")
+    parser.add_argument("--targets", default="floor,fastapi,petalops")
+    parser.add_argument("--routes", default="predict,v1,v2")
+    parser.add_argument("--home", type=Path, help="an existing trained .petalops to serve")
+    parser.add_argument("--set", action="append", help="petalops setting, e.g. "
+                        "serve.log_predictions=false (repeatable)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install -y wrk")
+    connections = [int(c) for c in args.connections.split(",")]
+    routes = args.routes.split(",")
+    workdir = Path(tempfile.mkdtemp(prefix="petalops-bench-"))
+    try:
+        home = args.home.resolve() if args.home else trained_home(workdir)
+        load = os.getloadavg()
+        print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+              f"on {os.cpu_count()} cores; {args.workers} workers; {args.duration:g} s per run")
+        results: list[Result] = []
+        for target in args.targets.split(","):
+            results.extend(measure(target, routes, connections, args, home, workdir))
+        floor = {r.connections: r.rps for r in results if r.target == "floor"}
+        print("\nshare of the floor (same run):")
+        for r in results:
+            if r.target != "floor" and r.connections in floor:
+                print(f"  {r.target:9} {r.route:24} c={r.connections:<3} "
+                      f"{r.rps / floor[r.connections]:.2f}")
+        load = os.getloadavg()
+        print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        if args.json:
+            args.json.write_text(json.dumps([r.__dict__ for r in results], indent=2))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
