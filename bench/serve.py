@@ -99,23 +99,47 @@ def start(
 ) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     python = sys.executable
-    uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
-               "--no-access-log", "--log-level", "warning"]
+    uvicorn = [
+        python,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     if target == "floor":
         command, ready = [*uvicorn, "bench.apps.floor:app"], "/"
     elif target == "fastapi":
         command, ready = [*uvicorn, "bench.apps.fastapi_sklearn:app"], "/docs"
     else:
         env["PETALOPS_HOME"] = str(home)
-        command = [python, "-m", "petalops", "serve", "--port", str(port),
-                   "--workers", str(workers)]
+        command = [
+            python,
+            "-m",
+            "petalops",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
         for override in overrides:
             command += ["--set", override]
         ready = "/readyz"
     log = open(home.parent / f"bench-{target}.log", "wb")  # noqa: SIM115 - lives with the server
-    process = subprocess.Popen(command, env=env, cwd=home.parent, stdout=log, stderr=log,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, env=env, cwd=home.parent, stdout=log, stderr=log, start_new_session=True
+    )
     try:
         wait_ready(f"http://127.0.0.1:{port}{ready}", process)
     except Exception:
@@ -142,16 +166,28 @@ def _ms(text: str) -> float:
     return float(match[1]) * _UNITS[match[2]] if match else float("nan")
 
 
-def wrk(url: str, body: dict[str, object], connections: int, seconds: float,
-        workdir: Path) -> tuple[float, float, float, int]:
+def wrk(
+    url: str, body: dict[str, object], connections: int, seconds: float, workdir: Path
+) -> tuple[float, float, float, int]:
     script = workdir / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = '{json.dumps(body)}'\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
-    command = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--latency",
-               "-s", str(script), url]
+    command = [
+        "wrk",
+        "-t",
+        "1",
+        "-c",
+        str(connections),
+        "-d",
+        f"{max(1, round(seconds))}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout
     if os.environ.get("BENCH_DEBUG"):
         print(out)
@@ -165,8 +201,14 @@ def wrk(url: str, body: dict[str, object], connections: int, seconds: float,
     return rps, p50, p99, errors
 
 
-def measure(target: str, routes: list[str], connections: list[int], args: argparse.Namespace,
-            home: Path, workdir: Path) -> list[Result]:
+def measure(
+    target: str,
+    routes: list[str],
+    connections: list[int],
+    args: argparse.Namespace,
+    home: Path,
+    workdir: Path,
+) -> list[Result]:
     port = free_port()
     process, _ = start(target, port, args.workers, home, args.set or [])
     results: list[Result] = []
@@ -180,11 +222,13 @@ def measure(target: str, routes: list[str], connections: list[int], args: argpar
                 rps, p50, p99, errors = wrk(url, body, c, args.duration, workdir)
                 cpu = tree_cpu_seconds(process.pid) - cpu_before
                 requests = max(1.0, rps * args.duration)
-                results.append(Result(target, path, c, rps, p50, p99, errors,
-                                      cpu / requests * 1e6))
-                print(f"  {target:9} {path:24} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.3f} ms  "
-                      f"p99 {p99:7.2f} ms  cpu {cpu / requests * 1e6:6.0f} µs/req  "
-                      f"errors {errors}", flush=True)
+                results.append(Result(target, path, c, rps, p50, p99, errors, cpu / requests * 1e6))
+                print(
+                    f"  {target:9} {path:24} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.3f} ms  "
+                    f"p99 {p99:7.2f} ms  cpu {cpu / requests * 1e6:6.0f} µs/req  "
+                    f"errors {errors}",
+                    flush=True,
+                )
     finally:
         stop(process)
     return results
@@ -194,14 +238,20 @@ def trained_home(workdir: Path) -> Path:
     """A registry holding a trained Iris model (trained once into the work directory)."""
     home = workdir / ".petalops"
     env = {**os.environ, "PETALOPS_HOME": str(home)}
-    subprocess.run([sys.executable, "-m", "petalops", "train"], env=env, cwd=workdir,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "petalops", "train"],
+        env=env,
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+    )
     return home
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per route")
     parser.add_argument("--workers", type=int, default=2)
@@ -209,8 +259,11 @@ def main() -> None:
     parser.add_argument("--targets", default="floor,fastapi,petalops")
     parser.add_argument("--routes", default="predict,v1,v2")
     parser.add_argument("--home", type=Path, help="an existing trained .petalops to serve")
-    parser.add_argument("--set", action="append", help="petalops setting, e.g. "
-                        "serve.log_predictions=false (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        help="petalops setting, e.g. serve.log_predictions=false (repeatable)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -221,8 +274,10 @@ def main() -> None:
     try:
         home = args.home.resolve() if args.home else trained_home(workdir)
         load = os.getloadavg()
-        print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-              f"on {os.cpu_count()} cores; {args.workers} workers; {args.duration:g} s per run")
+        print(
+            f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+            f"on {os.cpu_count()} cores; {args.workers} workers; {args.duration:g} s per run"
+        )
         results: list[Result] = []
         for target in args.targets.split(","):
             results.extend(measure(target, routes, connections, args, home, workdir))
@@ -230,8 +285,10 @@ def main() -> None:
         print("\nshare of the floor (same run):")
         for r in results:
             if r.target != "floor" and r.connections in floor:
-                print(f"  {r.target:9} {r.route:24} c={r.connections:<3} "
-                      f"{r.rps / floor[r.connections]:.2f}")
+                print(
+                    f"  {r.target:9} {r.route:24} c={r.connections:<3} "
+                    f"{r.rps / floor[r.connections]:.2f}"
+                )
         load = os.getloadavg()
         print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         if args.json:
