@@ -15,6 +15,7 @@ from petalops.monitoring.loop import Watcher
 from petalops.monitoring.store import MonitorStore
 from petalops.registry import load_runtime
 from petalops.registry.store import alias_version
+from petalops.rollout.controller import request
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +67,17 @@ def test_shifted_traffic_closes_the_loop(trained_settings: Settings) -> None:
     assert kinds == ["trigger", "data", "trained", "registered", "rollout_started"]
     assert cycle.rollout_id is not None
     assert store.events()[-1]["rollout_id"] == cycle.rollout_id
+
+    # A person aborts the rollout; the next tick records its outcome once (and is in cooldown).
+    request(settings, "abort", "integration test")
+    again = Watcher(settings, store, retrain=True).tick()
+    assert again.cycle is not None
+    assert again.cycle.outcome == "cooldown"
+    [outcome] = [e for e in store.events() if e["kind"] == "rollout_outcome"]
+    assert outcome["cycle"] == cycle.cycle
+    assert outcome["detail"]["outcome"] in {"aborted", "rolled_back"}
+    Watcher(settings, store, retrain=True).tick()
+    assert [e["kind"] for e in store.events()].count("rollout_outcome") == 1
 
     # The retrained challenger learned the new data: better than the champion on it.
     challenger = load_runtime(settings, f"iris/{cycle.version}")

@@ -167,10 +167,45 @@ class Watcher:
                 self.on_alert(alert)
         if evaluation.alerts and self.webhook_url:
             result.webhook = post_webhook(self.webhook_url, evaluation.alerts)
+        self.track_rollouts()
         triggers = [a for a in evaluation.alerts if a.name in RETRAIN_TRIGGERS]
         if self.retrain and triggers:
             result.cycle = self.run_cycle(triggers, evaluation, now)
         return result
+
+    def track_rollouts(self) -> None:
+        """Record the outcome of rollouts this loop started once the controller ends them."""
+        try:
+            pending = self.store.open_rollouts(self.name)
+            if not pending:
+                return
+            from petalops.rollout.control_plane import ControlPlane
+            from petalops.rollout.plan import RolloutPlan
+
+            plan = RolloutPlan.parse(ControlPlane(self.settings).read().plan_raw)
+        except Exception:  # the registry may be down; try again next tick
+            log.warning("could not read the rollout state", exc_info=True)
+            return
+        for event in pending:
+            outcome: str
+            if plan is not None and plan.rollout_id == event["rollout_id"]:
+                if plan.active:
+                    continue
+                outcome, reason = plan.phase, plan.reason
+            else:
+                outcome = "superseded"
+                reason = "another rollout replaced it before it finished"
+            self.store.add_event(
+                event["cycle"],
+                ROLLOUT_OUTCOME,
+                f"rollout {event['rollout_id']} of version {event['model_version']}: {outcome}"
+                + (f" ({reason})" if reason else ""),
+                model_name=self.name,
+                model_version=event["model_version"],
+                run_id=event["run_id"],
+                rollout_id=event["rollout_id"],
+                detail={"outcome": outcome, "reason": reason},
+            )
 
     def cooldown_left(self, now: float) -> float:
         last = self.store.last_event_ts(TRIGGER, self.name)

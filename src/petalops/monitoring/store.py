@@ -433,3 +433,19 @@ class MonitorStore:
         with self.engine.connect() as conn:
             value = conn.execute(query).scalar_one_or_none()
         return float(value) if value is not None else None
+
+    def open_rollouts(self, model_name: str) -> list[dict[str, Any]]:
+        """``rollout_started`` events whose cycle has no ``rollout_outcome`` yet."""
+        e = loop_events.c
+        closed = sa.select(e.cycle).where(e.kind == "rollout_outcome", e.model_name == model_name)
+        query = (
+            sa.select(e.cycle, e.rollout_id, e.model_version, e.run_id)
+            .where(
+                e.kind == "rollout_started",
+                e.model_name == model_name,
+                e.cycle.not_in(closed),
+            )
+            .order_by(e.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
