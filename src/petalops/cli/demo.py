@@ -31,6 +31,31 @@ def shifted_traffic(
     return np.round(np.clip(out, 0.1, None), 2), y[pick].astype(np.int64)
 
 
+def send_to_server(url: str, names: list[str], classes: list[str], x: Any, y: Any) -> int:
+    """POST each row to /v1/predict, then its true label to /v1/feedback; labels joined."""
+    import time
+
+    import httpx
+
+    base = url.rstrip("/")
+    ids: list[str] = []
+    with httpx.Client(timeout=10.0) as client:
+        for row in x:
+            response = client.post(
+                f"{base}/v1/predict", json=dict(zip(names, row.tolist(), strict=True))
+            )
+            response.raise_for_status()
+            ids.append(str(response.json()["request_id"]))
+        time.sleep(1.0)  # the server's prediction log writes in batches (monitor.flush_seconds)
+        labelled = 0
+        for request_id, label in zip(ids, y, strict=True):
+            answer = client.post(
+                f"{base}/v1/feedback", json={"request_id": request_id, "label": classes[int(label)]}
+            )
+            labelled += answer.status_code < 300
+    return labelled
+
+
 @app.command("drift")
 def drift(
     normal: Annotated[int, typer.Option("--normal", help="Rows of normal traffic first.")] = 300,
@@ -45,6 +70,14 @@ def drift(
     home: Annotated[
         Path | None,
         typer.Option("--home", help="Stores for the demo (default: a fresh <home>/demo)."),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Send the traffic and feedback to this running server (POST /v1/predict, "
+            "/v1/feedback) and use its stores (this project's settings) instead of in-process.",
+        ),
     ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
@@ -67,13 +100,17 @@ def drift(
 
     console = Console()
     base = settings_from(config, overrides)
-    demo_home = home or base.home_dir / "demo"
-    if home is None and demo_home.exists():
-        shutil.rmtree(demo_home)  # only the default demo directory is ever wiped
-    settings = base.model_copy(
-        update={"home": demo_home, "mlflow_uri": "", "experiment": f"{base.project}-demo"}
-    )
-    settings.monitor = settings.monitor.model_copy(update={"db_url": ""})
+    if url:
+        settings = base  # the server's own registry and monitoring store
+        demo_home = settings.home_dir
+    else:
+        demo_home = home or base.home_dir / "demo"
+        if home is None and demo_home.exists():
+            shutil.rmtree(demo_home)  # only the default demo directory is ever wiped
+        settings = base.model_copy(
+            update={"home": demo_home, "mlflow_uri": "", "experiment": f"{base.project}-demo"}
+        )
+        settings.monitor = settings.monitor.model_copy(update={"db_url": ""})
     names = settings.data.features or []
     wanted = feature or list(names)
     unknown = [f for f in wanted if f not in names]
@@ -100,33 +137,36 @@ def drift(
     x_shift, y_shift = shifted_traffic(shifted, scale, columns, settings.seed + 1)
     x = np.vstack([x_normal, x_shift])
     y = np.concatenate([y_normal, y_shift])
-    logger = PredictionLogger.from_settings(settings, store)
-    started = time.time() - len(y) * 0.1
-    feedback = []
-    for i, (row, label) in enumerate(zip(x, y, strict=True)):
-        t0 = time.perf_counter()
-        index, proba = runtime.predict_one(row.tolist())
-        request_id = f"demo-{i:05d}"
-        logger.log(
-            {
-                "request_id": request_id,
-                "row": 0,
-                "ts": started + i * 0.1,
-                "model_name": runtime.name,
-                "model_version": runtime.version,
-                "variant": "champion",
-                "route": "/v1/predict",
-                "status": 200,
-                "latency_ms": (time.perf_counter() - t0) * 1000.0,
-                "features": row.tolist(),
-                "prediction": index,
-                "class_name": runtime.classes[index],
-                "probabilities": proba,
-            }
-        )
-        feedback.append({"request_id": request_id, "label": runtime.classes[int(label)]})
-    logger.close()
-    labelled = record_feedback_batch(store, feedback, runtime.classes)
+    if url:
+        labelled = send_to_server(url, names, runtime.classes, x, y)
+    else:
+        logger = PredictionLogger.from_settings(settings, store)
+        started = time.time() - len(y) * 0.1
+        feedback = []
+        for i, (row, label) in enumerate(zip(x, y, strict=True)):
+            t0 = time.perf_counter()
+            index, proba = runtime.predict_one(row.tolist())
+            request_id = f"demo-{i:05d}"
+            logger.log(
+                {
+                    "request_id": request_id,
+                    "row": 0,
+                    "ts": started + i * 0.1,
+                    "model_name": runtime.name,
+                    "model_version": runtime.version,
+                    "variant": "champion",
+                    "route": "/v1/predict",
+                    "status": 200,
+                    "latency_ms": (time.perf_counter() - t0) * 1000.0,
+                    "features": row.tolist(),
+                    "prediction": index,
+                    "class_name": runtime.classes[index],
+                    "probabilities": proba,
+                }
+            )
+            feedback.append({"request_id": request_id, "label": runtime.classes[int(label)]})
+        logger.close()
+        labelled = record_feedback_batch(store, feedback, runtime.classes)
     predicted = runtime.predict(x)
     console.print(
         f"2. sent {normal} normal + {shifted} rows with {', '.join(wanted)} scaled 1.0 → "
@@ -138,7 +178,7 @@ def drift(
     )
 
     report = current_drift(settings, store).report.to_json()
-    table = Table(title="3. drift of the live window against the champion's profile")
+    table = Table(title="3. drift against the champion's profile")
     for column in ("feature", "drift", "KS", "p-value", "PSI"):
         table.add_column(column)
     for name, f in report["features"].items():

@@ -291,7 +291,8 @@ class Watcher:
         record(
             cycle,
             TRAINED,
-            f"run {run_id} passed the quality gate",
+            f"run {run_id} passed the quality gate"
+            + (f" (test accuracy {metrics['accuracy']:.3f})" if "accuracy" in metrics else ""),
             model_name=self.name,
             run_id=run_id,
             detail={"metrics": metrics, "gate": gate.to_json() if gate is not None else None},
