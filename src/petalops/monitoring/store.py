@@ -344,17 +344,29 @@ class MonitorStore:
             np.asarray(labels, dtype=np.int64),
         )
 
-    def recent_requests(self, since: float) -> tuple[int, int, npt.NDArray[np.float64]]:
-        """Logged live rows since ``since``: (count, how many had a 5xx status, latencies ms)."""
+    def recent_requests(
+        self, since: float, latency_rows: int = 100_000
+    ) -> tuple[int, int, npt.NDArray[np.float64]]:
+        """Logged live rows since ``since``: (count, how many had a 5xx status, latencies ms).
+
+        Counting happens in the database; latencies are those of the newest
+        ``latency_rows`` rows, enough for a p99 without loading minutes of traffic at 10k/s.
+        """
         c = predictions.c
-        query = sa.select(c.status, c.latency_ms).where(
-            c.ts >= since, c.variant.in_(list(LIVE_VARIANTS))
+        live = (c.ts >= since, c.variant.in_(list(LIVE_VARIANTS)))
+        totals = sa.select(
+            sa.func.count(), sa.func.sum(sa.case((c.status >= 500, 1), else_=0))
+        ).where(*live)
+        latency = (
+            sa.select(c.latency_ms)
+            .where(*live, c.latency_ms.is_not(None))
+            .order_by(c.ts.desc())
+            .limit(latency_rows)
         )
         with self.engine.connect() as conn:
-            fetched = conn.execute(query).all()
-        errors = sum(1 for status, _ in fetched if status >= 500)
-        latencies = np.asarray([lat for _, lat in fetched if lat is not None], dtype=np.float64)
-        return len(fetched), errors, latencies
+            count, errors = conn.execute(totals).one()
+            latencies = np.asarray(conn.execute(latency).scalars().all(), dtype=np.float64)
+        return int(count or 0), int(errors or 0), latencies
 
     # -- feedback -------------------------------------------------------------------------
 
