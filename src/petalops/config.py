@@ -156,6 +156,21 @@ class RolloutSettings(_Section):
     embedded: bool = False
 
 
+class TuneSettings(_Section):
+    """Defaults of `petalops tune` (see docs/experiments.md)."""
+
+    strategy: Literal["grid", "random"] = "grid"
+    # model.params to search: a list of values, or for random search "loguniform(a, b)" /
+    # "uniform(a, b)" / "randint(a, b)".
+    params: dict[str, list[Any] | str] = Field(
+        default_factory=lambda: {"C": [0.01, 0.1, 1.0, 10.0, 100.0]},
+        examples=[{"C": [0.01, 0.1, 1, 10]}],
+    )
+    trials: int = Field(20, ge=1, le=10_000, examples=[20])
+    cv: int = Field(5, ge=2, le=50, examples=[5])
+    metric: Literal["accuracy", "f1_macro", "neg_log_loss"] = "accuracy"
+
+
 class Settings(BaseSettings):
     """Every petalops setting. The Iris project is the default: no file is needed for it."""
 
@@ -181,6 +196,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    tune: TuneSettings = Field(default_factory=TuneSettings)
 
     @classmethod
     def settings_customise_sources(

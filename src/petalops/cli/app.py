@@ -11,6 +11,7 @@ import sys
 import typer
 
 from petalops.cli import demo as demo_cmd
+from petalops.cli import experiments as experiments_cmd
 from petalops.cli import monitor as monitor_cmd
 from petalops.cli import predict as predict_cmd
 from petalops.cli import registry as registry_cmd
@@ -35,6 +36,11 @@ app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(rollout_cmd.app, name="rollout")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(demo_cmd.app, name="demo")
+app.command("reproduce")(experiments_cmd.reproduce)
+app.command("tune")(experiments_cmd.tune)
+app.command("export")(experiments_cmd.export)
+app.command("ui")(experiments_cmd.ui)
+app.add_typer(experiments_cmd.runs_app, name="runs")
 
 
 def main() -> None:

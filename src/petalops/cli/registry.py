@@ -54,6 +54,7 @@ def list_cmd(config: ConfigOption = None, overrides: SetOption = None, as_json: 
 
 def version_details(settings: Any, version: str) -> dict[str, Any]:
     """Everything the registry and the run know about a version (its lineage)."""
+    from petalops.experiments.lineage import lineage
     from petalops.registry.store import get_run, get_version
 
     info = get_version(settings, version)
@@ -78,7 +79,12 @@ def version_details(settings: Any, version: str) -> dict[str, Any]:
             for k, v in sorted(run.tags.items())
             if k.startswith("petalops.lib.")
         },
-        "version_tags": {k: v for k, v in sorted(info.tags.items()) if k != "petalops.sha256"},
+        "version_tags": {
+            k: v
+            for k, v in sorted(info.tags.items())
+            if k not in ("petalops.sha256", "petalops.alias_history")
+        },
+        **lineage(settings, info.name, info.version, info.run_id, info.tags, run.tags),
     }
 
 
@@ -106,7 +112,7 @@ def show_cmd(
     table.add_column("value", overflow="fold")
     for key, value in details.items():
         if isinstance(value, dict):
-            value = "\n".join(f"{k} = {v}" for k, v in value.items())
+            value = "\n".join(f"{k} = {v}" for k, v in value.items()) or "—"
         elif isinstance(value, list):
             value = ", ".join(f"@{a}" for a in value)
         table.add_row(key, str(value))

@@ -277,6 +277,9 @@ def train(
                 dataset.frame, dataset.source_path, settings.project, dataset.target,
                 dataset.fingerprint.sha256,
             )
+            from petalops.experiments.snapshot import record_snapshot
+
+            record_snapshot(settings, dataset, run_id)  # the exact data, by content hash
             for name in ("metrics.json", "config.json", "gate.json", "fitted.json", "data.json",
                          "confusion_matrix.json", "confusion_matrix.png"):
                 store.log_artifact(workdir / name)

@@ -167,11 +167,51 @@ def register_version(
     return str(version.version)
 
 
-def set_alias(settings: Settings, alias: str, version: str, name: str | None = None) -> None:
+def set_alias(
+    settings: Settings, alias: str, version: str, name: str | None = None, actor: str | None = None
+) -> None:
+    """Point an alias at a version and record who did it and when as version tags
+    (``petalops.promoted_by`` / ``_at`` for champion, ``petalops.alias_history`` for all)."""
     mlflow_client = client(settings)
     model = name or settings.project
-    get_version(settings, version, name=model)  # a clear 404 for a version that does not exist
+    info = get_version(settings, version, name=model)  # a clear 404 for a missing version
     mlflow_client.set_registered_model_alias(model, alias, str(version))
+    _record_alias_event(settings, info, alias, actor)
+
+
+ALIAS_HISTORY_TAG = "petalops.alias_history"
+
+
+def current_actor() -> str:
+    """Who is acting: ``PETALOPS_ACTOR`` if set, else ``user@host``."""
+    import getpass
+    import socket
+
+    if os.environ.get("PETALOPS_ACTOR"):
+        return os.environ["PETALOPS_ACTOR"]
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _record_alias_event(
+    settings: Settings, info: VersionInfo, alias: str, actor: str | None
+) -> None:
+    from datetime import UTC, datetime
+
+    who = actor or current_actor()
+    when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        history = json.loads(info.tags.get(ALIAS_HISTORY_TAG, "[]"))
+    except ValueError:
+        history = []
+    history = [*history, {"alias": alias, "by": who, "at": when}][-20:]  # tags are size-capped
+    set_version_tag(settings, info.version, ALIAS_HISTORY_TAG, json.dumps(history), name=info.name)
+    if alias == "champion":
+        set_version_tag(settings, info.version, "petalops.promoted_by", who, name=info.name)
+        set_version_tag(settings, info.version, "petalops.promoted_at", when, name=info.name)
 
 
 def delete_alias(settings: Settings, alias: str, name: str | None = None) -> None:
@@ -291,6 +331,27 @@ def get_run(settings: Settings, run_id: str) -> RunRecord:
         tags=dict(run.data.tags),
         start_time=int(run.info.start_time or 0),
     )
+
+
+def find_runs(settings: Settings, filter_string: str, max_results: int = 10) -> list[RunRecord]:
+    """Active runs of every experiment matching an MLflow filter, newest first."""
+    mlflow_client = client(settings)
+    experiment_ids = [e.experiment_id for e in mlflow_client.search_experiments()]
+    if not experiment_ids:
+        return []
+    runs = mlflow_client.search_runs(
+        experiment_ids, filter_string, max_results=max_results, order_by=["start_time DESC"]
+    )
+    return [
+        RunRecord(
+            run_id=run.info.run_id,
+            params=dict(run.data.params),
+            metrics=dict(run.data.metrics),
+            tags=dict(run.data.tags),
+            start_time=int(run.info.start_time or 0),
+        )
+        for run in runs
+    ]
 
 
 def download_run_artifacts(settings: Settings, run_id: str, path: str, dest: Path) -> Path:
