@@ -107,7 +107,14 @@ def create_store_engine(url: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 10})
         sa.event.listen(engine, "connect", _on_sqlite_connect)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    if parsed.drivername == "postgresql":
+        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; use psycopg2 when only it is
+        # installed (the Docker image ships psycopg2-binary).
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+            parsed = parsed.set(drivername="postgresql+psycopg2")
+    return sa.create_engine(parsed, pool_pre_ping=True)
 
 
 @dataclass

@@ -1,0 +1,167 @@
+"""The monitoring store on PostgreSQL (the at-scale backend), not only SQLite.
+
+Uses $TEST_POSTGRES_URL if set; otherwise starts a throwaway cluster with the local
+`initdb`/`pg_ctl` (as the `postgres` user when run as root). Skips, saying why, when
+neither a server nor the psycopg2 driver is available.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from petalops.errors import InputError, NotFoundError
+from petalops.monitoring.drift import DriftThresholds, drift_report
+from petalops.monitoring.feedback import record_feedback, record_feedback_batch
+from petalops.monitoring.logger import PredictionLogger
+from petalops.monitoring.quality import live_quality
+from petalops.monitoring.store import MonitorStore
+from petalops.pipeline.profile import build_profile
+
+CLASSES = ["setosa", "versicolor", "virginica"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres(command: str) -> list[str]:
+    if os.geteuid() != 0:
+        return ["sh", "-c", command]
+    return ["su", "postgres", "-s", "/bin/sh", "-c", command]
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    pytest.importorskip("psycopg2", reason="psycopg2 (PostgreSQL driver) is not installed")
+    given = os.environ.get("TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("no TEST_POSTGRES_URL and no initdb/pg_ctl on PATH to start PostgreSQL")
+    workdir = Path(tempfile.mkdtemp(prefix="petalops-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres")
+    port = _free_port()
+    data = workdir / "data"
+    started = subprocess.run(
+        _as_postgres(
+            f"{initdb} -D {data} -A trust -U postgres >/dev/null && {pg_ctl} -D {data} -w "
+            f"-o '-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off' "
+            f"-l {workdir}/log start >/dev/null"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if started.returncode != 0:
+        shutil.rmtree(workdir, ignore_errors=True)
+        pytest.skip(f"could not start a local PostgreSQL: {started.stderr.strip()[:200]}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            _as_postgres(f"{pg_ctl} -D {data} -m immediate stop >/dev/null"),
+            capture_output=True,
+            timeout=60,
+        )
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_log_feedback_windows_and_events_on_postgres(postgres_url: str) -> None:
+    store = MonitorStore(postgres_url)
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 1.0, (300, 4))
+    y = rng.integers(0, 3, 300)
+    now = time.time()
+    with PredictionLogger(store, flush_rows=100, flush_seconds=0.05) as logger:
+        for i in range(300):
+            logger.log(
+                {
+                    "request_id": f"pg{i}",
+                    "ts": now - 300 + i,
+                    "model_name": "pgmodel",
+                    "model_version": "1",
+                    "variant": "champion",
+                    "status": 500 if i < 3 else 200,
+                    "latency_ms": float(i),
+                    "features": x[i].tolist(),
+                    "prediction": int(y[i]),
+                    "class_name": CLASSES[int(y[i])],
+                    "probabilities": [0.2, 0.3, 0.5],
+                }
+            )
+        logger.log(
+            {
+                "request_id": "pg0",
+                "ts": now,
+                "model_name": "pgmodel",
+                "model_version": "2",
+                "variant": "shadow",
+                "features": x[0].tolist(),
+                "prediction": 1,
+            }
+        )
+    assert logger.written == 301
+
+    assert record_feedback(store, "pg0", "virginica", CLASSES) == 2  # served + shadow row
+    assert (
+        record_feedback_batch(
+            store, [{"request_id": f"pg{i}", "label": int(y[i])} for i in range(1, 100)], CLASSES
+        )
+        == 99
+    )
+    with pytest.raises(NotFoundError):
+        record_feedback(store, "missing", "setosa", CLASSES)
+    with pytest.raises(InputError):
+        record_feedback(store, "pg5", "tulip", CLASSES)
+
+    window = store.window("pgmodel", rows=200)
+    assert window.rows == 200  # the 3 failed requests are older than the newest 200
+    assert window.versions == {"1": 200}
+    np.testing.assert_allclose(window.features, x[100:])
+    profile = build_profile(x, y, ["a", "b", "c", "d"], CLASSES, predicted=y)
+    assert drift_report(window, profile, DriftThresholds()).dataset_drift is False
+
+    quality = {(q.model_version, q.variant): q for q in live_quality(store, "pgmodel", 500)}
+    assert quality[("1", "champion")].labelled == 100
+    assert quality[("2", "shadow")].labelled == 1
+
+    requests, errors, latencies = store.recent_requests(now - 1000)
+    assert (requests, errors, len(latencies)) == (300, 3, 300)
+    features, labels = store.labelled_rows("pgmodel")
+    assert features.shape == (100, 4)
+    assert len(labels) == 100
+
+    store.add_event(
+        "c1",
+        "rollout_started",
+        "started",
+        model_name="pgmodel",
+        rollout_id="r-1",
+        model_version="3",
+        detail={"strategy": "canary"},
+    )
+    assert [e["rollout_id"] for e in store.open_rollouts("pgmodel")] == ["r-1"]
+    store.add_event("c1", "rollout_outcome", "promoted", model_name="pgmodel")
+    assert store.open_rollouts("pgmodel") == []
+    assert store.events()[-1]["kind"] == "rollout_outcome"
+    assert store.last_event_ts("rollout_started", "pgmodel") is not None
+
+    [health] = [h for h in store.health() if h["written"] == 301]
+    assert health["dropped"] == 0
+    assert store.purge(now - 100) == 200
+    store.close()
