@@ -50,8 +50,15 @@ def run_guarded(app: typer.Typer) -> int:
         return 130
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # click usage errors and friends
+    except Exception as exc:  # click usage errors, MLflow failures and friends
         import click
+
+        if any(c.__name__ == "MlflowException" for c in type(exc).__mro__):
+            first = str(exc).splitlines()[0] if str(exc) else "unknown error"
+            if "Max retries exceeded" in first or "Connection refused" in first:
+                first = "the MLflow server is unreachable (check PETALOPS_MLFLOW_URI): " + first
+            sys.stderr.write(f"error: MLflow: {first[:400]}\n")
+            return 1
 
         if isinstance(exc, click.exceptions.UsageError):
             exc.show()

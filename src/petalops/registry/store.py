@@ -28,6 +28,10 @@ ALIASES = ("champion", "challenger", "previous")
 def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    # MLflow's defaults retry an unreachable server for minutes; fail within seconds instead.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     for name in ("mlflow", "alembic", "urllib3.connectionpool"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -161,9 +165,11 @@ def register_version(
         mlflow_client.create_registered_model(
             name, description=f"{name} classifier managed by petalops"
         )
-    version = mlflow_client.create_model_version(
-        name, source=model_uri, run_id=run_id, tags={SHA_TAG: sha256, **tags}
-    )
+    import mlflow
+
+    # register_model (not create_model_version) links the logged model id, which a remote
+    # tracking server requires.
+    version = mlflow.register_model(model_uri, name, tags={SHA_TAG: sha256, **tags})
     return str(version.version)
 
 

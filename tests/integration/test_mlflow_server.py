@@ -1,0 +1,76 @@
+"""Scale-out: the same code against a real `mlflow server` on 127.0.0.1 (PETALOPS_MLFLOW_URI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from petalops.config import Settings
+from petalops.pipeline.run import train
+from petalops.registry import load_runtime, resolve
+from tests.utils.processes import free_port, stop, wait_http
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    log = (root / "server.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", str(root / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ],
+        stdout=log, stderr=subprocess.STDOUT, cwd=root,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health", timeout=180, process=process)
+        yield url
+    finally:
+        stop(process)
+        log.close()
+
+
+def test_train_and_predict_through_a_tracking_server(mlflow_server: str, tmp_path: Path) -> None:
+    settings = Settings(mlflow_uri=mlflow_server, home=tmp_path / ".petalops")
+    result = train(settings)
+    assert (result.version, result.alias) == ("1", "champion")
+    # Nothing of the registry lives locally: only the verified bundle cache.
+    assert not (tmp_path / ".petalops" / "mlflow.db").exists()
+    info = resolve(settings)  # REST fast path
+    assert info.version == "1" and info.sha256 and "champion" in info.aliases
+    assert load_runtime(settings).predict_one([6.7, 3.0, 5.2, 2.3])[0] == 2
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
+    env["PETALOPS_MLFLOW_URI"] = mlflow_server
+    fresh = tmp_path / "elsewhere"
+    fresh.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-m", "petalops", "predict", "--input", "[6.7,3.0,5.2,2.3]"],
+        cwd=fresh, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"prediction": [2]}
+    assert (fresh / ".petalops" / "cache" / "iris" / "1" / "manifest.json").is_file()
+
+
+def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
+    env["PETALOPS_MLFLOW_URI"] = f"http://127.0.0.1:{free_port()}"
+    out = subprocess.run(
+        [sys.executable, "-m", "petalops", "predict", "--input", "[6.7,3.0,5.2,2.3]"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 1
+    assert "is unreachable" in out.stderr and "Traceback" not in out.stderr
