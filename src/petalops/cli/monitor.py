@@ -202,6 +202,7 @@ def watch(
     from petalops.monitoring.store import MonitorStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /readyz check is noise
     settings = settings_from(config, overrides)
     store = MonitorStore.from_settings(settings)
     from rich.console import Console
