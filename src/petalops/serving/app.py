@@ -289,7 +289,7 @@ def create_app(
     )
     components: dict[str, Any] = {}
     routes = all_routes(server.shape, settings.serve.max_batch, components)
-    raw = {"paths": raw_paths(routes), "components": components}
+    raw = {"paths": raw_paths(routes, server.shape.name), "components": components}
     return PetalopsApp(server, Router(routes), build_fallback(server, raw), open_sink)
 
 

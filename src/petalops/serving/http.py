@@ -105,7 +105,7 @@ def parse_call(scope: Scope) -> Call:
         elif name == b"x-petalops-key":
             routing_key = value.decode("latin-1")
         elif name == b"x-model-version":
-            model_version = value.decode("latin-1").strip() or None
+            model_version = value.decode("latin-1").strip()
         elif name == b"authorization":
             authorization = value
         elif name == b"inference-header-content-length":

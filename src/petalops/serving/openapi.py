@@ -10,8 +10,12 @@ from petalops.serving.server import RawRoute
 _PARAM = re.compile(r"\{(\w+)\}")
 
 
-def raw_paths(routes: list[RawRoute]) -> dict[str, dict[str, Any]]:
+def raw_paths(routes: list[RawRoute], model_name: str) -> dict[str, dict[str, Any]]:
     """The ``paths`` object of the hot routes."""
+    param_schemas = {
+        "name": {"type": "string", "enum": [model_name]},
+        "version": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+    }
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         operation: dict[str, Any] = {
@@ -24,7 +28,7 @@ def raw_paths(routes: list[RawRoute]) -> dict[str, dict[str, Any]]:
                     "name": name,
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "string", "pattern": "^[^/:]+$"},
+                    "schema": param_schemas[name],
                 }
                 for name in _PARAM.findall(route.path)
             ],
@@ -44,7 +48,7 @@ def raw_paths(routes: list[RawRoute]) -> dict[str, dict[str, Any]]:
                     "petal_width\n5.1,3.5,1.4,0.2\n",
                 }
             operation["requestBody"] = {"required": True, "content": content}
-        if route.method == "POST" or "{" in route.path:
+        if route.method == "POST" and "{version}" not in route.path:
             operation["parameters"].append(
                 {
                     "name": "X-Model-Version",

@@ -6,7 +6,6 @@ example, as STYLE.md asks. Booleans, strings, null, NaN and infinities are refus
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,7 +14,8 @@ import numpy as np
 from petalops.runtime.model import ModelRuntime
 from petalops.serving.http import HttpError
 
-_INF = math.inf
+# Larger magnitudes are refused: they are not measurements, and they overflow the logits.
+MAX_ABS = 1e12
 # Below this many rows pure Python beats numpy's fixed per-call cost for linear models.
 NUMPY_ROWS = 16
 
@@ -53,13 +53,14 @@ def check_row(value: Any, n_features: int, where: str, example: Any) -> list[flo
     out: list[float] = []
     for i, v in enumerate(value):
         kind = type(v)
-        if kind is float:
-            if v != v or v == _INF or v == -_INF:
+        if kind is float or kind is int:
+            if not -MAX_ABS <= v <= MAX_ABS:  # also false for NaN
                 raise HttpError(
-                    400, f"{where}[{i}] must be finite, got {v}", f"{where}[{i}]", example
+                    400,
+                    f"{where}[{i}] must be finite and within ±1e12, got {v}",
+                    f"{where}[{i}]",
+                    example,
                 )
-            out.append(v)
-        elif kind is int:
             out.append(float(v))
         else:
             raise HttpError(
@@ -95,11 +96,11 @@ def check_batch_size(n: int, max_batch: int, where: str, example: Any) -> None:
 
 def check_number(value: Any, where: str, example: Any) -> float:
     kind = type(value)
-    if kind is float:
-        if value != value or value == _INF or value == -_INF:
-            raise HttpError(400, f"{where} must be finite, got {value}", where, example)
-        return float(value)
-    if kind is int:
+    if kind is float or kind is int:
+        if not -MAX_ABS <= value <= MAX_ABS:  # also false for NaN
+            raise HttpError(
+                400, f"{where} must be finite and within ±1e12, got {value}", where, example
+            )
         return float(value)
     raise HttpError(400, f"{where} must be a number, got {_describe(value)}", where, example)
 

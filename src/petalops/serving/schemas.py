@@ -111,7 +111,7 @@ class InferResponse(BaseModel):
 def build(shape: ApiShape, max_batch: int) -> dict[str, type[BaseModel]]:
     """The models whose fields depend on the project's features."""
     n = len(shape.features)
-    number: Any = Annotated[float, Field(allow_inf_nan=False)]
+    number: Any = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
     row_list: Any = Annotated[list[number], Field(min_length=n, max_length=n)]
     batch: Any = Annotated[list[row_list], Field(min_length=1, max_length=max_batch)]
     record_fields: dict[str, Any] = dict.fromkeys(shape.features, (number, ...))
@@ -167,13 +167,12 @@ def build(shape: ApiShape, max_batch: int) -> dict[str, type[BaseModel]]:
         index=(list[Any] | None, None),
         data=(batch, ...),
     )
-    invocations = create_model(
-        "InvocationsRequest",
-        dataframe_split=(split | None, None),
-        dataframe_records=(records | None, None),
-        instances=(batch | records | None, None),
-        inputs=(batch | records | dict[str, list[number]] | None, None),
-    )
+    invocations = [
+        create_model("DataframeSplitRequest", dataframe_split=(split, ...)),
+        create_model("DataframeRecordsRequest", dataframe_records=(records, ...)),
+        create_model("InstancesRequest", instances=(batch | records, ...)),
+        create_model("InputsRequest", inputs=(batch | records, ...)),
+    ]
     kserve = create_model("KServeV1Request", instances=(batch | records, ...))
     infer_input: Any = create_model(
         "InferInput",
@@ -198,7 +197,7 @@ def build(shape: ApiShape, max_batch: int) -> dict[str, type[BaseModel]]:
         "V1BatchRequest": v1_batch,
         "V1SingleResponse": v1_single,
         "V1BatchResponse": v1_batch_answer,
-        "InvocationsRequest": invocations,
+        **{model.__name__: model for model in invocations},
         "KServeV1Request": kserve,
         "InferRequest": infer_request,
     }

@@ -10,7 +10,15 @@ from typing import Any
 from petalops.config import IRIS_CLASSES, IRIS_FEATURES, Settings
 from petalops.serving.accesslog import JsonLog
 from petalops.serving.holder import RuntimeHolder, Served, Snapshot
-from petalops.serving.http import JSON, Call, Receive, parse_json, read_body, require_json
+from petalops.serving.http import (
+    JSON,
+    Call,
+    HttpError,
+    Receive,
+    parse_json,
+    read_body,
+    require_json,
+)
 from petalops.serving.metrics import RequestMetrics
 from petalops.serving.sidechannel import SideChannel
 
@@ -87,7 +95,16 @@ class Server:
     async def choose(self, call: Call, version: str | None = None) -> tuple[Snapshot, Served, str]:
         """The snapshot, the runtime and the variant that answer this request."""
         snapshot = self.holder.snapshot
-        wanted = version or call.model_version
+        wanted = version
+        if wanted is None and call.model_version is not None:
+            wanted = call.model_version
+            if not wanted.isdigit() or len(wanted) > 9:
+                raise HttpError(
+                    400,
+                    f"X-Model-Version must be a registered version number, got {wanted!r}",
+                    "X-Model-Version",
+                    "3",
+                )
         if wanted:
             served, variant = await self.holder.version(wanted)
             return snapshot, served, variant

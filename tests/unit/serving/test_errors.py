@@ -155,3 +155,17 @@ def test_batch_limit_comes_from_settings(client: TestClient) -> None:
     over = client.post("/v1/models/iris:predict", json={"instances": [ROW] * (limit + 1)})
     assert over.status_code == 400
     assert "serve.max_batch" in over.json()["error"]
+
+
+def test_absurd_magnitudes_are_refused_not_scored(client: TestClient) -> None:
+    response = client.post("/predict", json={"features": [1e300, 3.5, 1.4, 0.2]})
+    assert response.status_code == 400
+    assert response.json()["field"] == "features[0]"
+    assert "1e12" in response.json()["error"]
+
+
+@pytest.mark.parametrize("value", ["", "latest", "-1", "1234567890"])
+def test_malformed_version_header_is_400(client: TestClient, value: str) -> None:
+    response = client.post("/predict", json={"features": ROW}, headers={"X-Model-Version": value})
+    assert response.status_code == 400
+    assert response.json()["field"] == "X-Model-Version"

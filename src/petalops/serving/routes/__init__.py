@@ -101,7 +101,15 @@ def all_routes(shape: ApiShape, max_batch: int, components: dict[str, Any]) -> l
             mlflow.invocations,
             "Score (MLflow protocol)",
             "mlflow",
-            ref(m["InvocationsRequest"]),
+            s.union_of(
+                [
+                    m["DataframeSplitRequest"],
+                    m["DataframeRecordsRequest"],
+                    m["InstancesRequest"],
+                    m["InputsRequest"],
+                ],
+                components,
+            ),
             {"dataframe_split": {"columns": shape.features, "data": [row]}},
             csv=True,
             responses={200: ("Predictions", ref(s.Predictions)), **body_errors},

@@ -17,7 +17,13 @@ import orjson
 from petalops import __version__
 from petalops.serving.http import Call, HttpError, Receive, media_type, read_body, require_json
 from petalops.serving.routes.kserve import check_name
-from petalops.serving.rows import check_batch_size, check_number, check_rows, predict_rows
+from petalops.serving.rows import (
+    MAX_ABS,
+    check_batch_size,
+    check_number,
+    check_rows,
+    predict_rows,
+)
 from petalops.serving.server import Reply, Server
 
 OUTPUTS = ("label", "probabilities", "class_name")
@@ -62,7 +68,10 @@ async def ready(server: Server, call: Call, receive: Receive) -> Reply:
 async def model_metadata(server: Server, call: Call, receive: Receive) -> Reply:
     """Model metadata: versions, input and output tensors."""
     check_name(server, call.params["name"])
-    _, served, _ = await server.choose(call, call.params.get("version"))
+    if "version" in call.params:
+        served, _ = await server.holder.version(call.params["version"])
+    else:
+        served, _ = server.holder.snapshot.pick("")
     n, c = served.runtime.n_features, len(served.runtime.classes)
     versions = sorted(
         {s.version for _, s in server.holder.snapshot.slots()} | {served.version}, key=int
@@ -137,8 +146,10 @@ def _tensor_rows(
                 example,
             )
         matrix = np.frombuffer(binary[:size], dtype=dtype).astype(np.float64)
-        if not np.isfinite(matrix).all():
-            raise HttpError(400, f"{where} holds NaN or infinite values", where, example)
+        if not (np.abs(matrix) <= MAX_ABS).all():  # also false for NaN
+            raise HttpError(
+                400, f"{where} holds values that are not finite or beyond ±1e12", where, example
+            )
         return matrix.reshape(n, n_features).tolist(), datatype
     if "data" not in tensor:
         raise HttpError(400, f"{where}.data is missing", f"{where}.data", example)
