@@ -1,0 +1,107 @@
+"""Batch scoring and CLI start-up, next to a baseline measured in the same run.
+
+    python bench/predict_batch.py [--rows 10000000]
+
+Prints, for a Parquet file of ROWS Iris-like rows scored end to end (read → predict → write):
+rows/s and peak RSS of `petalops predict --input F --output G` and of the baseline (plain
+pyarrow read + pandas + scikit-learn `predict` + write, the usual hand-written script), each in
+its own process. Then the wall time of `petalops train` (warm install) and of
+`petalops predict --input` for one row. Nothing here asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out"
+
+BASELINE = r"""
+import sys, pandas as pd, pyarrow.parquet as pq
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+x, y = load_iris(return_X_y=True, as_frame=True)
+x.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+model = LogisticRegression(max_iter=200).fit(x, y)
+frame = pq.read_table(sys.argv[1]).to_pandas()
+pd.DataFrame({"prediction": model.predict(frame[x.columns])}).to_parquet(sys.argv[2])
+"""
+
+
+def make_input(path: Path, rows: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.datasets import load_iris
+
+    if path.exists() and pq.ParquetFile(path).metadata.num_rows == rows:
+        return
+    base = load_iris().data
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    rng = np.random.default_rng(0)
+    chunk = 1_000_000
+    with pq.ParquetWriter(path, pa.schema([(n, pa.float64()) for n in names])) as writer:
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            x = base[rng.integers(0, len(base), n)] + rng.normal(0, 0.1, (n, 4))
+            writer.write_table(pa.table({name: x[:, j] for j, name in enumerate(names)}))
+
+
+def measure(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB) and stderr of one child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        err = process.stderr.read().decode() if process.stderr else ""
+        raise SystemExit(f"{' '.join(cmd)} failed: {err[-500:]}")
+    err = process.stderr.read().decode() if process.stderr else ""
+    return seconds, usage.ru_maxrss / 1024, err.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the small timings")
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+    petalops = [sys.executable, "-m", "petalops"]
+    source = OUT / f"iris-{args.rows}.parquet"
+    print(f"preparing {args.rows:,} rows in {source} …", flush=True)
+    make_input(source, args.rows)
+
+    train_times = [measure([*petalops, "train"], OUT)[0] for _ in range(args.repeat)]
+    one_row = [
+        measure([*petalops, "predict", "--input", "[5.1,3.5,1.4,0.2]"], OUT)[0]
+        for _ in range(args.repeat)
+    ]
+    ours = measure([*petalops, "predict", "--input", str(source), "--output", str(OUT / "p.parquet")], OUT)
+    base = measure([sys.executable, "-c", BASELINE, str(source), str(OUT / "b.parquet")], OUT)
+
+    print(f"\nbatch scoring, {args.rows:,} rows, Parquet → predict → Parquet (one process each)")
+    print(f"{'':38} {'wall s':>8} {'M rows/s':>9} {'peak RSS MiB':>13}")
+    for label, (seconds, rss, _) in (
+        ("petalops predict (streamed, compiled)", ours),
+        ("baseline: pyarrow + pandas + sklearn", base),
+    ):
+        print(f"{label:38} {seconds:8.2f} {args.rows / seconds / 1e6:9.2f} {rss:13.0f}")
+    print(f"speed-up {base[0] / ours[0]:.1f}x, memory {base[1] / ours[1]:.1f}x less")
+    print(f"petalops's own report (excluding interpreter start-up): {ours[2].splitlines()[-1]}")
+    print(
+        f"\npetalops train (Iris, warm install): median {statistics.median(train_times):.2f} s "
+        f"of {[round(t, 2) for t in train_times]}"
+    )
+    print(
+        f"petalops predict --input one row:     median {statistics.median(one_row):.2f} s "
+        f"of {[round(t, 2) for t in one_row]}"
+    )
+
+
+if __name__ == "__main__":
+    main()
