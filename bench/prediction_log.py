@@ -178,7 +178,7 @@ def main() -> None:
 
     print(f"prediction log → SQLite (WAL), offered {args.rate:,} rows/s for {args.seconds:g} s")
     header = (
-        f"{'phase':34} {'offered':>9} {'written':>9} {'dropped':>8} {'rows/s':>9} "
+        f"{'phase':34} {'offered':>9} {'written':>9} {'dropped*':>8} {'rows/s':>9} "
         f"{'caller µs/row':>13} {'max queue':>9} {'RSS start→peak MB':>18}"
     )
     print(header)
@@ -190,6 +190,10 @@ def main() -> None:
             f"{r['start_rss_mb']:>8.0f} → {r['peak_rss_mb']:<7.0f}"
         )
     paced = results[1]
+    print(
+        "* baseline: rows it never got to insert in the time given (it blocks the caller "
+        "instead of dropping)"
+    )
     print()
     print(
         f"logger at {paced['offered_per_s']:,.0f} rows/s offered: {paced['dropped']} dropped, "
