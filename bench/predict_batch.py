@@ -81,7 +81,9 @@ def main() -> None:
         measure([*petalops, "predict", "--input", "[5.1,3.5,1.4,0.2]"], OUT)[0]
         for _ in range(args.repeat)
     ]
-    ours = measure([*petalops, "predict", "--input", str(source), "--output", str(OUT / "p.parquet")], OUT)
+    ours = measure(
+        [*petalops, "predict", "--input", str(source), "--output", str(OUT / "p.parquet")], OUT
+    )
     base = measure([sys.executable, "-c", BASELINE, str(source), str(OUT / "b.parquet")], OUT)
 
     print(f"\nbatch scoring, {args.rows:,} rows, Parquet → predict → Parquet (one process each)")

@@ -55,7 +55,9 @@ def _batches(path: Path, features: list[str], batch_rows: int) -> tuple[Any, int
     except InputError:
         raise
     except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError, OSError) as exc:
-        raise InputError(f"{path} cannot be read as scoring input: {str(exc).splitlines()[0]}") from None
+        raise InputError(
+            f"{path} cannot be read as scoring input: {str(exc).splitlines()[0]}"
+        ) from None
     raise InputError(f"input file {path} must end in .csv or .parquet")
 
 
@@ -64,7 +66,9 @@ def _matrix(batch: Any, features: list[str], first_row: int, path: Path) -> np.n
     for name in features:
         column = batch.column(name)
         if column.null_count:
-            raise InputError(f"{path}: column {name!r} has a missing value near row {first_row + 1}")
+            raise InputError(
+                f"{path}: column {name!r} has a missing value near row {first_row + 1}"
+            )
         try:
             columns.append(column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
         except (TypeError, ValueError):

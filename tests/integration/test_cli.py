@@ -15,12 +15,18 @@ from petalops.config import Settings
 from petalops.data.load import iris_frame
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "petalops", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120, env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=full_env,
     )
 
 
@@ -33,7 +39,9 @@ def test_predict_prints_the_tutorial_output(home: Path) -> None:
     out = run(["predict", "--input", "[5.1,3.5,1.4,0.2]"], home)
     assert out.returncode == 0, out.stderr
     assert out.stdout == '{"prediction": [0]}\n'
-    many = run(["predict", "--input", "[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]", "--model", "iris/2"], home)
+    many = run(
+        ["predict", "--input", "[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]", "--model", "iris/2"], home
+    )
     assert json.loads(many.stdout) == {"prediction": [0, 2]}
 
 
@@ -78,7 +86,9 @@ def test_train_with_data_file_and_export(home: Path, tmp_path: Path) -> None:
     assert json.loads((home / "artifacts" / "metrics.json").read_text())["accuracy"] > 0.9
     listing = json.loads(run(["registry", "list", "--json"], home).stdout)
     assert [(v["version"], v["aliases"]) for v in listing][:3] == [
-        ("3", ["challenger"]), ("2", []), ("1", ["champion"])
+        ("3", ["challenger"]),
+        ("2", []),
+        ("1", ["champion"]),
     ]
 
 
@@ -95,9 +105,16 @@ def test_score_a_file(home: Path, tmp_path: Path) -> None:
     frame = iris_frame().drop(columns=["species"])
     source = tmp_path / "in.parquet"
     frame.to_parquet(source)
-    out = run(["predict", "--input", str(source), "--output", str(tmp_path / "out.csv"), "--proba"], home)
+    out = run(
+        ["predict", "--input", str(source), "--output", str(tmp_path / "out.csv"), "--proba"], home
+    )
     assert out.returncode == 0, out.stderr
     scored = pd.read_csv(tmp_path / "out.csv")
     assert len(scored) == 150
     assert scored["prediction"].tolist()[:3] == [0, 0, 0]
-    assert list(scored.columns) == ["prediction", "proba_setosa", "proba_versicolor", "proba_virginica"]
+    assert list(scored.columns) == [
+        "prediction",
+        "proba_setosa",
+        "proba_versicolor",
+        "proba_virginica",
+    ]

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.utils.processes import free_port, stop, wait_http
 
 from petalops.config import Settings
 from petalops.pipeline.run import train
 from petalops.registry import load_runtime, resolve
-from tests.utils.processes import free_port, stop, wait_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -26,12 +26,24 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = (root / "server.log").open("wb")
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
         ],
-        stdout=log, stderr=subprocess.STDOUT, cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -58,7 +70,11 @@ def test_train_and_predict_through_a_tracking_server(mlflow_server: str, tmp_pat
     fresh.mkdir()
     out = subprocess.run(
         [sys.executable, "-m", "petalops", "predict", "--input", "[6.7,3.0,5.2,2.3]"],
-        cwd=fresh, env=env, capture_output=True, text=True, timeout=180,
+        cwd=fresh,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"prediction": [2]}
@@ -70,7 +86,11 @@ def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
     env["PETALOPS_MLFLOW_URI"] = f"http://127.0.0.1:{free_port()}"
     out = subprocess.run(
         [sys.executable, "-m", "petalops", "predict", "--input", "[6.7,3.0,5.2,2.3]"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 1
     assert "is unreachable" in out.stderr and "Traceback" not in out.stderr

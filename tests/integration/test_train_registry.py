@@ -89,7 +89,9 @@ def test_stock_mlflow_loads_the_registered_model(trained_settings: Settings) -> 
     mlflow.set_tracking_uri(trained_settings.tracking_uri)
     mlflow.set_registry_uri(trained_settings.tracking_uri)
     model = mlflow.pyfunc.load_model("models:/iris@champion")
-    frame = pd.DataFrame([ROW, [6.7, 3.0, 5.2, 2.3]], columns=load_runtime(trained_settings).features)
+    frame = pd.DataFrame(
+        [ROW, [6.7, 3.0, 5.2, 2.3]], columns=load_runtime(trained_settings).features
+    )
     stock = np.asarray(model.predict(frame))
     ours = load_runtime(trained_settings).predict(frame.to_numpy())
     assert stock.tolist() == ours.tolist() == [0, 2]

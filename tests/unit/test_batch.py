@@ -27,7 +27,9 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelRuntime, Pip
     return open_bundle(path, "iris", "1", digest), pipe
 
 
-@pytest.mark.parametrize(("src", "dst"), [(".parquet", ".parquet"), (".csv", ".csv"), (".csv", ".parquet")])
+@pytest.mark.parametrize(
+    ("src", "dst"), [(".parquet", ".parquet"), (".csv", ".csv"), (".csv", ".parquet")]
+)
 def test_streamed_scoring_matches_sklearn(runtime, tmp_path: Path, src: str, dst: str) -> None:  # type: ignore[no-untyped-def]
     rt, pipe = runtime
     rng = np.random.default_rng(1)

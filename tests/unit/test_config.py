@@ -52,7 +52,9 @@ def test_bad_override_names_key_value_and_example(override: str, needle: str) ->
 
 def test_bad_env_value_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PETALOPS_GATE__MIN_ACCURACY", "high")
-    with pytest.raises(ConfigError, match=r"gate.min_accuracy='high'.*example: gate.min_accuracy=0.9"):
+    with pytest.raises(
+        ConfigError, match=r"gate.min_accuracy='high'.*example: gate.min_accuracy=0.9"
+    ):
         load_settings()
 
 

@@ -34,6 +34,12 @@ def test_matrix_cache_lint_test_train_upload() -> None:
         assert command in runs
     upload = next(s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact"))
     assert upload["with"]["path"] == "artifacts/"
-    assert upload["with"]["name"] == "ml-artifacts-${{ matrix.python-version }}-${{ github.run_id }}"
-    order = [i for i, s in enumerate(steps) if "run" in s and ("pytest" in s["run"] or "train" in s["run"])]
+    assert (
+        upload["with"]["name"] == "ml-artifacts-${{ matrix.python-version }}-${{ github.run_id }}"
+    )
+    order = [
+        i
+        for i, s in enumerate(steps)
+        if "run" in s and ("pytest" in s["run"] or "train" in s["run"])
+    ]
     assert order == sorted(order)

@@ -18,8 +18,12 @@ def parse_rows(text: str, n_features: int | None = None) -> list[list[float]]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        raise InputError(f"--input is neither a file nor JSON; example: --input '{example}'") from None
-    rows = [value] if isinstance(value, list) and value and not isinstance(value[0], list) else value
+        raise InputError(
+            f"--input is neither a file nor JSON; example: --input '{example}'"
+        ) from None
+    rows = (
+        [value] if isinstance(value, list) and value and not isinstance(value[0], list) else value
+    )
     if not isinstance(rows, list) or not rows:
         raise InputError(f"--input must be a JSON list of numbers or of rows; example: {example}")
     out: list[list[float]] = []
@@ -85,7 +89,9 @@ def predict(
     if output is None:
         raise InputError(f"--input {path} is a file; add --output preds.parquet (or .csv)")
     runtime = load_runtime(settings, model)
-    stats = score_file(runtime, path, output, batch_rows=batch_rows, with_proba=proba, progress=True)
+    stats = score_file(
+        runtime, path, output, batch_rows=batch_rows, with_proba=proba, progress=True
+    )
     typer.echo(
         f"scored {stats.rows:,} rows with {runtime.name} v{runtime.version} "
         f"in {stats.seconds:.2f} s ({stats.rows_per_second:,.0f} rows/s) -> {output}",

@@ -20,7 +20,7 @@ def list_cmd(config: ConfigOption = None, overrides: SetOption = None, as_json: 
 
     settings = settings_from(config, overrides)
     versions = list_versions(settings)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "version": v.version,
             "aliases": v.aliases,

@@ -39,7 +39,8 @@ def train(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from petalops.pipeline.run import STEPS, train as run_train
+    from petalops.pipeline.run import STEPS
+    from petalops.pipeline.run import train as run_train
 
     settings = settings_from(config, overrides)
     if experiment:
@@ -119,8 +120,10 @@ def _print_summary(result: object, project: str) -> None:
     for check in result.gate.checks:
         gate.add_row(check.name, "[green]pass[/]" if check.passed else "[red]FAIL[/]", check.detail)
     console.print(gate)
-    where = f"registered {project} v{result.version} as @{result.alias}" if result.version else (
-        "not registered (--no-register)"
+    where = (
+        f"registered {project} v{result.version} as @{result.alias}"
+        if result.version
+        else ("not registered (--no-register)")
     )
     console.print(f"run {result.run_id}  data {result.data_sha256[:12]}  {where}")
     if result.exported:

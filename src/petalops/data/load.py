@@ -46,7 +46,9 @@ def iris_frame(target: str = "species") -> pd.DataFrame:
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet file with a clear error for every way it can be unusable."""
     if not path.exists():
-        raise DataError(f"data file {path} does not exist; pass --data PATH to a CSV or Parquet file")
+        raise DataError(
+            f"data file {path} does not exist; pass --data PATH to a CSV or Parquet file"
+        )
     if path.is_dir():
         raise DataError(f"data path {path} is a directory; pass a CSV or Parquet file")
     suffix = path.suffix.lower()
@@ -56,7 +58,9 @@ def read_table(path: Path) -> pd.DataFrame:
         elif suffix in {".csv", ".txt"}:
             frame = pd.read_csv(path)
         else:
-            raise DataError(f"data file {path} must end in .csv or .parquet (got {suffix or 'none'})")
+            raise DataError(
+                f"data file {path} must end in .csv or .parquet (got {suffix or 'none'})"
+            )
     except DataError:
         raise
     except pd.errors.EmptyDataError:

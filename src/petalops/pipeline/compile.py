@@ -74,7 +74,7 @@ def write_bundle(
     profile: dict[str, Any],
     check_x: npt.NDArray[np.float64],
 ) -> str:
-    """Write the bundle into ``directory``, prove it predicts like the Pipeline, return its sha256."""
+    """Write the bundle, prove it predicts like the Pipeline, and return its sha256."""
     import pandas as pd
 
     directory.mkdir(parents=True, exist_ok=True)

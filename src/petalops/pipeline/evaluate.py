@@ -27,7 +27,9 @@ def classification_metrics(
     )
     metrics = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "f1_macro": float(
+            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        ),
         "log_loss": float(log_loss(y_true, proba, labels=labels)),
     }
     for name, p, r in zip(classes, precision, recall, strict=True):
@@ -39,7 +41,8 @@ def classification_metrics(
 def confusion(
     y_true: npt.NDArray[np.int64], y_pred: npt.NDArray[np.int64], n_classes: int
 ) -> list[list[int]]:
-    return confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist()  # type: ignore[no-any-return]
+    matrix: list[list[int]] = confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist()
+    return matrix
 
 
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:

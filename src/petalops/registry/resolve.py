@@ -28,7 +28,9 @@ from petalops.runtime.model import ModelRuntime, open_bundle
 
 SHA_TAG = "petalops.sha256"
 BUNDLE_PATH = "petalops"
-_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*?)?(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$")
+_REF = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*?)?(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$"
+)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class VersionInfo:
 
 
 def parse_ref(ref: str, default_name: str) -> tuple[str, str | None, str | None]:
-    """``iris@champion`` / ``iris/3`` / ``iris`` / ``@challenger`` / ``3`` -> (name, alias, version)."""
+    """``iris@champion``, ``iris/3``, ``iris``, ``@challenger`` or ``3`` -> (name, alias, version)."""
     text = ref.strip()
     if text.isdigit():
         return default_name, None, text

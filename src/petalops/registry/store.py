@@ -113,7 +113,7 @@ def log_dataset(frame: Any, source: str, name: str, target: str, digest: str) ->
     with warnings.catch_warnings():
         # A local path matches two equivalent MLflow source resolvers; either is right.
         warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_pandas(
+        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
             frame, source=source, name=name, targets=target, digest=digest[:36]
         )
     mlflow.log_input(dataset, context="training")

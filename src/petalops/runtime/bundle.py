@@ -88,7 +88,9 @@ def verify_bundle(directory: Path, expected_sha256: str | None) -> Manifest:
     """Check the manifest against the recorded hash and every file against the manifest."""
     path = directory / MANIFEST
     if not path.is_file():
-        raise IntegrityError(f"model bundle at {directory} has no {MANIFEST}; re-register the model")
+        raise IntegrityError(
+            f"model bundle at {directory} has no {MANIFEST}; re-register the model"
+        )
     if expected_sha256:
         actual = sha256_file(path)
         if actual != expected_sha256:

@@ -58,8 +58,14 @@ def _set(column: str, row: int, value: object):  # type: ignore[no-untyped-def]
     ("edit", "message"),
     [
         (lambda f: f.drop(columns=["petal_width"]), "column 'petal_width' is missing"),
-        (_set("sepal_width", 4, "abc"), "column 'sepal_width' has a non-numeric value 'abc' at row 6"),
-        (_set("petal_length", 7, np.nan), "column 'petal_length' has a missing (NaN) value at row 9"),
+        (
+            _set("sepal_width", 4, "abc"),
+            "column 'sepal_width' has a non-numeric value 'abc' at row 6",
+        ),
+        (
+            _set("petal_length", 7, np.nan),
+            "column 'petal_length' has a missing (NaN) value at row 9",
+        ),
         (_set("petal_length", 9, np.inf), "column 'petal_length' has an infinite value at row 11"),
         (_set("species", 3, "rose"), "label 'rose' in column 'species' at row 5"),
         (lambda f: f.iloc[:53], "class 'versicolor' has 3 row(s); each class needs at least 5"),

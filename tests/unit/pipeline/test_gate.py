@@ -36,8 +36,12 @@ def test_good_model_passes_every_check(tmp_path: Path) -> None:
     assert result.passed, result.reason()
     names = {c.name for c in result.checks}
     assert names == {
-        "min_accuracy", "champion_regression", "min_class_recall", "known_examples",
-        "row_order_invariance", "scale_tolerance",
+        "min_accuracy",
+        "champion_regression",
+        "min_class_recall",
+        "known_examples",
+        "row_order_invariance",
+        "scale_tolerance",
     }
 
 

@@ -29,7 +29,9 @@ def _bundle(tmp_path: Path, pipeline: Pipeline) -> tuple[Path, str, Pipeline]:
 @pytest.mark.parametrize("scale", [False, True])
 def test_linear_runtime_matches_sklearn_exactly(tmp_path: Path, scale: bool) -> None:
     steps = [("scale", StandardScaler())] if scale else []
-    path, digest, pipe = _bundle(tmp_path, Pipeline([*steps, ("clf", LogisticRegression(max_iter=200))]))
+    path, digest, pipe = _bundle(
+        tmp_path, Pipeline([*steps, ("clf", LogisticRegression(max_iter=200))])
+    )
     runtime = open_bundle(path, "iris", "1", digest)
     assert isinstance(runtime, LinearRuntime)
     expected = pipe.predict_proba(pd.DataFrame(DATA.x, columns=DATA.features))
