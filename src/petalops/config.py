@@ -288,15 +288,15 @@ def _example_for(loc: tuple[Any, ...]) -> str | None:
         fields = getattr(model, "model_fields", None)
         if not fields:
             break
-        field = fields.get(part) or next(
-            (f for f in fields.values() if f.alias == part), None
-        )
+        field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
         if field is None:
             break
         model = field.annotation
     if field is not None and field.examples:
-        return repr(field.examples[0]) if isinstance(field.examples[0], str) else str(
-            field.examples[0]
+        return (
+            repr(field.examples[0])
+            if isinstance(field.examples[0], str)
+            else str(field.examples[0])
         )
     return None
 
@@ -338,7 +338,9 @@ def load_settings(
         try:
             base = Settings()
         except ValidationError as exc:
-            origin = f"{path} or the PETALOPS_* environment" if has_file else "PETALOPS_* environment"
+            origin = (
+                f"{path} or the PETALOPS_* environment" if has_file else "PETALOPS_* environment"
+            )
             raise _explain(exc, origin) from None
         if not extra:
             return base

@@ -38,7 +38,10 @@ def build_profile(
             "max": float(column.max()),
             "mean": float(column.mean()),
             "std": float(column.std()),
-            "quantiles": {str(q): float(v) for q, v in zip(QUANTILES, np.quantile(column, QUANTILES), strict=True)},
+            "quantiles": {
+                str(q): float(v)
+                for q, v in zip(QUANTILES, np.quantile(column, QUANTILES), strict=True)
+            },
             "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
             "sample": sample.tolist(),
         }
