@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.petalops-installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
-WORKERS ?= 2
+WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 or newer is needed (python3.11 on PATH)"; exit 2; }
@@ -27,6 +27,10 @@ install: $(STAMP) ## create .venv and install petalops with its pinned dependenc
 run: $(STAMP) ## train + register the Iris model (if needed), then serve it on $(HOST):$(PORT)
 	$(BIN)/petalops train --skip-if-unchanged
 	$(BIN)/petalops predict --input "[5.1,3.5,1.4,0.2]"
+	$(BIN)/petalops serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+serve: $(STAMP) ## serve the registered champion on $(HOST):$(PORT) (no training)
+	$(BIN)/petalops serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 train: $(STAMP) ## train and register the Iris model (quality-gated)
 	$(BIN)/petalops train
@@ -43,8 +47,10 @@ format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## run the benchmarks (prints figures next to baselines)
+bench: $(STAMP) ## run the benchmarks (prints figures next to baselines; minutes)
 	$(BIN)/python bench/predict_batch.py
+	$(BIN)/python bench/prediction_log.py
+	$(BIN)/python bench/serve.py
 
 clean: ## remove the virtualenv and the embedded stores
 	rm -rf $(VENV) .petalops artifacts
