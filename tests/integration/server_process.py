@@ -1,0 +1,103 @@
+"""Start `petalops serve` as a real process on 127.0.0.1 (a free port) for integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TOKEN = "integration-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """One server: started in its own session, stopped by SIGTERM (SIGKILL if it hangs)."""
+
+    def __init__(
+        self,
+        home: Path,
+        workers: int = 1,
+        reconcile_seconds: float = 60.0,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = home.parent / f"server-{self.port}.log"
+        env = {
+            **os.environ,
+            "PETALOPS_HOME": str(home),
+            "PETALOPS_ADMIN_TOKEN": TOKEN,
+            "PETALOPS_RECONCILE_SECONDS": str(reconcile_seconds),
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "petalops",
+            "serve",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+            *(extra_args or []),
+        ]
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=home.parent,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_until(self, path: str, status: int = 200, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited ({self.process.returncode}):\n{self.output()}")
+            try:
+                if httpx.get(self.url + path, timeout=2).status_code == status:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{path} never answered {status}:\n{self.output()}")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        self._log.close()
+        return self.process.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.output().splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    def admin(self, path: str) -> httpx.Response:
+        return httpx.post(self.url + path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
