@@ -409,7 +409,7 @@ class Controller:
             strategy=plan.strategy,
             phase=plan.phase,
             step=plan.step,
-            weight=plan.weight,
+            weight=100.0 if plan.phase == "promoted" else plan.weight,
             action=action,
             verdict=verdict.decision if verdict else None,
             reason=reason,
