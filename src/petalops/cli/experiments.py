@@ -69,7 +69,7 @@ def reproduce(
     else:
         _print_reproduction(report)
     if not report.identical:
-        raise typer.Exit(1)
+        raise report.mismatch()
 
 
 def _print_reproduction(report: Any) -> None:

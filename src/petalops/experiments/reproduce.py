@@ -24,6 +24,13 @@ from petalops.pipeline.run import StepCallback
 RECORDED_SECTIONS = ("project", "seed", "data", "model", "split", "gate")
 
 
+class NotReproducedError(PetalopsError):
+    """A reproduction ran but its metrics or fitted parameters differ from the recorded ones."""
+
+    exit_code = 1
+    http_status = 409
+
+
 @dataclass
 class Reproduction:
     """The outcome of a reproduction: what matched, what differed, by how much."""
@@ -46,6 +53,13 @@ class Reproduction:
     @property
     def identical(self) -> bool:
         return self.metrics_identical and self.fitted_identical
+
+    def mismatch(self) -> NotReproducedError:
+        what = [*self.metric_diffs, *self.fitted_diffs][:5]
+        return NotReproducedError(
+            f"{self.name} v{self.version} did not reproduce: {', '.join(what) or 'data'} differ "
+            f"(reproduction run {self.new_run_id})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -99,7 +99,7 @@ def parse_param_specs(specs: list[str]) -> dict[str, list[Any] | str]:
     for spec in specs:
         key, sep, raw = spec.partition("=")
         key = key.strip().removeprefix("model.params.")
-        if not sep or not key or not raw.strip():
+        if not sep or not key or not raw.replace(",", "").strip():
             raise InputError(
                 f"--param {spec!r} is not NAME=V1,V2,…; example: --param C=0.01,0.1,1,10"
             )
