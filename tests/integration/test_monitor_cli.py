@@ -12,12 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
+from typer.testing import CliRunner, Result
 
+from petalops.cli.app import app
 from petalops.config import Settings
+from petalops.errors import NotFoundError
 from petalops.monitoring.store import MonitorStore
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A real `petalops` process: exit code and one-line error as a user sees them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
     return subprocess.run(
         [sys.executable, "-m", "petalops", *args],
@@ -27,6 +31,15 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         timeout=120,
         env=env,
     )
+
+
+def invoke(args: list[str], cwd: Path) -> Result:
+    """The same command in-process (the test runs in ``cwd``): no interpreter start-up."""
+    assert Path.cwd() == cwd
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "160"})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
 
 
 @pytest.fixture
@@ -60,8 +73,8 @@ def home(trained_settings: Settings) -> Path:
 
 
 def test_drift_json_has_the_documented_shape(home: Path) -> None:
-    out = run(["monitor", "drift", "--window", "200", "--json"], home)
-    assert out.returncode == 0, out.stderr
+    out = invoke(["monitor", "drift", "--window", "200", "--json"], home)
+    assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["dataset_drift"] is True
     assert set(data["features"]) == {"sepal_length", "sepal_width", "petal_length", "petal_width"}
@@ -76,22 +89,22 @@ def test_drift_json_has_the_documented_shape(home: Path) -> None:
 
 
 def test_version_filter_and_a_too_small_window(home: Path) -> None:
-    whole = run(["monitor", "drift", "--version", "1", "--window", "1000", "--json"], home)
-    assert whole.returncode == 0, whole.stderr
+    whole = invoke(["monitor", "drift", "--version", "1", "--window", "1000", "--json"], home)
+    assert whole.exit_code == 0, whole.output
     assert json.loads(whole.stdout)["window"]["versions"] == {"1": 400}
-    small = run(["monitor", "drift", "--since", "1h", "--window", "10", "--json"], home)
-    assert small.returncode == 0, small.stderr
+    small = invoke(["monitor", "drift", "--since", "1h", "--window", "10", "--json"], home)
+    assert small.exit_code == 0, small.output
     data = json.loads(small.stdout)
     assert data["window"]["sufficient"] is False
     assert data["dataset_drift"] is False
     assert "too small" in data["reason"]
-    table = run(["monitor", "drift", "--window", "10"], home)
+    table = invoke(["monitor", "drift", "--window", "10"], home)
     assert "window too small" in table.stdout
 
 
 def test_drift_html_report_is_self_contained(home: Path) -> None:
-    out = run(["monitor", "drift", "--html", "report.html"], home)
-    assert out.returncode == 0, out.stderr
+    out = invoke(["monitor", "drift", "--html", "report.html"], home)
+    assert out.exit_code == 0, out.output
     text = (home / "report.html").read_text(encoding="utf-8")
     assert text.count("data:image/png;base64,") == 4
     assert "petal_length" in text
@@ -101,15 +114,15 @@ def test_drift_html_report_is_self_contained(home: Path) -> None:
 
 
 def test_status_and_watch(home: Path) -> None:
-    status = run(["monitor", "status", "--json"], home)
-    assert status.returncode == 0, status.stderr
+    status = invoke(["monitor", "status", "--json"], home)
+    assert status.exit_code == 0, status.output
     data = json.loads(status.stdout)
     [row] = data["quality"]
     assert row["model_version"] == "1"
     assert row["labelled"] == 400
     assert 0.4 < row["accuracy"] < 0.9
-    watch = run(["monitor", "watch", "--once", "--no-retrain", "--json"], home)
-    assert watch.returncode == 0, watch.stderr
+    watch = invoke(["monitor", "watch", "--once", "--no-retrain", "--json"], home)
+    assert watch.exit_code == 0, watch.output
     tick = json.loads(watch.stdout)
     names = {a["name"] for a in tick["alerts"]}
     assert {"PetalopsDatasetDrift", "PetalopsAccuracyDrop"} <= names
@@ -122,6 +135,5 @@ def test_bad_arguments_are_one_line_errors(home: Path) -> None:
     assert (
         out.stderr.strip() == "error: --since 'soon' is not a duration; examples: 90s, 15m, 1h, 2d"
     )
-    missing = run(["monitor", "drift", "--version", "42"], home)
-    assert missing.returncode == 2
-    assert "42" in missing.stderr
+    with pytest.raises(NotFoundError, match="42"):
+        invoke(["monitor", "drift", "--version", "42"], home)

@@ -2,45 +2,36 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from typer.testing import CliRunner
 
+from petalops.cli.app import app
 from petalops.config import Settings
 
 pytestmark = pytest.mark.slow
 
 
 def test_demo_drift_detects_retrains_registers_and_starts_a_rollout(
-    tmp_path: Path, empty_settings: Settings
+    empty_settings: Settings,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
-    env["COLUMNS"] = "160"
-    out = subprocess.run(
+    result = CliRunner().invoke(
+        app,
         [
-            sys.executable,
-            "-m",
-            "petalops",
             "demo",
             "drift",
             "--normal",
-            "200",
+            "150",
             "--shifted",
-            "400",
+            "300",
             "--home",
-            str(tmp_path / "demo"),
+            str(empty_settings.home_dir),
         ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
+        env={"COLUMNS": "160"},
     )
-    assert out.returncode == 0, out.stderr
-    text = out.stdout
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == 0, result.output
+    text = result.stdout
     assert "trained and registered the champion: iris/1" in text
     assert "dataset drift: True" in text
     assert "ALERT PetalopsDatasetDrift" in text
