@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -215,7 +217,8 @@ def watch(
             out = evaluation.to_json()
             out.pop("drift", None)
             out["cycle"] = vars(result.cycle) if result.cycle is not None else None
-            print_json(out)
+            sys.stdout.write(json.dumps(out, default=str) + "\n")  # one JSON line per check
+            sys.stdout.flush()
             return
         stamp = _time(evaluation.ts)
         if not evaluation.alerts:

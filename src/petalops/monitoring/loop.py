@@ -375,6 +375,8 @@ class Watcher:
                 result = self.tick()
             except PetalopsError as exc:
                 log.error("watch: %s", exc.message)
+            except Exception:  # a transient store or registry failure must not end the watch
+                log.exception("watch: check failed; retrying in %.0f s", pause)
             else:
                 if on_tick is not None:
                     on_tick(result)
