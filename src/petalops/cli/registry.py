@@ -9,12 +9,16 @@ import typer
 from petalops.cli.common import ConfigOption, JsonOption, SetOption, print_json, settings_from
 
 app = typer.Typer(help="Browse model versions and move aliases.", no_args_is_help=True)
-alias_app = typer.Typer(help="Set or remove an alias (champion, challenger, …).", no_args_is_help=True)
+alias_app = typer.Typer(
+    help="Set or remove an alias (champion, challenger, …).", no_args_is_help=True
+)
 app.add_typer(alias_app, name="alias")
 
 
 @app.command("list")
-def list_cmd(config: ConfigOption = None, overrides: SetOption = None, as_json: JsonOption = False) -> None:
+def list_cmd(
+    config: ConfigOption = None, overrides: SetOption = None, as_json: JsonOption = False
+) -> None:
     """Every version of the model, newest first, with aliases and accuracy."""
     from petalops.registry.store import list_versions
 
@@ -68,9 +72,8 @@ def version_details(settings: Any, version: str) -> dict[str, Any]:
         "data_sha256": run.tags.get("petalops.data_sha256", ""),
         "data_source": run.params.get("data.source", ""),
         "data_rows": run.params.get("data.rows", ""),
-        "code_version": run.tags.get("petalops.git_commit") or run.tags.get(
-            "mlflow.source.git.commit", ""
-        ),
+        "code_version": run.tags.get("petalops.git_commit")
+        or run.tags.get("mlflow.source.git.commit", ""),
         "gate": run.tags.get("petalops.gate", ""),
         "params": {k: v for k, v in sorted(run.params.items()) if not k.startswith("data.")},
         "metrics": dict(sorted(run.metrics.items())),

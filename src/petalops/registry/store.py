@@ -57,7 +57,9 @@ def client(settings: Settings) -> MlflowClient:
         mlflow.set_registry_uri(settings.tracking_uri)
         return mlflow_client
     except Exception as exc:  # MLflow raises many types when a store cannot be opened
-        raise RegistryUnavailableError(f"cannot open MLflow at {settings.tracking_uri}: {exc}") from None
+        raise RegistryUnavailableError(
+            f"cannot open MLflow at {settings.tracking_uri}: {exc}"
+        ) from None
 
 
 def ensure_experiment(settings: Settings, name: str | None = None) -> str:
@@ -82,7 +84,10 @@ def ensure_experiment(settings: Settings, name: str | None = None) -> str:
 
 @contextlib.contextmanager
 def tracked_run(
-    settings: Settings, run_name: str | None = None, experiment: str | None = None, nested: bool = False
+    settings: Settings,
+    run_name: str | None = None,
+    experiment: str | None = None,
+    nested: bool = False,
 ) -> Iterator[str]:
     """Start an MLflow run in the project's experiment; yields the run id."""
     import mlflow
@@ -134,8 +139,8 @@ def log_artifact(path: Path, artifact_path: str | None = None) -> None:
 def log_sklearn_model(pipeline: Any, input_example: Any, output_example: Any) -> str:
     """Log the Pipeline in MLflow's sklearn flavour so stock MLflow can load it; return its URI."""
     import mlflow
-    import skops
     import sklearn
+    import skops
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, output_example)
@@ -159,13 +164,10 @@ def register_version(
     settings: Settings, model_uri: str, run_id: str, sha256: str, tags: dict[str, str]
 ) -> str:
     """Create a registry version for a logged model and tag it; return the version number."""
-    mlflow_client = client(settings)
-    name = settings.project
-    with contextlib.suppress(Exception):  # already exists
-        mlflow_client.create_registered_model(
-            name, description=f"{name} classifier managed by petalops"
-        )
     import mlflow
+
+    client(settings)
+    name = settings.project
 
     # register_model (not create_model_version) links the logged model id, which a remote
     # tracking server requires.
@@ -291,7 +293,10 @@ def list_versions(settings: Settings, name: str | None = None) -> list[VersionIn
     for alias, version in aliases.items():
         by_version.setdefault(str(version), []).append(alias)
     versions = mlflow_client.search_model_versions(f"name = '{model}'")
-    infos = [replace(_to_info(mv), aliases=sorted(by_version.get(str(mv.version), []))) for mv in versions]
+    infos = [
+        replace(_to_info(mv), aliases=sorted(by_version.get(str(mv.version), [])))
+        for mv in versions
+    ]
     return sorted(infos, key=lambda i: int(i.version), reverse=True)
 
 
@@ -329,7 +334,9 @@ def get_run(settings: Settings, run_id: str) -> RunRecord:
     try:
         run = client(settings).get_run(run_id)
     except MlflowException:
-        raise NotFoundError(f"run {run_id!r} does not exist; see the MLflow UI (`petalops ui`)") from None
+        raise NotFoundError(
+            f"run {run_id!r} does not exist; see the MLflow UI (`petalops ui`)"
+        ) from None
     return RunRecord(
         run_id=run.info.run_id,
         params=dict(run.data.params),
@@ -366,10 +373,15 @@ def download_run_artifacts(settings: Settings, run_id: str, path: str, dest: Pat
     client(settings)
     try:
         local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=path, dst_path=str(dest), tracking_uri=settings.tracking_uri
+            run_id=run_id,
+            artifact_path=path,
+            dst_path=str(dest),
+            tracking_uri=settings.tracking_uri,
         )
     except Exception as exc:
-        raise RegistryUnavailableError(f"cannot download artifacts of run {run_id}: {exc}") from None
+        raise RegistryUnavailableError(
+            f"cannot download artifacts of run {run_id}: {exc}"
+        ) from None
     return Path(local)
 
 
