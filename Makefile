@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-.PHONY: help install run train serve test lint format bench e2e clean
+.PHONY: help install run train serve test tools lint format bench e2e clean
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
@@ -35,8 +35,19 @@ serve: $(STAMP) ## serve the registered champion on $(HOST):$(PORT) (no training
 train: $(STAMP) ## train and register the Iris model (quality-gated)
 	$(BIN)/petalops train
 
-test: $(STAMP) ## run the whole test suite
+test: $(STAMP) tools ## run the whole test suite
 	$(BIN)/python -m pytest -q
+
+# promtool (Debian's prometheus package) checks deploy/prometheus/alerts.yml in the tests;
+# policy-rc.d keeps apt from starting the Prometheus daemon it installs.
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing promtool (Debian package prometheus)"; \
+	    [ -e /usr/sbin/policy-rc.d ] || printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; \
+	    chmod +x /usr/sbin/policy-rc.d; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  else echo "note: promtool not found (apt install prometheus); its checks will be skipped"; fi; }
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
