@@ -229,3 +229,34 @@ def drift(
             f"shifted rows: accuracy {np.mean(challenger.predict(x[-300:]) == y[-300:]):.3f}"
         )
     store.close()
+
+
+@app.command("rollout")
+def rollout(
+    steps: Annotated[str, typer.Option(help="Canary weights in percent.")] = "5,25,50,100",
+    interval: Annotated[float, typer.Option(help="Seconds per canary step.")] = 10.0,
+    rate: Annotated[float, typer.Option(help="Synthetic requests per second.")] = 100.0,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Stores for the demo (default: a fresh <home>/demo-rollout)."),
+    ] = None,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Champion + challenger → real 2-worker server under load → canary, step by step → promoted."""
+    from rich.console import Console
+
+    from petalops.rollout.demo import demo_settings, run_canary_demo
+
+    console = Console()
+    settings = demo_settings(settings_from(config, overrides), home)
+    console.rule("[bold]petalops demo rollout")
+    console.print(f"stores: {settings.home_dir}")
+    logging.getLogger("petalops.rollout").setLevel(logging.WARNING)
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, highlight=False)
+
+    figures = run_canary_demo(settings, steps=steps, interval_s=interval, rate=rate, say=say)
+    if figures["phase"] != "promoted" or figures["failed"]:
+        raise typer.Exit(1)
