@@ -117,6 +117,22 @@ def create_store_engine(url: str) -> Engine:
     return sa.create_engine(parsed, pool_pre_ping=True)
 
 
+def create_tables(engine: Engine, tables: sa.MetaData, attempts: int = 5) -> None:
+    """``create_all``, tolerant of another process creating the same tables at the same time.
+
+    Server workers start together; two of them can both see "no table" and one CREATE then
+    fails. The next attempt finds the table and succeeds.
+    """
+    for attempt in range(attempts):
+        try:
+            tables.create_all(engine)
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
 @dataclass
 class Window:
     """Logged live predictions chosen for drift or quality analysis."""
@@ -180,7 +196,7 @@ class MonitorStore:
     def __init__(self, url: str, engine: Engine | None = None) -> None:
         self.url = url
         self.engine = engine or create_store_engine(url)
-        metadata.create_all(self.engine)
+        create_tables(self.engine, metadata)
 
     @classmethod
     def from_settings(cls, settings: Any) -> MonitorStore:
