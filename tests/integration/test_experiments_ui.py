@@ -44,6 +44,11 @@ def test_ui_serves_the_embedded_store_then_stops(trained_settings: Settings) -> 
         stop_ui(proc)
     assert proc.poll() is not None
     assert port_is_free("127.0.0.1", port)
+    with (
+        pytest.raises(ConnectionRefusedError),
+        socket.create_connection(("127.0.0.1", port), timeout=2),
+    ):
+        pass  # nothing listens any more
 
 
 def test_ui_refuses_a_port_in_use(empty_settings: Settings) -> None:
