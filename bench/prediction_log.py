@@ -6,7 +6,9 @@ monitoring store in WAL mode, the embedded default:
 * baseline  the naive way: one INSERT and commit per prediction, on the caller's thread;
 * logger    PredictionLogger fed at a paced --rate (rows/s) for --seconds, as a server
             worker would: records built like the server's, the logger thread in-process;
-* burst     PredictionLogger fed as fast as one thread can, to show the headroom.
+* burst     PredictionLogger fed as fast as one thread can, to show the headroom;
+* 2 workers two processes, each with its own logger, share one SQLite file (WAL, busy
+            timeout) at --rate / 2 each: the default `petalops serve` layout.
 
 Prints rows/s, drops, the caller's cost per call and peak RSS. Never asserts on time.
 
@@ -150,15 +152,39 @@ def _child(kind: str, url: str, seconds: float, rate: int, out: Any) -> None:
         out.put(logger_phase(url, seconds, rate, paced=kind == "paced"))
 
 
-def run(kind: str, seconds: float, rate: int, workdir: Path) -> dict[str, Any]:
-    url = f"sqlite:///{workdir / f'{kind}.db'}"
+def run(kind: str, seconds: float, rate: int, workdir: Path, processes: int = 1) -> dict[str, Any]:
+    """One phase; with ``processes`` > 1, that many workers share one database file and
+    each is offered ``rate / processes`` rows/s (a server with several workers)."""
+    url = f"sqlite:///{workdir / f'{kind}-{processes}.db'}"
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(kind, url, seconds, rate, out))
-    proc.start()
-    result: dict[str, Any] = out.get(timeout=600)
-    proc.join()
-    return result
+    procs = [
+        ctx.Process(target=_child, args=(kind, url, seconds, rate // processes, out))
+        for _ in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    parts: list[dict[str, Any]] = [out.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    if processes == 1:
+        return parts[0]
+    elapsed = max(p["elapsed_s"] for p in parts)
+    written = max(p["written"] for p in parts)  # each counted the shared table at its end
+    return {
+        "phase": f"{parts[0]['phase']}, {processes} workers",
+        "offered": sum(p["offered"] for p in parts),
+        "written": written,
+        "dropped": sum(p["dropped"] for p in parts),
+        "elapsed_s": elapsed,
+        "feed_s": max(p["feed_s"] for p in parts),
+        "offered_per_s": sum(p["offered_per_s"] for p in parts),
+        "rows_per_s": written / elapsed,
+        "caller_us": sum(p["caller_us"] for p in parts) / len(parts),
+        "max_queue": max(p["max_queue"] for p in parts),
+        "start_rss_mb": max(p["start_rss_mb"] for p in parts),
+        "peak_rss_mb": max(p["peak_rss_mb"] for p in parts),
+    }
 
 
 def main() -> None:
@@ -174,12 +200,13 @@ def main() -> None:
             run("baseline", args.seconds, args.rate, workdir),
             run("paced", args.seconds, args.rate, workdir),
             run("burst", args.burst_rows / 1e9, int(1e9), workdir),
+            run("paced", args.seconds, args.rate, workdir, processes=2),
         ]
 
     print(f"prediction log → SQLite (WAL), offered {args.rate:,} rows/s for {args.seconds:g} s")
     header = (
         f"{'phase':34} {'offered':>9} {'written':>9} {'dropped*':>8} {'rows/s':>9} "
-        f"{'caller µs/row':>13} {'max queue':>9} {'RSS start→peak MB':>18}"
+        f"{'caller µs/row':>13} {'max queue':>9} {'RSS start→peak MB (per process)':>18}"
     )
     print(header)
     print("-" * len(header))
