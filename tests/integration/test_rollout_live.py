@@ -8,12 +8,7 @@ Every test asserts zero failed client requests.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,22 +20,17 @@ import httpx
 import numpy as np
 import pytest
 
-from petalops.config import Settings
+from petalops.config import ServeSettings, Settings
 from petalops.monitoring.store import MonitorStore
 from petalops.rollout.analysis import Thresholds
 from petalops.rollout.control_plane import ControlPlane
 from petalops.rollout.controller import Controller, request, rollout_history, start_rollout
+from petalops.rollout.demo import ServerProcess
 from petalops.rollout.plan import RolloutPlan
 from petalops.rollout.routing import TrafficPolicy
 from petalops.rollout.traffic import Traffic, TrafficReport
 
 # -- harness ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 FEATURE_NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -111,53 +101,8 @@ def register_tampered(settings: Settings, like: str) -> str:
     return _create_version(settings, store.get_version(settings, like).run_id, "0" * 64)
 
 
-class LiveServer:
-    """`petalops serve --workers N` in a subprocess, on 127.0.0.1."""
-
-    def __init__(self, settings: Settings, workers: int = 2, reconcile: float = 0.5) -> None:
-        self.settings = settings
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workers = workers
-        self.reconcile = reconcile
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = settings.home_dir / f"serve-{self.port}.log"
-
-    def start(self, timeout: float = 90.0) -> LiveServer:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
-        env.update(
-            PETALOPS_HOME=str(self.settings.home_dir),
-            PETALOPS_RECONCILE_SECONDS=str(self.reconcile),
-            PETALOPS_MONITOR__FLUSH_SECONDS="0.2",
-        )
-        command = [sys.executable, "-m", "petalops", "serve", "--port", str(self.port)]
-        command += ["--workers", str(self.workers)]
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.settings.home_dir
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"server not ready in {timeout}s: {self.log_path.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+class LiveServer(ServerProcess):
+    """`petalops serve --workers 2` on 127.0.0.1 that can be asked what it serves."""
 
     def versions_seen(self, n: int = 40) -> set[tuple[str, str]]:
         seen = set()
@@ -204,6 +149,12 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
+# The serving block's test-only fault hook (see docs/rollouts.md, "Testing rollbacks"):
+# with `serve.test_faults` on, a version tagged `petalops.test_fault=error` fails every
+# prediction. Until the server has it, the erroring-challenger test is skipped.
+FAULT_TAG = "petalops.test_fault"
+HAS_FAULT_HOOK = "test_faults" in ServeSettings.model_fields
+
 RATE = 80.0
 # Generous latency limit for healthy versions: the box is shared, the analysis is real.
 HEALTHY = Thresholds(min_samples=40, max_p99_ms=500.0, max_inconclusive=3)
@@ -216,6 +167,7 @@ class Live:
     shuffled: str
     slow: str
     tampered: str
+    erroring: str
 
 
 @pytest.fixture(scope="module")
@@ -230,12 +182,18 @@ def live(
         reconcile_seconds=0.5,
         rollout={"tick_seconds": 0.25, "lease_seconds": 5.0},
     )
+    from petalops.registry import store
+
     shuffled = train_shuffled(settings)
     slow = train_slow(settings)
     tampered = register_tampered(settings, "2")
-    server = LiveServer(settings, workers=2, reconcile=0.5).start()
+    info = store.get_version(settings, "2")
+    erroring = _create_version(settings, info.run_id, info.sha256)
+    store.set_version_tag(settings, erroring, FAULT_TAG, "error")
+    env = {"PETALOPS_SERVE__TEST_FAULTS": "1"} if HAS_FAULT_HOOK else {}
+    server = LiveServer(settings, workers=2, reconcile=0.5, env=env).start()
     try:
-        yield Live(settings, server, shuffled, slow, tampered)
+        yield Live(settings, server, shuffled, slow, tampered, erroring)
     finally:
         server.stop()
 
@@ -277,6 +235,7 @@ def test_canary_5_to_100_promotes_with_zero_failed_requests(live: Live) -> None:
     )
     plan, report = drive(live, rid)
     assert plan.phase == "promoted", plan.reason
+    print(f"canary: {report.sent} requests, {report.failed} failed, {dict(report.served)}")
     assert_zero_failures(report)
     assert report.served[("2", "challenger")] > 0
     assert report.served[("1", "champion")] > 0
@@ -323,6 +282,11 @@ def test_wrong_answers_are_rolled_back(live: Live) -> None:
     last_bad = report.last_answer_from(live.shuffled)
     assert first_bad is not None
     assert last_bad is not None
+    print(
+        f"wrong answers: {report.sent} requests, {report.failed} failed; rollback "
+        f"{rolled - first_bad:.1f}s after its first answer, last answer "
+        f"{last_bad - rolled:+.2f}s from the decision"
+    )
     # Out of traffic within one analysis interval of its first answer ...
     assert rolled - first_bad < 30
     # ... and no worker answers with it once the rollback has propagated.
@@ -350,6 +314,14 @@ def test_slow_challenger_is_rolled_back(live: Live) -> None:
     assert_zero_failures(report)
     event = rollout_history(settings, rid)[-1]
     assert event["detail"]["verdict"]["challenger"]["p99_ms"] > 6.0
+    last_slow = report.last_answer_from(live.slow)
+    assert last_slow is not None
+    print(
+        f"slow: {report.sent} requests, {report.failed} failed; challenger p99 "
+        f"{event['detail']['verdict']['challenger']['p99_ms']} ms; last answer "
+        f"{last_slow - event['ts']:+.2f}s from the rollback"
+    )
+    assert last_slow - event["ts"] < 2 * settings.reconcile_seconds + 1.0
 
 
 def test_unloadable_challenger_never_serves_and_is_rolled_back(live: Live) -> None:
@@ -444,3 +416,24 @@ def test_shadow_never_answers_and_is_compared(live: Live) -> None:
     verdict = rollout_history(settings, rid)[-1]["detail"]["verdict"]
     assert verdict["challenger"]["compared"] >= 40
     assert verdict["challenger"]["disagreement_rate"] is not None
+
+
+@pytest.mark.skipif(not HAS_FAULT_HOOK, reason="the server has no serve.test_faults hook yet")
+def test_erroring_challenger_is_rolled_back(live: Live) -> None:
+    settings = live.settings
+    reset(settings, live.server, "1")
+    thresholds = Thresholds(min_samples=30, max_p99_ms=500.0, max_error_rate=0.01)
+    rid = start_rollout(
+        settings,
+        live.erroring,
+        "canary",
+        steps="20,100",
+        interval_s=30,
+        warm_s=1.5,
+        thresholds=thresholds,
+    )
+    plan, report = drive(live, rid)
+    assert plan.phase == "rolled_back"
+    assert plan.reason.startswith("error_rate"), plan.reason
+    # The server answers a failed challenger request with the champion: nobody sees it.
+    assert_zero_failures(report)

@@ -35,8 +35,15 @@ def free_port() -> int:
 class ServerProcess:
     """`petalops serve --workers N` for these settings' stores, in a child process."""
 
-    def __init__(self, settings: Settings, workers: int = 2, reconcile: float = 1.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        workers: int = 2,
+        reconcile: float = 1.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.settings = settings
+        self.extra_env = dict(env or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -55,6 +62,7 @@ class ServerProcess:
             PETALOPS_RECONCILE_SECONDS=str(self.reconcile),
             PETALOPS_MONITOR__FLUSH_SECONDS="0.2",
         )
+        env.update(self.extra_env)
         command = [sys.executable, "-m", "petalops", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--workers", str(self.workers)]
         self.settings.home_dir.mkdir(parents=True, exist_ok=True)
