@@ -38,7 +38,7 @@ from petalops.serving.http import (
 from petalops.serving.metrics import RequestMetrics, worker_exited
 from petalops.serving.openapi import raw_paths
 from petalops.serving.routes import admin, all_routes
-from petalops.serving.server import ApiShape, Reply, Router, Server
+from petalops.serving.server import LABEL, ApiShape, Reply, Router, Server
 from petalops.serving.sidechannel import PredictionSink, SideChannel
 from petalops.serving.source import ModelSource, RegistrySource
 
@@ -75,13 +75,12 @@ class PetalopsApp:
         self, scope: Scope, receive: Receive, send: Send, candidates: Any, params: dict[str, str]
     ) -> None:
         server = self.server
-        call = parse_call(scope)
+        call = parse_call(scope, params)
         route = candidates.get(call.method)
-        label = next(iter(candidates.values())).path
+        label = candidates[LABEL].path
         call.route = label
-        call.params = params
         if route is None:
-            allowed = ", ".join(sorted(candidates))
+            allowed = ", ".join(sorted(m for m in candidates if m != LABEL))
             reply = Reply(
                 HttpError(
                     405, f"method {call.method} is not allowed on {label}; use {allowed}", "method"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
@@ -68,6 +68,7 @@ class Call:
 
     method: str
     path: str
+    params: dict[str, str]
     request_id: str
     started: float
     content_type: bytes = b""
@@ -77,54 +78,39 @@ class Call:
     authorization: bytes = b""
     inference_header_length: int = -1
     route: str = ""
-    params: dict[str, str] = field(default_factory=dict)
 
 
-def parse_call(scope: Scope) -> Call:
+def parse_call(scope: Scope, params: dict[str, str] | None = None) -> Call:
     """Read the headers the server cares about in one pass over the raw header list."""
-    started = time.perf_counter()
-    content_type = b""
-    content_length = -1
-    request_id: str | None = None
-    routing_key: str | None = None
-    model_version: str | None = None
-    authorization = b""
-    inference_header_length = -1
+    call = Call(
+        scope["method"], scope["path"], {} if params is None else params, "", time.perf_counter()
+    )
     for name, value in scope["headers"]:
         # ASGI servers deliver lower-case header names.
         if name == b"content-type":
-            content_type = value
+            call.content_type = value
         elif name == b"content-length":
             try:
-                content_length = int(value)
+                call.content_length = int(value)
             except ValueError:
-                content_length = -1
+                call.content_length = -1
         elif name == b"x-request-id":
             if 0 < len(value) <= 128:
-                request_id = value.decode("latin-1")
+                call.request_id = value.decode("latin-1")
         elif name == b"x-petalops-key":
-            routing_key = value.decode("latin-1")
+            call.routing_key = value.decode("latin-1")
         elif name == b"x-model-version":
-            model_version = value.decode("latin-1").strip()
+            call.model_version = value.decode("latin-1").strip()
         elif name == b"authorization":
-            authorization = value
+            call.authorization = value
         elif name == b"inference-header-content-length":
             try:
-                inference_header_length = int(value)
+                call.inference_header_length = int(value)
             except ValueError:
-                inference_header_length = -1
-    return Call(
-        method=scope["method"],
-        path=scope["path"],
-        request_id=request_id or new_request_id(),
-        started=started,
-        content_type=content_type,
-        content_length=content_length,
-        routing_key=routing_key,
-        model_version=model_version,
-        authorization=authorization,
-        inference_header_length=inference_header_length,
-    )
+                call.inference_header_length = -1
+    if not call.request_id:
+        call.request_id = new_request_id()
+    return call
 
 
 async def read_body(receive: Receive, call: Call, limit: int) -> bytes:
@@ -161,6 +147,8 @@ def media_type(call: Call) -> bytes:
 
 def require_json(call: Call, example: Any) -> None:
     """415 unless the body is declared JSON (a missing Content-Type is taken as JSON)."""
+    if call.content_type == JSON:
+        return
     kind = media_type(call)
     if kind and kind != JSON and not kind.endswith(b"+json"):
         raise HttpError(
@@ -194,7 +182,7 @@ async def send_response(
 ) -> None:
     headers = [
         (b"content-type", content_type),
-        (b"content-length", str(len(body)).encode()),
+        (b"content-length", b"%d" % len(body)),
         (b"x-request-id", request_id.encode("latin-1")),
     ]
     if extra_headers:

@@ -149,6 +149,8 @@ class RawRoute:
 
 
 _PARAM = re.compile(r"\{(\w+)\}")
+# The key under which a path's route table keeps its first route (its metric label).
+LABEL = "*"
 
 
 class Router:
@@ -160,10 +162,9 @@ class Router:
         self.templated: list[tuple[re.Pattern[str], dict[str, RawRoute]]] = []
         patterns: dict[str, dict[str, RawRoute]] = {}
         for route in routes:
-            if "{" in route.path:
-                patterns.setdefault(route.path, {})[route.method] = route
-            else:
-                self.exact.setdefault(route.path, {})[route.method] = route
+            table = patterns if "{" in route.path else self.exact
+            by_method = table.setdefault(route.path, {LABEL: route})
+            by_method[route.method] = route
         for template, by_method in patterns.items():
             regex = (
                 "^"
