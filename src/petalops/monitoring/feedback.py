@@ -105,3 +105,24 @@ def record_feedback(
 ) -> int:
     """Join one label to the logged prediction(s) of ``request_id``; returns rows labelled."""
     return record_feedback_batch(store, [Feedback(request_id, label, row)], classes, logger=logger)
+
+
+def feedback_items(body: Any) -> list[Feedback | Mapping[str, Any]]:
+    """The items of a ``POST /v1/feedback`` body: one object, ``{"items": [...]}`` or a list."""
+    if isinstance(body, Mapping) and "items" in body:
+        items = body["items"]
+        if len(body) != 1 or not isinstance(items, list):
+            raise InputError(f'a batch is {{"items": [{EXAMPLE}, ...]}} and nothing else')
+        return list(items)
+    if isinstance(body, list):
+        return list(body)
+    if isinstance(body, Mapping):
+        return [body]
+    raise InputError(f"the body must be a JSON object; example: {EXAMPLE}")
+
+
+def record_feedback_body(
+    store: MonitorStore, body: Any, classes: Sequence[str], *, logger: Any = None
+) -> dict[str, int]:
+    """What ``POST /v1/feedback`` does with a parsed JSON body: ``{"labelled": rows}``."""
+    return {"labelled": record_feedback_batch(store, feedback_items(body), classes, logger=logger)}

@@ -9,7 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from petalops.errors import InputError, NotFoundError
-from petalops.monitoring.feedback import record_feedback, record_feedback_batch
+from petalops.monitoring.feedback import (
+    record_feedback,
+    record_feedback_batch,
+    record_feedback_body,
+)
 from petalops.monitoring.logger import PredictionLogger
 from petalops.monitoring.store import MonitorStore, predictions
 
@@ -120,3 +124,20 @@ def test_malformed_items_are_input_errors(store: MonitorStore) -> None:
         record_feedback_batch(store, [], CLASSES)
     with pytest.raises(InputError):
         record_feedback_batch(store, [{"request_id": "a", "label": "setosa", "row": -1}], CLASSES)
+
+
+def test_the_route_body_shapes(
+    store: MonitorStore, make_record: Callable[..., dict[str, Any]]
+) -> None:
+    store.log_predictions([make_record("a"), make_record("b"), make_record("c")])
+    one = record_feedback_body(store, {"request_id": "a", "label": "setosa"}, CLASSES)
+    assert one == {"labelled": 1}
+    batch = {"items": [{"request_id": "b", "label": 1}, {"request_id": "c", "label": 2}]}
+    assert record_feedback_body(store, batch, CLASSES) == {"labelled": 2}
+    assert record_feedback_body(store, [{"request_id": "c", "label": 0}], CLASSES) == {
+        "labelled": 1
+    }
+    assert labels(store)[("c", 0, "champion")] == 0
+    for bad in ("text", 3, {"items": "x"}, {"items": [], "more": 1}):
+        with pytest.raises(InputError):
+            record_feedback_body(store, bad, CLASSES)
