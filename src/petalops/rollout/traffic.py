@@ -98,11 +98,10 @@ class Traffic:
         rows = x[pick] + rng.normal(0.0, 0.05, (n, x.shape[1])) * x.std(axis=0)
         return np.round(np.clip(rows, 0.1, None), 2), y[pick]
 
-    def _worker(self, index: int, deadline: float) -> None:
+    def _worker(self, index: int, deadline: float, rows: np.ndarray, labels: np.ndarray) -> None:
         import httpx
 
         rng = np.random.default_rng(self.seed + index)
-        rows, labels = self._rows(rng, 2048)
         interval = self.threads / self.rate
         feedback = self.feedback
         with httpx.Client(base_url=self.url, timeout=self.timeout) as client:
@@ -159,9 +158,10 @@ class Traffic:
 
     def start(self, seconds: float) -> Traffic:
         """Run in the background for at most ``seconds`` (it always stops by itself)."""
-        deadline = time.monotonic() + seconds
+        data = [self._rows(np.random.default_rng(self.seed + i), 2048) for i in range(self.threads)]
+        deadline = time.monotonic() + seconds  # counted from the first request, not the setup
         self._workers = [
-            threading.Thread(target=self._worker, args=(i, deadline), daemon=True)
+            threading.Thread(target=self._worker, args=(i, deadline, *data[i]), daemon=True)
             for i in range(self.threads)
         ]
         for worker in self._workers:
