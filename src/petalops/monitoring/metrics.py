@@ -9,6 +9,7 @@ any worker, so one worker refreshing them is enough.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
@@ -111,3 +112,67 @@ def update_gauges(
     except Exception:
         log.warning("could not refresh the drift and quality gauges", exc_info=True)
         return None
+
+
+def champion_profile(settings: Any) -> dict[str, Any] | None:
+    """The reference profile of the current champion, or None when there is none."""
+    from petalops.errors import NotFoundError
+    from petalops.registry import load_profile, resolve
+
+    try:
+        info = resolve(settings, f"{settings.project}@champion")
+    except NotFoundError:
+        return None
+    return load_profile(settings, f"{info.name}/{info.version}")
+
+
+class GaugeRefresher:
+    """A daemon thread calling :func:`update_gauges` every ``interval`` seconds.
+
+    ``start_gauge_refresher(settings)`` in one server worker (the gauges are shared in
+    multiprocess mode); ``stop()`` on shutdown. It follows the champion as rollouts move it.
+    """
+
+    def __init__(self, settings: Any, store: Any = None, interval: float = 30.0) -> None:
+        self.settings = settings
+        self.store = store
+        self.interval = interval
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="petalops-gauges", daemon=True)
+
+    def start(self) -> GaugeRefresher:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def refresh(self) -> None:
+        if self.store is None:
+            from petalops.monitoring.store import MonitorStore
+
+            self.store = MonitorStore.from_settings(self.settings)
+        try:
+            profile = champion_profile(self.settings)
+        except Exception:
+            log.warning("could not load the champion's profile for the drift gauges", exc_info=True)
+            profile = None
+        update_gauges(self.settings, self.store, profile)
+        self.runs += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception:  # never let the refresher die, never touch a request
+                log.warning("gauge refresh failed", exc_info=True)
+            self._stop.wait(self.interval)
+
+
+def start_gauge_refresher(
+    settings: Any, store: Any = None, interval: float = 30.0
+) -> GaugeRefresher:
+    """Refresh the drift and live-quality gauges in the background; returns the refresher."""
+    return GaugeRefresher(settings, store, interval).start()

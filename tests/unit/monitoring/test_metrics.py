@@ -73,3 +73,41 @@ def test_a_failure_is_logged_not_raised(store: MonitorStore) -> None:
     broken = MonitorStore.__new__(MonitorStore)  # a store whose database is gone
     broken.engine = None  # type: ignore[assignment]
     assert update_gauges(settings, broken, {"features": {}}) is None
+
+
+def test_refresher_follows_the_champion_in_the_background(trained_settings: Settings) -> None:
+    import time
+
+    from petalops.monitoring.metrics import champion_profile, start_gauge_refresher
+
+    profile = champion_profile(trained_settings)
+    assert profile is not None
+    assert list(profile["features"]) == NAMES
+    store = MonitorStore.from_settings(trained_settings)
+    x, y = load_iris(return_X_y=True)
+    store.log_predictions(
+        {
+            "request_id": f"t{i}",
+            "model_name": "iris",
+            "model_version": "1",
+            "features": (x[i] * [1.0, 1.0, 1.8, 1.8]).tolist(),
+            "prediction": int(y[i]),
+            "label": int(y[i]),
+        }
+        for i in range(150)
+    )
+    refresher = start_gauge_refresher(trained_settings, store, interval=0.05)
+    deadline = time.monotonic() + 20
+    while refresher.runs < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    refresher.stop()
+    assert refresher.runs >= 1
+    assert gauge("petalops_feature_drift", feature="petal_width") == 1.0
+    assert gauge("petalops_live_accuracy", model_version="1", variant="champion") == 1.0
+    store.close()
+
+
+def test_no_champion_no_profile(empty_settings: Settings) -> None:
+    from petalops.monitoring.metrics import champion_profile
+
+    assert champion_profile(empty_settings) is None
