@@ -26,6 +26,10 @@ from petalops.rollout.analysis import Thresholds
 DEMO_RECONCILE_SECONDS = 1.0
 
 
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -161,8 +165,9 @@ def run_canary_demo(
                 if verdict:
                     ch, cp = verdict["challenger"], verdict.get("champion") or {}
                     numbers = (
-                        f"  [challenger n={ch['requests']} p99={ch['p99_ms']}ms "
-                        f"err={ch['error_rate']} disagree={ch['disagreement_rate']}"
+                        f"  [challenger n={ch['requests']} p99={_num(ch['p99_ms'], '.1f')}ms "
+                        f"errors={_num(ch['error_rate'], '.1%')} "
+                        f"disagree={_num(ch['disagreement_rate'], '.1%')}"
                         + (f"; champion n={cp['requests']}" if cp else "")
                         + "]"
                     )
