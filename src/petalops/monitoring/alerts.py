@@ -38,6 +38,11 @@ class Alert:
     threshold: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """Identity of the alert across checks: name and labels."""
+        return self.name, tuple(sorted(self.labels.items()))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -218,14 +223,17 @@ def evaluate(
     )
 
 
-def post_webhook(url: str, alerts: list[Alert], timeout: float = 5.0) -> bool:
-    """POST the firing alerts as JSON; a failure is logged, never raised."""
+def post_webhook(
+    url: str, alerts: list[Alert], timeout: float = 5.0, *, resolved: list[str] | None = None
+) -> bool:
+    """POST newly firing (and resolved) alerts as JSON; a failure is logged, never raised."""
     import httpx
 
     body = {
         "source": "petalops",
         "ts": time.time(),
         "alerts": [alert.to_json() for alert in alerts],
+        "resolved": list(resolved or []),
     }
     try:
         response = httpx.post(url, json=body, timeout=timeout)

@@ -36,6 +36,8 @@ ROLLOUT_PENDING = "rollout_pending"
 ROLLOUT_OUTCOME = "rollout_outcome"
 FAILED = "failed"
 
+REPEAT_SECONDS = 3600.0
+
 Trainer = Callable[[Any, Path], Any]
 RolloutStarter = Callable[[Any, str, str], str | None]
 
@@ -132,6 +134,7 @@ class Watcher:
         self.clock = clock
         self.on_alert = on_alert
         self._dropped_seen: dict[str, int] = {}
+        self._notified: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
 
     @property
     def name(self) -> str:
@@ -161,12 +164,27 @@ class Watcher:
             dropped_before=self._dropped_seen,
         )
         result = TickResult(evaluation)
-        for alert in evaluation.alerts:
+        # Like Alertmanager: notify when an alert starts firing (again every REPEAT_SECONDS
+        # while it lasts) and when it resolves, not on every check.
+        current = {alert.key: alert for alert in evaluation.alerts}
+        fresh = [
+            alert
+            for key, alert in current.items()
+            if now - self._notified.get(key, -REPEAT_SECONDS) >= REPEAT_SECONDS
+        ]
+        resolved = [key for key in self._notified if key not in current]
+        for alert in fresh:
+            self._notified[alert.key] = now
             log.warning("ALERT %s: %s", alert.name, alert.message)
             if self.on_alert is not None:
                 self.on_alert(alert)
-        if evaluation.alerts and self.webhook_url:
-            result.webhook = post_webhook(self.webhook_url, evaluation.alerts)
+        for key in resolved:
+            del self._notified[key]
+            log.info("RESOLVED %s", key[0])
+        if (fresh or resolved) and self.webhook_url:
+            result.webhook = post_webhook(
+                self.webhook_url, fresh, resolved=[key[0] for key in resolved]
+            )
         self.track_rollouts()
         triggers = [a for a in evaluation.alerts if a.name in RETRAIN_TRIGGERS]
         if self.retrain and triggers:

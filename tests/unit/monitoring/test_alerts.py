@@ -150,6 +150,7 @@ def test_webhook_posts_the_alerts(http_server: tuple[str, type[Recorder]]) -> No
     assert body["source"] == "petalops"
     assert body["alerts"][0]["name"] == "PetalopsDatasetDrift"
     assert body["alerts"][0]["value"] == 0.75
+    assert body["resolved"] == []
     handler.status = 500
     assert post_webhook(url + "/hook", [alert]) is False  # logged, never raised
     assert post_webhook("http://127.0.0.1:9/hook", [alert]) is False

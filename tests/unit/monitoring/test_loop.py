@@ -251,3 +251,43 @@ def test_gate_failure_and_missing_rollout_controller_are_recorded(
     last = shifted_store.events()[-1]
     assert last["kind"] == loop.ROLLOUT_PENDING
     assert last["detail"] == {"strategy": "shadow-canary"}
+
+
+def test_alerts_notify_when_they_start_and_resolve_not_every_check(
+    settings: Settings, shifted_store: MonitorStore
+) -> None:
+    seen: list[str] = []
+    clock = Clock()
+    watcher = Watcher(
+        settings,
+        shifted_store,
+        retrain=False,
+        clock=clock,
+        on_alert=lambda alert: seen.append(alert.name),
+    )
+    watcher.tick()
+    assert "PetalopsDatasetDrift" in seen
+    first = len(seen)
+    clock.now += 30
+    watcher.tick()
+    assert len(seen) == first  # still firing: no new notification
+    clock.now += loop.REPEAT_SECONDS
+    watcher.tick()
+    assert len(seen) == 2 * first  # reminded after an hour
+
+    x, y = load_iris(return_X_y=True)
+    shifted_store.log_predictions(
+        {
+            "request_id": f"ok{i}",
+            "ts": clock.now + i,
+            "model_name": "iris",
+            "model_version": "1",
+            "features": x[i % 150].tolist(),
+            "prediction": int(y[i % 150]),
+            "label": int(y[i % 150]),
+        }
+        for i in range(600)
+    )
+    result = watcher.tick()
+    assert "PetalopsDatasetDrift" not in result.evaluation.names
+    assert watcher._notified == {}
