@@ -332,11 +332,17 @@ def ui(
     overrides: SetOption = None,
 ) -> None:
     """Open the MLflow UI on the embedded store: runs, datasets and the registry."""
+    import signal
+
     from petalops.experiments.ui import start_ui, stop_ui, wait_until_serving
+
+    def _terminate(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (a supervisor, `kill`) stops the server like Ctrl-C
 
     settings = settings_from(config, overrides)
     proc = start_ui(settings, host, port)
     url = f"http://{host}:{port}"
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         wait_until_serving(proc, url)
         typer.echo(f"MLflow UI for {settings.tracking_uri} at {url} (Ctrl-C to stop)", err=True)
