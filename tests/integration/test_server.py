@@ -4,6 +4,7 @@ graceful SIGTERM. The registry is the real one (trained by the shared fixtures).
 from __future__ import annotations
 
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -130,3 +131,15 @@ def test_not_ready_without_a_model(empty_settings: Settings) -> None:
         assert httpx.get(server.url + "/v2/health/ready").status_code == 503
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_metrics_pass_promtool(two_workers: ServerProcess) -> None:
+    httpx.post(two_workers.url + "/predict", json={"features": ROW})
+    httpx.post(two_workers.url + "/predict", json={"features": ROW[:2]})
+    time.sleep(0.3)
+    text = httpx.get(two_workers.url + "/metrics").text
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
