@@ -13,6 +13,8 @@ from petalops.monitoring.quality import live_quality
 from petalops.monitoring.store import MonitorStore, Window
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+# `--since 1h` at 10,000 predictions/s would be 36 M rows: analyse the newest of them only.
+MAX_SINCE_ROWS = 100_000
 
 
 def parse_duration(text: str) -> float:
@@ -41,6 +43,8 @@ def current_drift(
 ) -> DriftResult:
     """Drift of the live window (newest ``rows``, or the last ``since``) against the profile.
 
+    ``since`` alone analyses at most the newest ``MAX_SINCE_ROWS`` rows of that period.
+
     The reference is the profile of ``version`` if given (and only that version's rows are
     analysed), else of the current champion.
     """
@@ -55,7 +59,9 @@ def current_drift(
     window = store.window(
         settings.project,
         version=version,
-        rows=rows if rows is not None or seconds is not None else settings.monitor.drift_window,
+        rows=rows
+        if rows is not None
+        else (MAX_SINCE_ROWS if seconds is not None else settings.monitor.drift_window),
         since=time.time() - seconds if seconds is not None else None,
     )
     reference = f"{info.name}/{info.version}"
