@@ -1,6 +1,6 @@
 """Benchmark the model server next to its baselines, in one run, on 127.0.0.1 only.
 
-    .venv/bin/python bench/serve.py                  # all targets, c=1 and c=64, 5 s each
+    .venv/bin/python bench/serve.py                  # all targets, c=1 and c=64, 3 rounds
     .venv/bin/python bench/serve.py --duration 10 --targets floor,petalops --routes predict
 
 Targets, each on uvicorn + uvloop + httptools with ``--workers`` processes:
@@ -201,37 +201,56 @@ def wrk(
     return rps, p50, p99, errors
 
 
-def measure(
-    target: str,
+def measure_all(
+    targets: list[str],
     routes: list[str],
     connections: list[int],
     args: argparse.Namespace,
     home: Path,
     workdir: Path,
 ) -> list[Result]:
-    port = free_port()
-    process, _ = start(target, port, args.workers, home, args.set or [])
-    results: list[Result] = []
+    """All servers up at once (idle ones cost nothing); runs interleaved, in rounds.
+
+    On a shared machine the background load drifts over minutes, so each cell is measured
+    once per round, the targets taking turns, and the median round is reported.
+    """
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    rounds: dict[tuple[str, str, int], list[Result]] = {}
     try:
-        for route in routes if target == "petalops" else ["predict"]:
+        for target in targets:
+            port = free_port()
+            servers[target] = (start(target, port, args.workers, home, args.set or [])[0], port)
+        cells = [
+            (target, route)
+            for target in targets
+            for route in (routes if target == "petalops" else ["predict"])
+        ]
+        for target, route in cells:
             path, body = ROUTES[route]
-            url = f"http://127.0.0.1:{port}{path}"
-            wrk(url, body, 8, args.warmup, workdir)
+            wrk(f"http://127.0.0.1:{servers[target][1]}{path}", body, 8, args.warmup, workdir)
+        for number in range(1, args.rounds + 1):
+            print(f"round {number}/{args.rounds}", flush=True)
             for c in connections:
-                cpu_before = tree_cpu_seconds(process.pid)
-                rps, p50, p99, errors = wrk(url, body, c, args.duration, workdir)
-                cpu = tree_cpu_seconds(process.pid) - cpu_before
-                requests = max(1.0, rps * args.duration)
-                results.append(Result(target, path, c, rps, p50, p99, errors, cpu / requests * 1e6))
-                print(
-                    f"  {target:9} {path:24} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.3f} ms  "
-                    f"p99 {p99:7.2f} ms  cpu {cpu / requests * 1e6:6.0f} µs/req  "
-                    f"errors {errors}",
-                    flush=True,
-                )
+                for target, route in cells:
+                    process, port = servers[target]
+                    path, body = ROUTES[route]
+                    cpu_before = tree_cpu_seconds(process.pid)
+                    rps, p50, p99, errors = wrk(
+                        f"http://127.0.0.1:{port}{path}", body, c, args.duration, workdir
+                    )
+                    cpu = tree_cpu_seconds(process.pid) - cpu_before
+                    cpu_us = cpu / max(1.0, rps * args.duration) * 1e6
+                    result = Result(target, path, c, rps, p50, p99, errors, cpu_us)
+                    rounds.setdefault((target, path, c), []).append(result)
+                    print(
+                        f"  {target:9} {path:24} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.3f} ms  "
+                        f"p99 {p99:7.2f} ms  cpu {cpu_us:6.0f} µs/req  errors {errors}",
+                        flush=True,
+                    )
     finally:
-        stop(process)
-    return results
+        for process, _ in servers.values():
+            stop(process)
+    return [sorted(runs, key=lambda r: r.rps)[len(runs) // 2] for runs in rounds.values()]
 
 
 def trained_home(workdir: Path) -> Path:
@@ -254,6 +273,7 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per route")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", default="1,64")
     parser.add_argument("--targets", default="floor,fastapi,petalops")
@@ -278,9 +298,14 @@ def main() -> None:
             f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
             f"on {os.cpu_count()} cores; {args.workers} workers; {args.duration:g} s per run"
         )
-        results: list[Result] = []
-        for target in args.targets.split(","):
-            results.extend(measure(target, routes, connections, args, home, workdir))
+        results = measure_all(args.targets.split(","), routes, connections, args, home, workdir)
+        print("\nmedian round:")
+        for r in results:
+            print(
+                f"  {r.target:9} {r.route:24} c={r.connections:<3} {r.rps:9.0f} req/s  "
+                f"p50 {r.p50_ms:7.3f} ms  p99 {r.p99_ms:7.2f} ms  cpu {r.cpu_us:6.0f} µs/req  "
+                f"errors {r.errors}"
+            )
         floor = {r.connections: r.rps for r in results if r.target == "floor"}
         print("\nshare of the floor (same run):")
         for r in results:
