@@ -65,3 +65,6 @@ bench: $(STAMP) ## run the benchmarks (prints figures next to baselines; minutes
 
 clean: ## remove the virtualenv and the embedded stores
 	rm -rf $(VENV) .petalops artifacts
+
+e2e: $(STAMP) ## Docker end to end: image, MLflow, 2 replicas behind nginx, Prometheus, canary + replica kill
+	PETALOPS_E2E=1 $(BIN)/python -m pytest -m e2e tests/e2e -p no:cacheprovider -s -q

@@ -513,6 +513,8 @@ def test_canary_rollout_through_the_load_balancer_survives_a_replica_kill(stack:
             "-d",
             "--name",
             PREFIX + "rollout",
+            "--restart",
+            "on-failure:5",  # as compose and Kubernetes restart it
             "--network",
             "host",
             "-v",
