@@ -18,6 +18,7 @@ controller that dies is replaced by starting another: it resumes from the plan.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import socket
@@ -113,7 +114,9 @@ class Controller:
             except PetalopsError as exc:
                 self.store.finish(command["id"], f"error: {exc.message}")
             else:
-                self.store.finish(command["id"], f"{command['command']} applied by {self.holder}")
+                # The plan goes back with the answer: the caller need not read the registry.
+                answer = {"result": f"{command['command']} applied by {self.holder}"}
+                self.store.finish(command["id"], json.dumps({**answer, "plan": plan.to_dict()}))
             state = self.plane.read()
         if plan is None:
             return None
@@ -576,7 +579,8 @@ def request(
                 result = str(row["result"])
                 if result.startswith("error: "):
                     raise ConflictError(result.removeprefix("error: "))
-                return _describe(settings, store, result)
+                answer: dict[str, Any] = json.loads(result)
+                return answer
             time.sleep(0.1)
         # Nobody answered: the controller is gone. Take over once its lease has expired.
         if not store.claim(command_id, holder):
@@ -595,15 +599,7 @@ def request(
         plan = controller.apply_command(RolloutPlan.parse(state.plan_raw), command, reason)
     finally:
         store.release(name, holder)
-    return _describe(settings, store, f"{command} applied", plan)
-
-
-def _describe(
-    settings: Settings, store: RolloutStore, result: str, plan: RolloutPlan | None = None
-) -> dict[str, Any]:
-    if plan is None:
-        plan = RolloutPlan.parse(ControlPlane(settings).read().plan_raw)
-    return {"result": result, "plan": plan.to_dict() if plan else None}
+    return {"result": f"{command} applied by {holder}", "plan": plan.to_dict()}
 
 
 def rollout_status(settings: Settings) -> dict[str, Any]:
