@@ -95,7 +95,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0
 
 
 def start(
-    target: str, port: int, workers: int, home: Path, overrides: list[str]
+    target: str, port: int, workers: int, home: Path, overrides: list[str], workdir: Path
 ) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     python = sys.executable
@@ -123,6 +123,8 @@ def start(
         command, ready = [*uvicorn, "bench.apps.fastapi_sklearn:app"], "/docs"
     else:
         env["PETALOPS_HOME"] = str(home)
+        # A fresh prediction log per run: inserts slow down as the table grows.
+        env["PETALOPS_MONITOR__DB_URL"] = f"sqlite:///{workdir / 'monitor.db'}"
         command = [
             python,
             "-m",
@@ -136,9 +138,9 @@ def start(
         for override in overrides:
             command += ["--set", override]
         ready = "/readyz"
-    log = open(home.parent / f"bench-{target}.log", "wb")  # noqa: SIM115 - lives with the server
+    log = open(workdir / f"{target}.log", "wb")  # noqa: SIM115 - lives with the server
     process = subprocess.Popen(
-        command, env=env, cwd=home.parent, stdout=log, stderr=log, start_new_session=True
+        command, env=env, cwd=workdir, stdout=log, stderr=log, start_new_session=True
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}{ready}", process)
@@ -219,7 +221,10 @@ def measure_all(
     try:
         for target in targets:
             port = free_port()
-            servers[target] = (start(target, port, args.workers, home, args.set or [])[0], port)
+            servers[target] = (
+                start(target, port, args.workers, home, args.set or [], workdir)[0],
+                port,
+            )
         cells = [
             (target, route)
             for target in targets

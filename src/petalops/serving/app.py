@@ -112,8 +112,12 @@ class PetalopsApp:
                     ),
                     status=500,
                 )
+        headers = reply.headers
+        if reply.variant:  # every prediction names the version that answered, in any protocol
+            version_header = (b"x-model-version", reply.version.encode())
+            headers = [version_header, *headers] if headers else [version_header]
         await send_response(
-            send, reply.status, reply.body, call.request_id, reply.content_type, reply.headers
+            send, reply.status, reply.body, call.request_id, reply.content_type, headers
         )
         seconds = time.perf_counter() - call.started
         server.metrics.request(label, reply.status, reply.version, reply.variant, seconds)

@@ -7,6 +7,7 @@ import shutil
 import sys
 
 from petalops.config import Settings
+from petalops.registry import parse_ref
 from petalops.serving.app import SETTINGS_ENV
 from petalops.serving.metrics import MULTIPROC_ENV
 
@@ -30,6 +31,7 @@ def run(settings: Settings) -> None:
     """Serve in the foreground until Ctrl-C or SIGTERM (in-flight requests finish first)."""
     import uvicorn
 
+    parse_ref(settings.model_ref, settings.project)  # a bad --model fails here, in one line
     prepare_environment(settings)
     serve = settings.serve
     sys.stderr.write(

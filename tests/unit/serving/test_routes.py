@@ -88,6 +88,7 @@ def test_mlflow_invocations_formats(
         response = client.post("/invocations", json=payload)
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": [0, 2]}
+    assert response.headers["x-model-version"] == "1"
 
 
 def test_mlflow_version(client: TestClient) -> None:
@@ -101,6 +102,7 @@ def test_kserve_v1(client: TestClient) -> None:
     assert client.get("/v1/models/iris").json() == {"name": "iris", "ready": True}
     response = client.post("/v1/models/iris:predict", json={"instances": [ROW, VIRGINICA]})
     assert response.json() == {"predictions": [0, 2]}
+    assert response.headers["x-model-version"] == "1"  # the body has no room for it
     assert client.post("/v1/models/rose:predict", json={"instances": [ROW]}).status_code == 404
 
 
