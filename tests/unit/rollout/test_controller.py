@@ -444,3 +444,27 @@ def test_status_reports_window_and_next_step(
     assert status["window"]["decision"] == "inconclusive"
     assert 0 < status["next_step_in_s"] <= 60
     assert status["controller"]["holder"] == "test-controller"
+
+
+def test_embedded_controllers_in_two_workers_share_one_lease(settings: Settings) -> None:
+    from petalops.rollout.controller import start_in_background
+
+    start_rollout(settings, "2", "canary", interval_s=3600, warm_s=0, thresholds=T)
+    workers = [start_in_background(settings), start_in_background(settings)]
+    try:
+        deadline = time.time() + 15
+        while plan_of(settings).phase != "running" and time.time() < deadline:
+            time.sleep(0.05)
+        assert plan_of(settings).phase == "running"
+        holder = RolloutStore(settings.monitor_url).lease(f"rollout:{settings.project}")
+        assert holder is not None
+        assert holder["expires"] > time.time()
+    finally:
+        for worker in workers:
+            worker.stop()
+    assert not any(w.alive for w in workers)
+    # One decision, not two: the second controller stood by.
+    assert actions(settings) == ["start", "advance"]
+    lease = RolloutStore(settings.monitor_url).lease(f"rollout:{settings.project}")
+    assert lease is not None
+    assert lease["expires"] <= time.time()  # released on stop
