@@ -172,7 +172,7 @@ def run_canary_demo(
                         + "]"
                     )
                 say(
-                    f"   +{event['ts'] - started:5.1f}s  {event['action']:<8} "
+                    f"   +{max(0.0, event['ts'] - started):5.1f}s  {event['action']:<8} "
                     f"weight {event['weight']:>5g}%  {event['reason']}{numbers}"
                 )
 
