@@ -18,7 +18,7 @@ from petalops.cli.common import run_guarded
 from petalops.cli.registry import version_details
 from petalops.config import Settings
 from petalops.data.load import iris_frame
-from petalops.errors import GateFailedError
+from petalops.errors import GateFailedError, NotFoundError
 from petalops.experiments.reproduce import reproduce
 from petalops.experiments.snapshot import SNAPSHOT_TAG, cache_path
 from petalops.experiments.tune import cv_scores, training_split, tune
@@ -35,6 +35,12 @@ def cli(
     code = run_guarded(app)
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def get_version_run(settings: Settings, version: str = "2") -> str:
+    from petalops.registry.store import get_version
+
+    return get_version(settings, version).run_id
 
 
 def _run_dir(settings: Settings, run_id: str) -> Path:
@@ -83,6 +89,21 @@ def test_reproduce_is_bit_identical_after_the_file_is_modified_then_deleted(
     assert _runs_holding_a_snapshot(empty_settings) == {first.run_id, second.run_id}
     reused = get_run(empty_settings, deleted.new_run_id).tags[SNAPSHOT_TAG]
     assert reused == record.tags[SNAPSHOT_TAG]
+
+    # Without a snapshot (a version from before they existed) and without its file: refused.
+    client(empty_settings).delete_tag(second.run_id, SNAPSHOT_TAG)
+    with pytest.raises(NotFoundError, match="no data snapshot recorded"):
+        reproduce(empty_settings, "2")
+
+
+def test_a_version_from_before_snapshots_reproduces_from_the_bundled_iris_set(
+    trained_settings: Settings,
+) -> None:
+    run_id = get_version_run(trained_settings, "2")
+    client(trained_settings).delete_tag(run_id, SNAPSHOT_TAG)
+    report = reproduce(trained_settings, "2")
+    assert report.identical
+    assert report.data_uri.startswith("sklearn:iris?scikit-learn=")
 
 
 def test_reproduce_reports_changed_fit_and_library_drift_and_exits_1(

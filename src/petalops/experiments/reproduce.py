@@ -161,6 +161,27 @@ def _manifest_sha(settings: Settings, run_id: str) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _legacy_source(source: str, sha256: str, recorded: Settings) -> str:
+    """For versions trained before snapshots: the bundled Iris set, or the original file if it
+    still holds exactly the recorded data (checked by hash); else no source ("")."""
+    from petalops.config import IRIS_SOURCE
+    from petalops.data.load import load_dataset
+    from petalops.errors import DataError
+    from petalops.experiments.snapshot import builtin_uri
+
+    if source.startswith(IRIS_SOURCE):
+        return builtin_uri()
+    path = Path(source)
+    if not path.is_file():
+        return ""
+    try:
+        if load_dataset(recorded.data, path).fingerprint.sha256 == sha256:
+            return f"file:{path}"
+    except DataError:
+        pass
+    return ""
+
+
 def reproduce(
     settings: Settings,
     version: str,
@@ -188,6 +209,8 @@ def reproduce(
     if not sha:
         raise NotFoundError(f"{info.name} v{info.version} records no data hash; cannot reproduce")
     recorded = recorded_settings(settings, config)
+    if not uri:
+        uri = _legacy_source(run.params.get("data.source", ""), sha, recorded)
     data_path = materialize(settings, uri, sha, recorded.data)
     diffs = library_differences(run.tags)
 

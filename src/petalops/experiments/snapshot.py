@@ -156,10 +156,15 @@ def materialize(settings: Settings, uri: str, sha256: str, data: DataSettings) -
                 f"sha256 {sha256[:12]}…); install the recorded scikit-learn version"
             )
         return None
+    if uri.startswith("file:"):  # a pre-snapshot version whose original file still matches
+        original = Path(uri.removeprefix("file:"))
+        if _matches(data, original, sha256):
+            return original
+        raise DataError(f"{original} no longer holds the recorded data (sha256 {sha256[:12]}…)")
     if not uri.startswith("runs:/"):
         raise NotFoundError(
-            f"no data snapshot recorded ({uri or 'missing tag'}); only versions trained with "
-            "petalops ≥ 0.1 on a file carry one"
+            f"no data snapshot recorded ({uri or 'missing tag'}) and the original file is gone "
+            "or changed; only versions trained since snapshots existed can always be reproduced"
         )
     cached = cache_path(settings, sha256)
     if cached.is_file():
