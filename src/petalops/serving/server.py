@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from petalops.config import IRIS_CLASSES, IRIS_FEATURES, Settings
@@ -43,9 +44,24 @@ class ApiShape:
             classes = IRIS_CLASSES
         return cls(settings.project, list(features), list(classes), list(example))
 
-    @property
+    # Valid example bodies, shown in every 4xx answer; built once, never on the hot path.
+    @cached_property
     def example_record(self) -> dict[str, float]:
         return dict(zip(self.features, self.example_row, strict=True))
+
+    @cached_property
+    def examples(self) -> dict[str, Any]:
+        row, n = self.example_row, len(self.features)
+        return {
+            "predict": {"features": row},
+            "v1": {"instances": [self.example_record]},
+            "kserve": {"instances": [row]},
+            "mlflow": {"dataframe_split": {"columns": self.features, "data": [row]}},
+            "csv": ",".join(self.features) + "\n" + ",".join(map(str, row)),
+            "oip": {
+                "inputs": [{"name": "input-0", "shape": [1, n], "datatype": "FP64", "data": row}]
+            },
+        }
 
 
 @dataclass(slots=True)
@@ -165,7 +181,9 @@ class Router:
             table = patterns if "{" in route.path else self.exact
             by_method = table.setdefault(route.path, {LABEL: route})
             by_method[route.method] = route
-        for template, by_method in patterns.items():
+        # Prediction routes first: they are the ones matched thousands of times a second.
+        hot_first = sorted(patterns.items(), key=lambda item: "POST" not in item[1])
+        for template, by_method in hot_first:
             regex = (
                 "^"
                 + _PARAM.sub(

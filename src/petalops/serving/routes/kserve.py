@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from petalops.serving.http import Call, HttpError, Receive
@@ -45,7 +43,7 @@ async def predict(server: Server, call: Call, receive: Receive) -> Reply:
     specific registered version.
     """
     check_name(server, call.params["name"])
-    example: Any = {"instances": [server.shape.example_row]}
+    example = server.shape.examples["kserve"]
     data = await server.json_body(call, receive, example)
     if type(data) is not dict or "instances" not in data:
         raise HttpError(400, "the body must be an object with 'instances'", "instances", example)

@@ -147,13 +147,13 @@ async def invocations(server: Server, call: Call, receive: Receive) -> Reply:
     registered version.
     """
     features = server.shape.features
-    example: Any = {"dataframe_split": {"columns": features, "data": [server.shape.example_row]}}
+    example = server.shape.examples["mlflow"]
     kind = media_type(call)
     if kind == b"text/csv":
         body = await read_body(receive, call, server.max_body)
         snapshot, served, variant = await server.choose(call)
         features = served.runtime.features
-        csv_example = ",".join(features) + "\n" + ",".join(map(str, server.shape.example_row))
+        csv_example = server.shape.examples["csv"]
         rows = _csv_rows(body, features, server.max_batch, csv_example)
     else:
         data = (

@@ -20,7 +20,7 @@ from petalops.serving.routes.kserve import check_name
 from petalops.serving.rows import (
     MAX_ABS,
     check_batch_size,
-    check_number,
+    check_row,
     check_rows,
     predict_rows,
 )
@@ -29,20 +29,6 @@ from petalops.serving.server import Reply, Server
 OUTPUTS = ("label", "probabilities", "class_name")
 _DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
 _LIVE = orjson.dumps({"live": True})
-
-
-def _example(server: Server) -> dict[str, Any]:
-    n = len(server.shape.features)
-    return {
-        "inputs": [
-            {
-                "name": "input-0",
-                "shape": [1, n],
-                "datatype": "FP64",
-                "data": server.shape.example_row,
-            }
-        ]
-    }
 
 
 async def server_metadata(server: Server, call: Call, receive: Receive) -> Reply:
@@ -173,7 +159,7 @@ def _tensor_rows(
                 f"{where}.data",
                 example,
             )
-        flat = [check_number(v, f"{where}.data[{i}]", example) for i, v in enumerate(data)]
+        flat = check_row(data, len(data), f"{where}.data", example)
         rows = [flat[i : i + n_features] for i in range(0, len(flat), n_features)]
     if datatype == "FP32":
         rows = np.asarray(rows, dtype=np.float32).astype(np.float64).tolist()
@@ -207,7 +193,7 @@ async def infer(server: Server, call: Call, receive: Receive) -> Reply:
     `X-Model-Version`.
     """
     check_name(server, call.params["name"])
-    example = _example(server)
+    example = server.shape.examples["oip"]
     header_length = call.inference_header_length
     if header_length >= 0:
         if media_type(call) not in (b"", b"application/octet-stream", b"application/json"):

@@ -20,7 +20,7 @@ async def predict(server: Server, call: Call, receive: Receive) -> Reply:
     name as `flower_type`, the class probabilities and the model version that answered.
     Send `X-Model-Version: 3` to ask a specific registered version.
     """
-    example = {"features": server.shape.example_row}
+    example = server.shape.examples["predict"]
     data: Any = await server.json_body(call, receive, example)
     if type(data) is not dict or "features" not in data:
         raise HttpError(

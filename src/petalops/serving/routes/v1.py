@@ -21,7 +21,7 @@ async def predict(server: Server, call: Call, receive: Receive) -> Reply:
     registered version, and `X-Petalops-Key` to keep a caller on one rollout variant.
     """
     record = server.shape.example_record
-    example = {"instances": [record]}
+    example = server.shape.examples["v1"]
     data: Any = await server.json_body(call, receive, record)
     if type(data) is not dict:
         raise HttpError(400, "the body must be a JSON object of named features", "body", example)
