@@ -17,6 +17,7 @@ import orjson
 
 FLUSH_SECONDS = 0.05
 FLUSH_BYTES = 64 * 1024
+PIPE_BUF = 4096
 
 
 class JsonLog:
@@ -88,7 +89,12 @@ class JsonLog:
         self._buffer.clear()
         try:
             while data:
-                written = os.write(self.fd, data)
+                # Workers share stdout: a write of at most PIPE_BUF bytes ending at a newline
+                # is atomic on a pipe, so lines from two workers never interleave.
+                cut = len(data)
+                if cut > PIPE_BUF:
+                    cut = data.rfind(b"\n", 0, PIPE_BUF) + 1 or data.find(b"\n") + 1 or cut
+                written = os.write(self.fd, data[:cut])
                 data = data[written:]
         except OSError:  # a closed stdout must never fail a request
             pass
