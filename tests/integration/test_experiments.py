@@ -17,10 +17,10 @@ from petalops.cli.app import app
 from petalops.cli.common import run_guarded
 from petalops.cli.registry import version_details
 from petalops.config import Settings
-from petalops.data.load import iris_frame
+from petalops.data.load import iris_frame, load_dataset
 from petalops.errors import GateFailedError, NotFoundError
 from petalops.experiments.reproduce import reproduce
-from petalops.experiments.snapshot import SNAPSHOT_TAG, cache_path
+from petalops.experiments.snapshot import SNAPSHOT_TAG, cache_path, materialize
 from petalops.experiments.tune import cv_scores, training_split, tune
 from petalops.pipeline.run import train
 from petalops.registry import load_runtime
@@ -90,6 +90,13 @@ def test_reproduce_is_bit_identical_after_the_file_is_modified_then_deleted(
     reused = get_run(empty_settings, deleted.new_run_id).tags[SNAPSHOT_TAG]
     assert reused == record.tags[SNAPSHOT_TAG]
 
+    # A local copy edited behind our back is detected by its hash and fetched again.
+    cached = cache_path(empty_settings, first.data_sha256)
+    iris_frame().iloc[:60].to_parquet(cached)
+    again = materialize(empty_settings, reused, first.data_sha256, empty_settings.data)
+    assert again == cached
+    assert load_dataset(empty_settings.data, cached).fingerprint.sha256 == first.data_sha256
+
     # Without a snapshot (a version from before they existed) and without its file: refused.
     client(empty_settings).delete_tag(second.run_id, SNAPSHOT_TAG)
     with pytest.raises(NotFoundError, match="no data snapshot recorded"):
@@ -135,8 +142,6 @@ def test_reproduce_reports_changed_fit_and_library_drift_and_exits_1(
 def test_tuned_model_beats_or_equals_the_default_and_registers_through_the_gate(
     empty_settings: Settings,
 ) -> None:
-    from petalops.data.load import load_dataset
-
     result = tune(empty_settings, space={"C": [0.05, 10.0, 100.0]}, cv=3, register=True)
     dataset = load_dataset(empty_settings.data)
     rows = training_split(empty_settings, dataset.y)
