@@ -221,7 +221,9 @@ def decision_ts(settings: Settings, rollout_id: str, action: str) -> float:
     return next(e["ts"] for e in rollout_history(settings, rollout_id) if e["action"] == action)
 
 
-def assert_zero_failures(report: TrafficReport) -> None:
+def assert_zero_failures(report: TrafficReport, label: str = "") -> None:
+    if label:
+        print(f"{label}: {report.sent} requests, {report.failed} failed, {dict(report.served)}")
     assert report.sent > 100
     assert report.failed == 0, report.failures[:5]
     assert report.ok == report.sent
@@ -341,7 +343,7 @@ def test_unloadable_challenger_never_serves_and_is_rolled_back(live: Live) -> No
     assert plan.phase == "rolled_back"
     assert "inconclusive 2 times" in plan.reason
     assert "challenger has 0/30 samples" in plan.reason
-    assert_zero_failures(report)
+    assert_zero_failures(report, "unloadable")
     assert {v for v, _ in report.served} == {"1"}
 
 
@@ -353,7 +355,7 @@ def test_bluegreen_flips_all_traffic_at_once_then_promotes(live: Live) -> None:
     )
     plan, report = drive(live, rid)
     assert plan.phase == "promoted", plan.reason
-    assert_zero_failures(report)
+    assert_zero_failures(report, "blue-green promote")
     flipped = decision_ts(settings, rid, "flip")
     # Before the flip nobody got v2; soon after it everybody did.
     assert all(v == "1" for t, v, _, _ in report.timeline if t < flipped)
@@ -389,7 +391,7 @@ def test_bluegreen_abort_flips_back_instantly(live: Live) -> None:
         controller.join(10)
         report = traffic.stop()
     assert out["plan"]["phase"] == "aborted"
-    assert_zero_failures(report)
+    assert_zero_failures(report, "blue-green abort")
     last_new = report.last_answer_from("2")
     assert last_new is not None
     rollback_s = last_new - aborted_at
@@ -407,7 +409,7 @@ def test_shadow_never_answers_and_is_compared(live: Live) -> None:
     rid = start_rollout(settings, "2", "shadow", duration_s=5, interval_s=2, thresholds=HEALTHY)
     plan, report = drive(live, rid)
     assert plan.phase == "passed", plan.reason
-    assert_zero_failures(report)
+    assert_zero_failures(report, "shadow")
     assert set(report.served) == {("1", "champion")}
     store = MonitorStore(settings.monitor_url)
     shadow = store.window(settings.project, version="2", since=started, variants=["shadow"])
