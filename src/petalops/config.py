@@ -135,7 +135,7 @@ class MonitorSettings(_Section):
 class RolloutSettings(_Section):
     """Defaults of `petalops rollout start` and the controller (see docs/rollouts.md)."""
 
-    strategy: Literal["canary", "bluegreen", "shadow"] = "canary"
+    strategy: Literal["canary", "bluegreen", "shadow", "shadow-canary"] = "canary"
     steps: list[float] = Field(
         default_factory=lambda: [5.0, 25.0, 50.0, 100.0], examples=[[5, 50, 100]]
     )
