@@ -6,7 +6,15 @@ from typing import Any
 
 import orjson
 
-from petalops.serving.http import Call, HttpError, Receive
+from petalops.serving.http import (
+    JSON,
+    Call,
+    HttpError,
+    Receive,
+    parse_json,
+    read_body,
+    require_json,
+)
 from petalops.serving.rows import check_row
 from petalops.serving.server import Reply, Server
 
@@ -20,25 +28,35 @@ async def predict(server: Server, call: Call, receive: Receive) -> Reply:
     name as `flower_type`, the class probabilities and the model version that answered.
     Send `X-Model-Version: 3` to ask a specific registered version.
     """
+    # The busiest route: the generic helpers (json_body, choose, predicted) are inlined.
     example = server.shape.examples["predict"]
-    data: Any = await server.json_body(call, receive, example)
+    if call.content_type != JSON:
+        require_json(call, example)
+    data: Any = parse_json(await read_body(receive, call, server.max_body), example)
     if type(data) is not dict or "features" not in data:
         raise HttpError(
             400, "the body must be a JSON object with a 'features' array", "features", example
         )
-    snapshot, served, variant = await server.choose(call)
-    row = check_row(data["features"], served.runtime.n_features, "features", example)
-    label, proba = served.runtime.predict_one(row)
+    if call.model_version is None:
+        snapshot = server.holder.snapshot
+        served, variant = snapshot.pick(call.routing_key or call.request_id)
+    else:
+        snapshot, served, variant = await server.choose(call)
+    runtime = served.runtime
+    row = check_row(data["features"], runtime.n_features, "features", example)
+    label, proba = runtime.predict_one(row)
     body = orjson.dumps(
         {
             "prediction": label,
-            "flower_type": served.runtime.classes[label],
+            "flower_type": runtime.classes[label],
             "probabilities": proba,
             "model_version": served.version,
             "variant": variant,
         }
     )
-    return server.predicted(body, snapshot, served, variant, [row], [label], [proba])
+    return Reply(
+        body, 200, JSON, served.version, variant, None, snapshot, served, [row], [label], [proba]
+    )
 
 
 async def health(server: Server, call: Call, receive: Receive) -> Reply:
