@@ -364,6 +364,25 @@ def test_bluegreen_flips_all_traffic_at_once_then_promotes(live: Live) -> None:
     assert ControlPlane(settings).read().previous == "1"
 
 
+def test_bluegreen_never_flips_to_a_version_failing_its_smoke_test(live: Live) -> None:
+    settings = live.settings
+    reset(settings, live.server, "1")
+    rid = start_rollout(
+        settings,
+        live.shuffled,
+        "bluegreen",
+        interval_s=2,
+        keep_warm_s=4,
+        warm_s=1.5,
+        thresholds=HEALTHY,
+    )
+    plan, report = drive(live, rid, seconds=30)
+    assert plan.phase == "rolled_back"
+    assert plan.reason.startswith("smoke test failed: disagreement"), plan.reason
+    assert_zero_failures(report, "blue-green smoke failure")
+    assert {v for v, _ in report.served} == {"1"}
+
+
 def test_bluegreen_abort_flips_back_instantly(live: Live) -> None:
     settings = live.settings
     reset(settings, live.server, "1")
