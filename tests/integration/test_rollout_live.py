@@ -250,7 +250,7 @@ def test_canary_5_to_100_promotes_with_zero_failed_requests(live: Live) -> None:
     state = ControlPlane(settings).read()
     assert (state.champion, state.previous, state.challenger) == ("2", "1", None)
     # Within the 50 % step (once every worker has it) a caller stays on one variant.
-    start = events[2]["ts"] + 2 * settings.reconcile_seconds + 0.5
+    start = events[2]["ts"] + 2 * settings.reconcile_seconds + 1.5
     end = events[3]["ts"]
     step = [(variant, caller) for t, _v, variant, caller in report.timeline if start <= t < end]
     assert step, "no traffic in the 50 % step"
@@ -359,7 +359,7 @@ def test_bluegreen_flips_all_traffic_at_once_then_promotes(live: Live) -> None:
     flipped = decision_ts(settings, rid, "flip")
     # Before the flip nobody got v2; soon after it everybody did.
     assert all(v == "1" for t, v, _, _ in report.timeline if t < flipped)
-    settle = flipped + 2 * settings.reconcile_seconds + 0.5
+    settle = flipped + 2 * settings.reconcile_seconds + 1.5
     assert all(v == "2" for t, v, _, _ in report.timeline if t > settle)
     assert ControlPlane(settings).read().previous == "1"
 
