@@ -39,7 +39,10 @@ def fail(message: str, code: int = 2) -> None:
 def run_guarded(app: typer.Typer) -> int:
     """Run the Typer app; a PetalopsError prints one line and maps to its exit code."""
     try:
-        app(standalone_mode=False)
+        # In non-standalone mode click returns the code of a `typer.Exit(n)` instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int):
+            return code
     except PetalopsError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         return exc.exit_code

@@ -56,7 +56,19 @@ def to_onnx_bytes(pipeline: Pipeline, n_features: int) -> tuple[bytes, str]:
                 options={"zipmap": False},
                 target_opset=ONNX_OPSET,
             )
-            return model.SerializeToString(), dtype
+            # skl2onnx lists opsets in set order; sorted, the same model gives the same bytes.
+            opsets = sorted((o.domain, o.version) for o in model.opset_import)
+            del model.opset_import[:]
+            for domain, version in opsets:
+                entry = model.opset_import.add()
+                entry.domain, entry.version = domain, version
+            data = model.SerializeToString()
+            # Some operators convert in float64 but have no float64 kernel in ONNX Runtime
+            # (trees): prove the session loads, else fall back to float32.
+            import onnxruntime as ort
+
+            ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+            return data, dtype
         except Exception as exc:  # skl2onnx raises many types for unsupported operators
             last_error = exc
     raise ConfigError(

@@ -41,7 +41,8 @@ def classification_metrics(
 def confusion(
     y_true: npt.NDArray[np.int64], y_pred: npt.NDArray[np.int64], n_classes: int
 ) -> list[list[int]]:
-    matrix: list[list[int]] = confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).tolist()
+    labels = list(range(n_classes))
+    matrix: list[list[int]] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
     return matrix
 
 
