@@ -6,6 +6,7 @@
 #   rollout           the rollout controller: petalops rollout run (under a Kubernetes lease
 #                     when PETALOPS_LEASE_NAME is set)
 #   monitor           petalops monitor watch: drift, live accuracy, alerts, retrain trigger
+#                     (under a Kubernetes lease too when PETALOPS_LEASE_NAME is set)
 #   train             petalops train (e.g. a retraining CronJob)
 #   anything else     run as given, e.g. `petalops registry list` or `sh`
 set -eu
@@ -52,6 +53,9 @@ case "$role" in
     ;;
   monitor)
     seed_home
+    if [ -n "${PETALOPS_LEASE_NAME:-}" ]; then
+      exec python3 /opt/petalops/lease.py -- petalops monitor watch "$@"
+    fi
     exec petalops monitor watch "$@"
     ;;
   train)

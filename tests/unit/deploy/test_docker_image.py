@@ -142,10 +142,10 @@ def test_entrypoint_is_valid_sh_and_runs_one_role_per_container() -> None:
 
 @pytest.fixture
 def fake_petalops(tmp_path: Path) -> Path:
-    """A `petalops` and `mlflow` on PATH that print their arguments instead of running."""
+    """`petalops`, `mlflow` and `python3` on PATH that print their arguments instead of running."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name in ("petalops", "mlflow"):
+    for name in ("petalops", "mlflow", "python3"):
         script = bin_dir / name
         script.write_text(f'#!/bin/sh\necho {name} "$@"\n', encoding="utf-8")
         script.chmod(0o755)
@@ -161,6 +161,16 @@ def fake_petalops(tmp_path: Path) -> Path:
         (["monitor", "--once"], {}, "petalops monitor watch --once"),
         (["mlflow", "server"], {"PORT": "5001"}, "mlflow server --host 0.0.0.0 --port 5001"),
         (["petalops", "registry", "list"], {}, "petalops registry list"),
+        (
+            ["rollout"],
+            {"PETALOPS_LEASE_NAME": "petalops-rollout"},
+            "python3 /opt/petalops/lease.py -- petalops rollout run",
+        ),
+        (
+            ["monitor"],
+            {"PETALOPS_LEASE_NAME": "petalops-monitor"},
+            "python3 /opt/petalops/lease.py -- petalops monitor watch",
+        ),
     ],
 )
 def test_entrypoint_dispatches_each_role(
