@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from petalops.monitoring.store import MonitorStore, predictions
+from petalops.monitoring.store import MonitorStore, create_tables, predictions
 from petalops.rollout.analysis import Sample
 
 metadata = sa.MetaData()
@@ -74,7 +74,7 @@ class RolloutStore:
     def __init__(self, url: str) -> None:
         self.monitor = MonitorStore(url)  # creates the prediction log if it does not exist
         self.engine = self.monitor.engine
-        metadata.create_all(self.engine)
+        create_tables(self.engine, metadata)  # tolerant of a concurrent first start
 
     def close(self) -> None:
         self.monitor.close()
