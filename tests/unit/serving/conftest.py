@@ -13,12 +13,14 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from sklearn.tree import DecisionTreeClassifier
 from starlette.testclient import TestClient
 
 from petalops.config import IRIS_CLASSES, IRIS_FEATURES, Settings
@@ -68,11 +70,16 @@ class BundleSource:
         return open_bundle(directory, info.name, info.version, info.sha256)
 
 
-def _bundle(directory: Path, c: float) -> tuple[Path, str]:
+def _bundle(directory: Path, c: float, tree: bool = False) -> tuple[Path, str]:
     iris = load_iris()
     x = np.asarray(iris.data, dtype=np.float64)
     y = np.asarray(iris.target, dtype=np.int64)
-    pipeline = Pipeline([("clf", LogisticRegression(C=c, max_iter=500))]).fit(x, y)
+    classifier: Any = (
+        DecisionTreeClassifier(max_depth=3, random_state=0)
+        if tree
+        else LogisticRegression(C=c, max_iter=500)
+    )
+    pipeline = Pipeline([("clf", classifier)]).fit(x, y)
     profile = build_profile(x, y, IRIS_FEATURES, IRIS_CLASSES)
     digest = write_bundle(directory, pipeline, "iris", IRIS_FEATURES, IRIS_CLASSES, profile, x)
     return directory, digest
@@ -80,9 +87,13 @@ def _bundle(directory: Path, c: float) -> tuple[Path, str]:
 
 @pytest.fixture(scope="session")
 def bundle_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
-    """Two real versions: 1 (C=1.0) and 2 (C=0.01, so some answers differ)."""
+    """Real versions: 1 (C=1.0), 2 (C=0.01, some answers differ), 3 (a tree: ONNX Runtime)."""
     root = tmp_path_factory.mktemp("bundles")
-    return {"1": _bundle(root / "v1", 1.0), "2": _bundle(root / "v2", 0.01)}
+    return {
+        "1": _bundle(root / "v1", 1.0),
+        "2": _bundle(root / "v2", 0.01),
+        "3": _bundle(root / "v3", 0.0, tree=True),
+    }
 
 
 @pytest.fixture

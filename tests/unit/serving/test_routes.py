@@ -233,3 +233,20 @@ def test_openapi_describes_every_route(client: TestClient) -> None:
     assert schema["properties"]["features"]["minItems"] == 4
     assert "text/csv" in paths["/invocations"]["post"]["requestBody"]["content"]
     assert client.get("/docs").status_code == 200
+
+
+def test_a_non_linear_model_serves_through_onnx_runtime(client: TestClient) -> None:
+    headers = {"X-Model-Version": "3"}
+    tutorial = client.post("/predict", json={"features": VIRGINICA}, headers=headers).json()
+    assert (tutorial["prediction"], tutorial["model_version"]) == (2, "3")
+    batch = client.post(
+        "/v1/models/iris:predict", json={"instances": [ROW, VIRGINICA] * 5}, headers=headers
+    )
+    assert batch.json()["predictions"] == [0, 2] * 5
+    tensor = {
+        "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [*ROW, *VIRGINICA]}]
+    }
+    infer = client.post("/v2/models/iris/versions/3/infer", json=tensor).json()
+    assert infer["outputs"][0]["data"] == [0, 2]
+    runtime = client.app.server.holder._pinned["3"].runtime  # type: ignore[attr-defined]
+    assert type(runtime).__name__ == "OnnxRuntime"
