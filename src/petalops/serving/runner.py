@@ -12,6 +12,8 @@ from petalops.serving.app import SETTINGS_ENV
 from petalops.serving.metrics import MULTIPROC_ENV
 
 FACTORY = "petalops.serving.app:app_from_env"
+# httptools, with each response's header block and body sent in one write.
+HTTP_PROTOCOL = "petalops.serving.protocol:CoalescingHttpToolsProtocol"
 
 
 def prepare_environment(settings: Settings) -> None:
@@ -45,7 +47,7 @@ def run(settings: Settings) -> None:
         port=serve.port,
         workers=serve.workers,
         loop="uvloop",
-        http="httptools",
+        http=HTTP_PROTOCOL,
         lifespan="on",
         access_log=False,
         log_level="warning",
