@@ -57,6 +57,7 @@ class PetalopsApp:
         self.router = router
         self.fallback = fallback
         self.open_sink = open_sink
+        self._background: list[Any] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -185,6 +186,7 @@ class PetalopsApp:
             "worker_started", model=server.settings.model_ref, workers=server.settings.serve.workers
         )
         server.holder.start()
+        self._background = start_background(server.settings, server.side.sink, server.log)
         # Take traffic once the first model is in (bounded): with several workers on one
         # socket, a cold worker would otherwise answer 503 beside ready ones.
         await server.holder.wait_first_reconcile(STARTUP_WAIT_SECONDS)
@@ -192,11 +194,36 @@ class PetalopsApp:
     async def shutdown(self) -> None:
         server = self.server
         await server.holder.stop()
+        for worker in self._background:
+            worker.stop()
         server.side.close()
         server.metrics.flush()
         server.log.event("worker_stopped")
         server.log.flush()
         worker_exited(os.getpid())
+
+
+def start_background(settings: Settings, sink: Any, log: JsonLog) -> list[Any]:
+    """Side jobs of a worker that never touch a request: the drift / live-quality gauges
+    (with the prediction log) and, with rollout.embedded, the rollout controller (every
+    worker may run one: the lease lets exactly one act)."""
+    started: list[Any] = []
+    store = getattr(sink, "store", None)
+    if store is not None:
+        try:
+            from petalops.monitoring.metrics import start_gauge_refresher
+
+            started.append(start_gauge_refresher(settings, store))
+        except Exception as exc:
+            log.event("gauge_refresher_unavailable", error=repr(exc))
+    if settings.rollout.embedded:
+        try:
+            from petalops.rollout.controller import start_in_background
+
+            started.append(start_in_background(settings))
+        except Exception as exc:
+            log.event("embedded_controller_unavailable", error=repr(exc))
+    return started
 
 
 def open_prediction_log(settings: Settings, log: JsonLog) -> PredictionSink | None:

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from petalops.serving import schemas as s
-from petalops.serving.routes import kserve, mlflow, oip, ops, tutorial, v1
+from petalops.serving.routes import feedback, kserve, mlflow, oip, ops, tutorial, v1
 from petalops.serving.server import ApiShape, RawRoute
 
 
@@ -27,6 +27,7 @@ def all_routes(shape: ApiShape, max_batch: int, components: dict[str, Any]) -> l
             409: "The version exists but cannot be served (integrity check failed).",
             413: "Body larger than serve.max_body_bytes.",
             415: "Unsupported Content-Type.",
+            422: "A label that is not one of the model's classes.",
             503: "No model loaded yet, or the registry is unreachable.",
         }
         return {code: (text[code], error) for code in codes}
@@ -93,6 +94,26 @@ def all_routes(shape: ApiShape, max_batch: int, components: dict[str, Any]) -> l
                     {"oneOf": [ref(m["V1SingleResponse"]), ref(m["V1BatchResponse"])]},
                 ),
                 **body_errors,
+            },
+        ),
+        RawRoute(
+            "POST",
+            "/v1/feedback",
+            feedback.feedback,
+            "Record true labels for earlier predictions",
+            "petalops",
+            {
+                "oneOf": [
+                    ref(feedback.FeedbackItem),
+                    ref(feedback.FeedbackBatch),
+                    {"type": "array", "items": ref(feedback.FeedbackItem)},
+                ]
+            },
+            feedback.EXAMPLE,
+            responses={
+                200: ("Rows labelled", ref(feedback.FeedbackResult)),
+                409: ("The prediction log is off on this server", error),
+                **errors(400, 404, 413, 415, 422),
             },
         ),
         RawRoute(
