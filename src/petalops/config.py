@@ -163,7 +163,7 @@ class TuneSettings(_Section):
     # model.params to search: a list of values, or for random search "loguniform(a, b)" /
     # "uniform(a, b)" / "randint(a, b)".
     params: dict[str, list[Any] | str] = Field(
-        default_factory=lambda: {"C": [0.01, 0.1, 1.0, 10.0, 100.0]},
+        default_factory=lambda: {"C": [0.01, 0.1, 1.0, 10.0, 100.0]},  # type: ignore[arg-type]
         examples=[{"C": [0.01, 0.1, 1, 10]}],
     )
     trials: int = Field(20, ge=1, le=10_000, examples=[20])

@@ -45,7 +45,7 @@ class VersionInfo:
 
 
 def parse_ref(ref: str, default_name: str) -> tuple[str, str | None, str | None]:
-    """``iris@champion``, ``iris/3``, ``iris``, ``@challenger`` or ``3`` -> (name, alias, version)."""
+    """``iris@champion``, ``iris/3``, ``iris``, ``@challenger``, ``3`` -> (name, alias, version)."""
     text = ref.strip()
     if text.isdigit():
         return default_name, None, text
