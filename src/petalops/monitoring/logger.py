@@ -34,7 +34,7 @@ class PredictionLogger:
         store: MonitorStore,
         *,
         queue_size: int = 100_000,
-        flush_rows: int = 2000,
+        flush_rows: int = 500,
         flush_seconds: float = 0.5,
         retention_days: float | None = 30.0,
     ) -> None:

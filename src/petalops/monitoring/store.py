@@ -9,6 +9,7 @@ without Prometheus).
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -185,6 +186,26 @@ def to_row(record: Mapping[str, Any], now: float) -> dict[str, Any]:
     }
 
 
+_INSERT_COLUMNS = (
+    "request_id",
+    "row",
+    "ts",
+    "model_name",
+    "model_version",
+    "variant",
+    "route",
+    "status",
+    "latency_ms",
+    "features",
+    "prediction",
+    "class_name",
+    "probabilities",
+    "reference_prediction",
+    "label",
+    "label_ts",
+)
+
+
 def writer_id() -> str:
     """Names one logger process in ``log_health``."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -211,9 +232,26 @@ class MonitorStore:
         """Insert already-converted rows (see :func:`to_row`) in one transaction."""
         if not rows:
             return 0
+        sql = self._insert_sql
         with self.engine.begin() as conn:
-            conn.execute(predictions.insert(), list(rows))
+            if sql is None:
+                conn.execute(predictions.insert(), list(rows))
+            else:
+                # Plain DB-API executemany on tuples: SQLAlchemy's per-row parameter handling
+                # cost ~3x the CPU of the insert itself, held by the serving worker's GIL.
+                conn.exec_driver_sql(sql, [tuple(r[c] for c in _INSERT_COLUMNS) for r in rows])
         return len(rows)
+
+    @functools.cached_property
+    def _insert_sql(self) -> str | None:
+        style = self.engine.dialect.paramstyle
+        marks = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(style)
+        if marks is None:
+            return None
+        quote = self.engine.dialect.identifier_preparer.quote
+        columns = ", ".join(quote(c) for c in _INSERT_COLUMNS)
+        values = ", ".join([marks] * len(_INSERT_COLUMNS))
+        return f"INSERT INTO {quote(predictions.name)} ({columns}) VALUES ({values})"
 
     def log_predictions(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Synchronous insert of prediction records; tests and batch jobs use it."""
