@@ -108,6 +108,8 @@ class MonitorSettings(_Section):
     db_url: str = Field("", examples=["sqlite:///.petalops/monitor.db"])
     queue_size: int = Field(100_000, ge=100, examples=[100000])
     flush_rows: int = Field(500, ge=1, examples=[500])
+    # How often one serving worker recomputes the drift / live-quality gauges (0: never).
+    gauge_seconds: float = Field(60.0, ge=0, examples=[60])
     flush_seconds: float = Field(0.5, gt=0, examples=[0.5])
     retention_days: float = Field(30.0, gt=0, examples=[30])
     drift_p_value: float = Field(0.01, gt=0, lt=1, examples=[0.01])

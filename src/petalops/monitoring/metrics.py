@@ -163,12 +163,13 @@ class GaugeRefresher:
         self.runs += 1
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        # Wait first: a server's first seconds are its warm-up, and the first refresh imports
+        # scipy (a second of CPU under the worker's GIL).
+        while not self._stop.wait(self.interval):
             try:
                 self.refresh()
             except Exception:  # never let the refresher die, never touch a request
                 log.warning("gauge refresh failed", exc_info=True)
-            self._stop.wait(self.interval)
 
 
 def start_gauge_refresher(

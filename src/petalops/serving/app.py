@@ -209,11 +209,13 @@ def start_background(settings: Settings, sink: Any, log: JsonLog) -> list[Any]:
     worker may run one: the lease lets exactly one act)."""
     started: list[Any] = []
     store = getattr(sink, "store", None)
-    if store is not None:
+    if store is not None and settings.monitor.gauge_seconds > 0 and _elected(settings, "gauges"):
         try:
             from petalops.monitoring.metrics import start_gauge_refresher
 
-            started.append(start_gauge_refresher(settings, store))
+            started.append(
+                start_gauge_refresher(settings, store, interval=settings.monitor.gauge_seconds)
+            )
         except Exception as exc:
             log.event("gauge_refresher_unavailable", error=repr(exc))
     if settings.rollout.embedded:
@@ -224,6 +226,27 @@ def start_background(settings: Settings, sink: Any, log: JsonLog) -> list[Any]:
         except Exception as exc:
             log.event("embedded_controller_unavailable", error=repr(exc))
     return started
+
+
+_ELECTIONS: list[Any] = []  # open lock files: the lock lasts as long as the worker
+
+
+def _elected(settings: Settings, job: str) -> bool:
+    """True in exactly one worker of this machine's server (an flock on a file in home).
+
+    The drift statistics cost a burst of CPU under the worker's GIL; one worker paying it
+    keeps the others' tail latency clean (the gauges are shared in multiprocess mode)."""
+    import fcntl
+
+    path = settings.home_dir / "serve" / f"{job}.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("w")
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    _ELECTIONS.append(handle)
+    return True
 
 
 def open_prediction_log(settings: Settings, log: JsonLog) -> PredictionSink | None:
