@@ -100,6 +100,8 @@ class ServeSettings(_Section):
     max_batch: int = Field(1000, ge=1, examples=[1000])
     max_body_bytes: int = Field(1_048_576, ge=1024, examples=[1048576])
     log_requests: bool = True
+    # Test-only: versions tagged petalops.test_fault misbehave on purpose (serving/faults.py).
+    test_faults: bool = False
     log_predictions: bool = True
     shutdown_seconds: int = Field(10, ge=0, examples=[10])
 

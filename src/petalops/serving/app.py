@@ -90,29 +90,26 @@ class PetalopsApp:
                 headers=[(b"allow", allowed.encode())],
             )
         else:
-            try:
-                reply = await route.handler(server, call, receive)
-            except HttpError as exc:
-                reply = Reply(exc.body(call.request_id), status=exc.status, headers=exc.headers)
-            except PetalopsError as exc:
-                reply = Reply(
-                    HttpError(exc.http_status, exc.message).body(call.request_id),
-                    status=exc.http_status,
-                )
-            except Exception as exc:
-                server.log.event(
-                    "unhandled_error",
-                    request_id=call.request_id,
-                    route=label,
-                    error=repr(exc),
-                    traceback=traceback.format_exc(),
-                )
-                reply = Reply(
-                    HttpError(500, "internal error; see the server log for this request_id").body(
-                        call.request_id
-                    ),
-                    status=500,
-                )
+            messages: list[Message] = []
+
+            async def recording() -> Message:
+                message = await receive()
+                messages.append(message)
+                return message
+
+            reply, failure = await self._run(route, call, recording)
+            if failure is not None:
+                retried = await self._champion_retry(route, call, messages, failure)
+                if retried is not None:
+                    reply = retried
+                else:
+                    server.log.event(
+                        "unhandled_error",
+                        request_id=call.request_id,
+                        route=label,
+                        error=repr(failure),
+                        traceback="".join(traceback.format_exception(failure)),
+                    )
         headers = reply.headers
         if reply.variant:  # every prediction names the version that answered, in any protocol
             version_header = (b"x-model-version", reply.version.encode())
@@ -127,6 +124,50 @@ class PetalopsApp:
         )
         if reply.rows is not None:
             server.side.predicted(call.request_id, label, reply, seconds)
+
+    async def _run(
+        self, route: Any, call: Any, receive: Receive
+    ) -> tuple[Reply, BaseException | None]:
+        """Run a hot handler; expected failures become their 4xx/5xx JSON reply."""
+        try:
+            return await route.handler(self.server, call, receive), None
+        except HttpError as exc:
+            return Reply(exc.body(call.request_id), status=exc.status, headers=exc.headers), None
+        except PetalopsError as exc:
+            body = HttpError(exc.http_status, exc.message).body(call.request_id)
+            return Reply(body, status=exc.http_status), None
+        except Exception as exc:
+            body = HttpError(500, "internal error; see the server log for this request_id").body(
+                call.request_id
+            )
+            return Reply(body, status=500), exc
+
+    async def _champion_retry(
+        self, route: Any, call: Any, messages: list[Message], failure: BaseException
+    ) -> Reply | None:
+        """A challenger that fails a request must not fail the caller: the champion answers
+        it again, and the challenger's failure is logged (status 500) for the rollout
+        analysis. Returns None when the failure was not the challenger's."""
+        server = self.server
+        snapshot = server.holder.snapshot
+        challenger = snapshot.challenger
+        if call.champion_only or call.model_version is not None or challenger is None:
+            return None
+        try:
+            _, variant = snapshot.pick(call.routing_key or call.request_id)
+        except Exception:
+            return None
+        if variant != "challenger":
+            return None
+        server.side.variant_failed(call.request_id, call.route, challenger, variant, failure)
+        call.champion_only = True
+        pending = list(messages)
+
+        async def replay() -> Message:
+            return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+        reply, again = await self._run(route, call, replay)
+        return None if again is not None else reply
 
     async def _fallback(self, scope: Scope, receive: Receive, send: Send) -> None:
         """FastAPI routes: still one log line, metrics and the X-Request-ID echo."""

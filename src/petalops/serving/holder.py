@@ -74,11 +74,15 @@ class Snapshot:
     previous: Served | None = None
     policy: TrafficPolicy = field(default_factory=TrafficPolicy.none)
 
-    def pick(self, key: str) -> tuple[Served, str]:
+    def pick(self, key: str, champion_only: bool = False) -> tuple[Served, str]:
         champion = self.champion
         if champion is None:
             raise not_ready()
-        if self.challenger is not None and choose_variant(self.policy, key) == "challenger":
+        if (
+            not champion_only
+            and self.challenger is not None
+            and choose_variant(self.policy, key) == "challenger"
+        ):
             return self.challenger, "challenger"
         return champion, "champion"
 
@@ -130,6 +134,9 @@ def load_served(source: ModelSource, info: VersionInfo) -> Served:
     try:
         runtime = source.load(info)
         warm(runtime)
+        arm = getattr(runtime, "arm", None)  # test-only fault injection starts after warm-up
+        if arm is not None:
+            arm()
     except Exception:
         metrics.MODEL_LOADS.labels("error").inc()
         raise

@@ -78,6 +78,8 @@ class Call:
     authorization: bytes = b""
     inference_header_length: int = -1
     route: str = ""
+    # Set when a challenger failed this request: the retry is answered by the champion.
+    champion_only: bool = False
 
 
 def parse_call(scope: Scope, params: dict[str, str] | None = None) -> Call:

@@ -124,7 +124,7 @@ class Server:
         if wanted:
             served, variant = await self.holder.version(wanted)
             return snapshot, served, variant
-        served, variant = snapshot.pick(call.routing_key or call.request_id)
+        served, variant = snapshot.pick(call.routing_key or call.request_id, call.champion_only)
         return snapshot, served, variant
 
     def predicted(

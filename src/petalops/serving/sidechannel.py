@@ -89,6 +89,42 @@ class SideChannel:
         except Exception as exc:
             self.failed(exc)
 
+    def variant_failed(
+        self, request_id: str, route: str, served: Served, variant: str, exc: BaseException
+    ) -> None:
+        """Log that ``served`` failed this request (the caller got another answer)."""
+        try:
+            self.log.event(
+                "variant_failed",
+                request_id=request_id,
+                model_version=served.version,
+                variant=variant,
+                error=repr(exc),
+            )
+            if self.sink is not None:
+                self.sink.log_many(
+                    [
+                        {
+                            "request_id": request_id,
+                            "row": 0,
+                            "ts": time.time(),
+                            "model_name": served.name,
+                            "model_version": served.version,
+                            "variant": variant,
+                            "route": route,
+                            "status": 500,
+                            "latency_ms": None,
+                            "features": None,
+                            "prediction": None,
+                            "class_name": None,
+                            "probabilities": None,
+                            "reference_prediction": None,
+                        }
+                    ]
+                )
+        except Exception as error:
+            self.failed(error)
+
     def _observe(
         self, served: Served, variant: str, rows: list[list[float]], labels: list[int]
     ) -> None:

@@ -76,7 +76,12 @@ class RegistrySource:
 
     def load(self, info: VersionInfo) -> ModelRuntime:
         # By number, not alias: the alias may have moved since `desired()` read it.
-        return load_runtime(self.settings, f"{info.name}/{info.version}")
+        runtime = load_runtime(self.settings, f"{info.name}/{info.version}")
+        if self.settings.serve.test_faults:
+            from petalops.serving.faults import with_faults
+
+            return with_faults(runtime, info.tags)
+        return runtime
 
     def _optional(self, alias: str) -> VersionInfo | None:
         try:

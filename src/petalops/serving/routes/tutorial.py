@@ -39,7 +39,7 @@ async def predict(server: Server, call: Call, receive: Receive) -> Reply:
         )
     if call.model_version is None:
         snapshot = server.holder.snapshot
-        served, variant = snapshot.pick(call.routing_key or call.request_id)
+        served, variant = snapshot.pick(call.routing_key or call.request_id, call.champion_only)
     else:
         snapshot, served, variant = await server.choose(call)
     runtime = served.runtime
