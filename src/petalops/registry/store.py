@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import logging
 import os
@@ -171,7 +172,10 @@ def register_version(
 
     # register_model (not create_model_version) links the logged model id, which a remote
     # tracking server requires.
-    version = mlflow.register_model(model_uri, name, tags={SHA_TAG: sha256, **tags})
+    # register_model prints "Registered model ... already exists" lines to stderr on every
+    # version; the CLI says what happened itself. Failures still raise.
+    with contextlib.redirect_stderr(io.StringIO()):
+        version = mlflow.register_model(model_uri, name, tags={SHA_TAG: sha256, **tags})
     return str(version.version)
 
 
