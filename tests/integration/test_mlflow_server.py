@@ -63,6 +63,12 @@ def test_train_and_predict_through_a_tracking_server(mlflow_server: str, tmp_pat
     info = resolve(settings)  # REST fast path
     assert info.version == "1" and info.sha256 and "champion" in info.aliases
     assert load_runtime(settings).predict_one([6.7, 3.0, 5.2, 2.3])[0] == 2
+    from petalops.registry import model_tag
+    from petalops.registry.store import set_model_tag
+
+    set_model_tag(settings, "petalops.traffic", '{"strategy": "shadow"}')
+    assert model_tag(settings, "iris", "petalops.traffic") == '{"strategy": "shadow"}'  # REST
+    assert model_tag(settings, "missing-model", "petalops.traffic") is None
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
     env["PETALOPS_MLFLOW_URI"] = mlflow_server

@@ -123,3 +123,15 @@ def test_export_writes_tutorial_artifacts(empty_settings: Settings, tmp_path: Pa
     assert {"model.onnx", "manifest.json", "linear.json", "confusion_matrix.png"} <= set(
         result.exported
     )
+
+
+def test_model_tag_reads_without_mlflow(trained_settings: Settings) -> None:
+    from petalops.registry import model_tag
+    from petalops.registry.store import set_model_tag
+
+    assert model_tag(trained_settings, "iris", "petalops.traffic") is None
+    set_model_tag(trained_settings, "petalops.traffic", '{"strategy": "canary", "weight": 5}')
+    assert model_tag(trained_settings, "iris", "petalops.traffic") == (
+        '{"strategy": "canary", "weight": 5}'
+    )
+    assert model_tag(trained_settings, "nope", "petalops.traffic") is None

@@ -10,6 +10,7 @@ from petalops.registry.resolve import (
     fetch_bundle,
     load_profile,
     load_runtime,
+    model_tag,
     parse_ref,
     resolve,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "fetch_bundle",
     "load_profile",
     "load_runtime",
+    "model_tag",
     "parse_ref",
     "resolve",
 ]

@@ -184,6 +184,39 @@ def resolve(settings: Settings, ref: str | None = None, timeout: float = 5.0) ->
     return get_version(settings, version or "", alias=alias, name=name)
 
 
+def model_tag(settings: Settings, name: str, key: str, timeout: float = 5.0) -> str | None:
+    """One registered-model tag (the traffic policy), read as cheaply as ``resolve`` reads
+    aliases: every serving worker polls it, and importing MLflow would stall its event loop."""
+    uri = settings.tracking_uri
+    db = _sqlite_path(uri)
+    if db is not None:
+        if not db.is_file():
+            return None
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=timeout)
+            try:
+                row = con.execute(
+                    "SELECT value FROM registered_model_tags WHERE name=? AND key=?", (name, key)
+                ).fetchone()
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise RegistryUnavailableError(f"cannot read the registry {db}: {exc}") from None
+        return None if row is None else str(row[0])
+    if uri.startswith(("http://", "https://")):
+        try:
+            data = _rest_get(uri, "registered-models/get", {"name": name}, timeout)
+        except NotFoundError:
+            return None
+        for tag in data.get("registered_model", {}).get("tags", []):
+            if tag.get("key") == key:
+                return str(tag.get("value", ""))
+        return None
+    from petalops.registry.store import model_tags
+
+    return model_tags(settings, name).get(key)
+
+
 def _file_path(artifact_uri: str) -> Path | None:
     if artifact_uri.startswith("file://"):
         return Path(urllib.parse.unquote(urllib.parse.urlparse(artifact_uri).path))

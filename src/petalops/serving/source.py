@@ -5,18 +5,12 @@ Every call here blocks (SQLite, HTTP, file hashing); the holder runs them in a t
 
 from __future__ import annotations
 
-import json
-import os
-import sqlite3
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from petalops.config import Settings
-from petalops.errors import NotFoundError, RegistryUnavailableError
-from petalops.registry import VersionInfo, load_runtime, parse_ref, resolve
+from petalops.errors import NotFoundError
+from petalops.registry import VersionInfo, load_runtime, model_tag, parse_ref, resolve
 from petalops.rollout.routing import TRAFFIC_TAG, TrafficPolicy
 from petalops.runtime.model import ModelRuntime
 
@@ -90,52 +84,4 @@ class RegistrySource:
             return None
 
     def _traffic_tag(self) -> str | None:
-        return read_model_tag(self.settings, self.name, TRAFFIC_TAG)
-
-
-def read_model_tag(settings: Settings, name: str, key: str, timeout: float = 5.0) -> str | None:
-    """One registered-model tag, read the cheap way `petalops.registry.resolve` reads aliases.
-
-    The MLflow client costs ~2 s of import and stalls the worker's event loop while it
-    loads, so the embedded SQLite store is read directly (read-only) and a tracking server
-    through its REST API; other stores fall back to the client.
-    TODO(registry): belongs in `petalops.registry.resolve` beside `resolve()`.
-    """
-    uri = settings.tracking_uri
-    if uri.startswith("sqlite:///"):
-        db = uri[len("sqlite:///") :]
-        try:
-            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=timeout)
-            try:
-                row = con.execute(
-                    "SELECT value FROM registered_model_tags WHERE name=? AND key=?", (name, key)
-                ).fetchone()
-            finally:
-                con.close()
-        except sqlite3.Error as exc:
-            raise RegistryUnavailableError(f"cannot read the registry {db}: {exc}") from None
-        return None if row is None else str(row[0])
-    if uri.startswith(("http://", "https://")):
-        url = f"{uri.rstrip('/')}/api/2.0/mlflow/registered-models/get?" + urllib.parse.urlencode(
-            {"name": name}
-        )
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})
-        token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                data = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise RegistryUnavailableError(f"registry at {uri} answered HTTP {exc.code}") from None
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise RegistryUnavailableError(f"registry at {uri} is unreachable: {exc}") from None
-        for tag in data.get("registered_model", {}).get("tags", []):
-            if tag.get("key") == key:
-                return str(tag.get("value", ""))
-        return None
-    from petalops.registry.store import model_tags
-
-    return model_tags(settings, name).get(key)
+        return model_tag(self.settings, self.name, TRAFFIC_TAG)
