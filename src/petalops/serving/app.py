@@ -97,7 +97,9 @@ class PetalopsApp:
                 messages.append(message)
                 return message
 
-            reply, failure = await self._run(route, call, recording)
+            # Only a request a challenger may answer can need replaying for the champion.
+            may_retry = server.holder.snapshot.challenger is not None
+            reply, failure = await self._run(route, call, recording if may_retry else receive)
             if failure is not None:
                 retried = await self._champion_retry(route, call, messages, failure)
                 if retried is not None:
