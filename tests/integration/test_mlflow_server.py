@@ -19,6 +19,13 @@ from petalops.registry import load_runtime, resolve
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
+_ROOTS: dict[str, Path] = {}
+
+
+def mlflow_server_root(url: str) -> Path:
+    return _ROOTS[url]
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow-server")
@@ -46,6 +53,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cwd=root,
     )
     url = f"http://127.0.0.1:{port}"
+    _ROOTS[url] = root
     try:
         wait_http(f"{url}/health", timeout=180, process=process)
         yield url
@@ -74,8 +82,10 @@ def test_train_and_predict_through_a_tracking_server(mlflow_server: str, tmp_pat
     env["PETALOPS_MLFLOW_URI"] = mlflow_server
     fresh = tmp_path / "elsewhere"
     fresh.mkdir()
+    # As in the serve-only image: resolve and fetch the bundle through the server's REST API
+    # and artifact proxy with none of the MLflow client, pandas or scikit-learn importable.
     out = subprocess.run(
-        [sys.executable, "-m", "petalops", "predict", "--input", "[6.7,3.0,5.2,2.3]"],
+        [sys.executable, "-c", WITHOUT_MLFLOW, "predict", "--input", "[6.7,3.0,5.2,2.3]"],
         cwd=fresh,
         env=env,
         capture_output=True,
@@ -85,6 +95,52 @@ def test_train_and_predict_through_a_tracking_server(mlflow_server: str, tmp_pat
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"prediction": [2]}
     assert (fresh / ".petalops" / "cache" / "iris" / "1" / "manifest.json").is_file()
+
+
+# Runs the petalops CLI with the training stack made unimportable (None in sys.modules).
+WITHOUT_MLFLOW = (
+    "import sys; sys.modules.update(dict.fromkeys(['mlflow', 'pandas', 'sklearn', 'pyarrow', "
+    "'matplotlib', 'skl2onnx', 'boto3'])); sys.argv[0] = 'petalops'; "
+    "from petalops.cli.app import main; main()"
+)
+
+
+def test_a_tampered_manifest_on_the_server_is_refused(mlflow_server: str, tmp_path: Path) -> None:
+    settings = Settings(mlflow_uri=mlflow_server, home=tmp_path / ".petalops")
+    info = resolve(settings, "iris/1")
+    manifests = list(
+        Path(mlflow_server_root(mlflow_server)).glob(
+            f"**/{info.run_id}/artifacts/petalops/manifest.json"
+        )
+    )
+    assert len(manifests) == 1
+    original = manifests[0].read_bytes()
+    manifests[0].write_bytes(original.replace(b'"iris"', b'"iris "', 1))
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
+        env["PETALOPS_MLFLOW_URI"] = mlflow_server
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                WITHOUT_MLFLOW,
+                "predict",
+                "--model",
+                "iris/1",
+                "--input",
+                "[6.7,3.0,5.2,2.3]",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        manifests[0].write_bytes(original)
+    assert out.returncode != 0
+    assert "does not match" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / ".petalops" / "cache" / "iris" / "1").exists()
 
 
 def test_unreachable_server_is_one_line(tmp_path: Path) -> None:

@@ -53,6 +53,14 @@ def run_guarded(app: typer.Typer) -> int:
         return 130
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        # The serve-only image (and a serve-only install) leaves the training stack out.
+        sys.stderr.write(
+            f"error: this command needs the Python package {exc.name!r}, which this install "
+            "leaves out (the serve-only image carries serving only); use the full image "
+            "or `pip install petalops`\n"
+        )
+        return 2
     except Exception as exc:  # click usage errors, MLflow failures and friends
         import click
 

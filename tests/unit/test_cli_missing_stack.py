@@ -1,0 +1,29 @@
+"""A command whose stack an install leaves out (the serve-only image) fails in one line, exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BLOCK = (
+    "import sys; sys.modules.update(dict.fromkeys(['sklearn', 'mlflow', 'pandas'])); "
+    "sys.argv[0] = 'petalops'; from petalops.cli.app import main; main()"
+)
+
+
+def test_train_without_scikit_learn_is_one_line_exit_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
+    out = subprocess.run(
+        [sys.executable, "-c", BLOCK, "train"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr
+    assert "needs the Python package" in lines[0] and "full image" in lines[0]
