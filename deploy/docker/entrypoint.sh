@@ -30,6 +30,16 @@ seed_home() {
 role=${1:-serve}
 [ $# -gt 0 ] && shift
 
+# The serve-only image (`--target serve`) carries no MLflow server, controller or trainer.
+if [ -e /opt/petalops/serve-only ]; then
+  case "$role" in
+    mlflow|rollout|monitor|train)
+      echo "error: role '$role' needs the full image; this is the serve-only image (docker build --target serve)" >&2
+      exit 2
+      ;;
+  esac
+fi
+
 case "$role" in
   serve)
     seed_home

@@ -33,6 +33,8 @@ RECIPE = ROOT.parent / "shared" / "recipes" / "docker-local.sh"
 DOCKER = "/usr/bin/docker"
 BASE = "localbase:bookworm-py311"
 IMAGE = os.environ.get("PETALOPS_E2E_IMAGE", "petalops:e2e")
+SERVE_IMAGE = IMAGE + "-serve"  # `--target serve`: the replicas that scale out
+SERVE_IMAGE_LIMIT_MB = 450
 PREFIX = "petalops-e2e-"
 WORKDIR = Path(os.environ.get("PETALOPS_E2E_WORKDIR", "/tmp/petalops-e2e"))
 SUMMARY = WORKDIR / "summary.json"
@@ -164,7 +166,7 @@ class Stack:
             "HOST=127.0.0.1",
             "-e",
             f"PORT={self.replicas[name]}",
-            IMAGE,
+            SERVE_IMAGE,
             "serve",
         )
 
@@ -245,24 +247,27 @@ def stack() -> Iterator[Stack]:
 
     t1 = time.monotonic()
     build_args = run("bash", str(RECIPE), "build-args").stdout.split()
-    run(
-        DOCKER,
-        "build",
-        "--network",
-        "host",
-        *build_args,
-        "--build-arg",
-        f"BASE_IMAGE={BASE}",
-        "-t",
-        IMAGE,
-        "-f",
-        str(ROOT / "deploy" / "docker" / "Dockerfile"),
-        str(ROOT),
-        timeout=900,
-    )
+    for tag, target in ((IMAGE, []), (SERVE_IMAGE, ["--target", "serve"])):
+        run(
+            DOCKER,
+            "build",
+            "--network",
+            "host",
+            *build_args,
+            "--build-arg",
+            f"BASE_IMAGE={BASE}",
+            *target,
+            "-t",
+            tag,
+            "-f",
+            str(ROOT / "deploy" / "docker" / "Dockerfile"),
+            str(ROOT),
+            timeout=900,
+        )
     timings["image_build_s"] = time.monotonic() - t1
-    size = run(DOCKER, "image", "inspect", IMAGE, "--format", "{{.Size}}").stdout.strip()
-    timings["image_mb"] = int(size) / 1e6
+    for key, tag in (("image_mb", IMAGE), ("serve_image_mb", SERVE_IMAGE)):
+        size = run(DOCKER, "image", "inspect", tag, "--format", "{{.Size}}").stdout.strip()
+        timings[key] = int(size) / 1e6
 
     workdir = WORKDIR  # kept after the run: logs/, summary.json, nginx and Prometheus files
     shutil.rmtree(workdir, ignore_errors=True)
@@ -418,6 +423,32 @@ def test_default_image_serves_the_baked_champion_on_a_read_only_root(stack: Stac
         assert health == "healthy"
     finally:
         docker_rm(name)
+
+
+def test_serve_image_is_small_serves_standalone_and_refuses_other_roles(stack: Stack) -> None:
+    """`--target serve`: within the size target, the baked champion, and one line for a role
+    it does not carry (the replicas of the rollout test below run this image too)."""
+    assert stack.timings["serve_image_mb"] <= SERVE_IMAGE_LIMIT_MB, stack.timings
+    port = free_port()
+    name = PREFIX + "serve-only"
+    docker_rm(name)
+    try:
+        run(DOCKER, "run", "-d", "--name", name, "--network", "host", *READ_ONLY,
+            "-e", "HOST=127.0.0.1", "-e", f"PORT={port}", SERVE_IMAGE)  # fmt: skip
+        wait_http(f"http://127.0.0.1:{port}/readyz", 90, "the serve-only image")
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/predict", json={"features": [6.7, 3.0, 5.2, 2.3]}, timeout=5
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["prediction"] == 2
+        absent = run(DOCKER, "exec", name, "python3", "-c",
+                     "import importlib.util as u; print([m for m in ('mlflow', 'pandas', 'sklearn', 'pyarrow', 'matplotlib') if u.find_spec(m)])")  # fmt: skip
+        assert absent.stdout.strip() == "[]"
+    finally:
+        docker_rm(name)
+    refused = run(DOCKER, "run", "--rm", "--network", "host", SERVE_IMAGE, "train", check=False)
+    assert refused.returncode == 2
+    assert "needs the full image" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_canary_rollout_through_the_load_balancer_survives_a_replica_kill(stack: Stack) -> None:

@@ -69,28 +69,59 @@ def test_no_syntax_directive_and_base_image_is_an_argument() -> None:
                 names.add(alias[1])
 
 
+def stage(name: str) -> list[tuple[str, str]]:
+    """The instructions of a named stage, after those of the stage it is built FROM."""
+    for built in stages():
+        image, *alias = built[0][1].split()
+        if alias and alias[-1] == name:
+            parent = stage(image) if image != "${BASE_IMAGE}" else []
+            return parent + built[1:]
+    raise AssertionError(f"no stage {name!r}")
+
+
 def test_multi_stage_with_dependencies_installed_before_the_code_is_copied() -> None:
-    built = stages()
-    assert len(built) >= 3
+    assert len(stages()) >= 3
     flat = instructions()
-    first_install = next(
-        i for i, (k, r) in enumerate(flat) if k == "RUN" and "-r requirements" in r
-    )
+    first_install = next(i for i, (k, r) in enumerate(flat) if k == "RUN" and "slim-venv.sh" in r)
     manifests = next(i for i, (k, r) in enumerate(flat) if k == "COPY" and "pyproject.toml" in r)
     code = next(i for i, (k, r) in enumerate(flat) if k == "COPY" and re.search(r"\bsrc\b|^\. ", r))
     assert manifests < first_install < code
-    assert "-c constraints.txt" in flat[first_install][1]
+    script = (DOCKER / "slim-venv.sh").read_text(encoding="utf-8")
+    assert '-c "$constraints" -r "$req"' in script
+    subprocess.run([shutil.which("sh") or "sh", "-n", str(DOCKER / "slim-venv.sh")], check=True)
 
 
-def test_runtime_stage_is_non_root_healthy_and_serves_on_port_5000() -> None:
-    runtime = stages()[-1]
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()  # PEP 503
+
+
+def test_default_target_is_the_full_image_and_serve_is_a_target() -> None:
+    assert stages()[-1] == [("FROM", "full")]
+    serve_deps = " ".join(r for k, r in stage("deps-serve") if k == "RUN")
+    assert "requirements-serve.txt" in serve_deps
+    listed = {
+        normalize(re.split(r"[\[<>=]", line)[0])
+        for line in (DOCKER / "requirements-serve.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert not listed & {"mlflow", "pandas", "pyarrow", "scikit-learn", "matplotlib", "skl2onnx"}
+    assert {"numpy", "onnxruntime", "fastapi", "uvicorn", "sqlalchemy"} <= listed
+    # Every name is pinned by constraints.txt, so both images get the versions the tests ran.
+    pinned = {
+        normalize(line.split("==")[0])
+        for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
+        if "==" in line
+    }
+    assert listed <= pinned, listed - pinned
+
+
+@pytest.mark.parametrize("target", ["full", "serve"])
+def test_both_images_are_non_root_healthy_and_serve_on_port_5000(target: str) -> None:
+    runtime = stage(target)
     users = [rest for keyword, rest in runtime if keyword == "USER"]
     assert users
-    user = users[-1].split(":")[0]
-    assert user not in ("root", "0")
-    assert not any(
-        k == "COPY" and "--from=deps /opt/venv" not in r and "src" in r for k, r in runtime
-    )
+    assert users[-1].split(":")[0] not in ("root", "0")
+    assert runtime[-1][0] == "USER", "the image must end as the non-root user"
     env = " ".join(rest for keyword, rest in runtime if keyword == "ENV")
     assert "PORT=5000" in env
     assert "HOST=0.0.0.0" in env
@@ -103,10 +134,18 @@ def test_runtime_stage_is_non_root_healthy_and_serves_on_port_5000() -> None:
     entrypoint = [rest for keyword, rest in runtime if keyword == "ENTRYPOINT"]
     assert json.loads(entrypoint[0]) == ["/bin/sh", "/opt/petalops/entrypoint.sh"]
     assert json.loads(next(rest for keyword, rest in runtime if keyword == "CMD")) == ["serve"]
-    train = next(rest for keyword, rest in runtime if keyword == "RUN" and "petalops train" in rest)
-    assert runtime.index(("RUN", train)) > runtime.index(("USER", users[-1])), (
-        "the baked store must be written by the non-root user"
+    # The baked store ends up owned by the non-root user, in both images.
+    owned = " ".join(r for k, r in runtime if k in ("RUN", "COPY"))
+    assert "chown -R 10001:10001 /var/lib/petalops /opt/petalops/seed" in owned or (
+        "--chown=10001:10001 /var/lib/petalops" in owned
     )
+
+
+def test_full_image_trains_the_champion_at_build_time() -> None:
+    full = stage("full")
+    train = next(rest for keyword, rest in full if keyword == "RUN" and "petalops train" in rest)
+    assert "cp -a /var/lib/petalops/. /opt/petalops/seed/" in train
+    assert full.index(("RUN", train)) < len(full) - 1
 
 
 def test_dockerignore_lets_in_only_what_the_build_needs() -> None:
@@ -119,7 +158,7 @@ def test_dockerignore_lets_in_only_what_the_build_needs() -> None:
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert allowed == {"pyproject.toml", "constraints.txt", "README.md", "src", "deploy/docker"}
     for _, rest in instructions():
-        for source in re.findall(r"\bdeploy/docker/[\w.]+", rest):
+        for source in re.findall(r"\bdeploy/docker/[\w.-]+", rest):
             assert (ROOT / source).exists(), source
 
 
