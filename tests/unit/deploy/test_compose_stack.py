@@ -147,3 +147,15 @@ def _datasource_refs(node: Any) -> list[Any]:
         for value in node:
             found.extend(_datasource_refs(value))
     return found
+
+
+def test_replicas_run_the_serve_only_image_and_the_rest_the_full_one(
+    compose: dict[str, Any],
+) -> None:
+    for name, service in replicas(compose).items():
+        assert service["build"]["target"] == "serve", name
+        assert service["image"].endswith("-serve"), name
+    for name in ("mlflow", "bootstrap", "rollout", "monitor"):
+        service = compose["services"][name]
+        assert "target" not in service["build"], name
+        assert not service["image"].endswith("-serve"), name
