@@ -251,10 +251,15 @@ def _proxy_url(tracking_uri: str, artifact_uri: str) -> str | None:
     return f"{root}/api/2.0/mlflow-artifacts/artifacts/{path}/{BUNDLE_PATH}"
 
 
-def _download(url: str, dest: Path, timeout: float) -> bytes:
+def _download(url: str, dest: Path, timeout: float) -> None:
+    """Stream one file to ``dest`` (a model can be hundreds of megabytes)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(_request(url, "*/*"), timeout=timeout) as response:
-            data: bytes = response.read()
+        with (
+            urllib.request.urlopen(_request(url, "*/*"), timeout=timeout) as response,
+            dest.open("wb") as out,
+        ):
+            shutil.copyfileobj(response, out, 1 << 20)
     except urllib.error.HTTPError as exc:
         raise RegistryUnavailableError(
             f"the artifact proxy answered HTTP {exc.code} for {url}"
@@ -263,9 +268,6 @@ def _download(url: str, dest: Path, timeout: float) -> bytes:
         raise RegistryUnavailableError(
             f"the artifact proxy is unreachable at {url}: {exc}"
         ) from None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(data)
-    return data
 
 
 def _fetch_over_proxy(
@@ -287,7 +289,8 @@ def _fetch_over_proxy(
     base = _proxy_url(uri, artifact_uri)
     if base is None:
         return False
-    manifest = _download(f"{base}/manifest.json", dest / "manifest.json", timeout)
+    _download(f"{base}/manifest.json", dest / "manifest.json", timeout)
+    manifest = (dest / "manifest.json").read_bytes()
     if info.sha256 and hashlib.sha256(manifest).hexdigest() != info.sha256:
         raise IntegrityError(
             f"the manifest of version {info.version} of {info.name!r} from {base} does not "
