@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ def _batches(path: Path, features: list[str], batch_rows: int) -> tuple[Any, int
         raise InputError(f"input file {path} does not exist")
     try:
         if suffix in {".parquet", ".pq"}:
-            parquet = pq.ParquetFile(path)
+            parquet = pq.ParquetFile(path, memory_map=True)
             names = parquet.schema_arrow.names
             missing = [f for f in features if f not in names]
             if missing:
@@ -61,7 +64,13 @@ def _batches(path: Path, features: list[str], batch_rows: int) -> tuple[Any, int
     raise InputError(f"input file {path} must end in .csv or .parquet")
 
 
-def _matrix(batch: Any, features: list[str], first_row: int, path: Path) -> np.ndarray:
+# Rows per predict call. A record batch is scored in chunks whose feature matrix and scores
+# stay in the CPU cache: one `column_stack` + `isfinite` + matmul + argmax over a million rows
+# streams ~100 MB through memory several times, the same work in 64k-row chunks is 4-5x faster.
+CHUNK_ROWS = 65_536
+
+
+def _columns(batch: Any, features: list[str], first_row: int, path: Path) -> list[np.ndarray]:
     columns = []
     for name in features:
         column = batch.column(name)
@@ -73,11 +82,51 @@ def _matrix(batch: Any, features: list[str], first_row: int, path: Path) -> np.n
             columns.append(column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
         except (TypeError, ValueError):
             raise InputError(f"{path}: column {name!r} is not numeric") from None
-    x = np.column_stack(columns)
-    if not np.isfinite(x).all():
-        bad = int(np.argwhere(~np.isfinite(x))[0][0])
-        raise InputError(f"{path}: row {first_row + bad + 1} has NaN or infinity")
-    return x
+    return columns
+
+
+def _score_batch(
+    runtime: ModelRuntime,
+    batch: Any,
+    first_row: int,
+    path: Path,
+    with_proba: bool,
+) -> list[np.ndarray]:
+    """Predictions (and probabilities) of one record batch, computed chunk by chunk."""
+    columns = _columns(batch, runtime.features, first_row, path)
+    n = batch.num_rows
+    prediction = np.empty(n, dtype=np.int64)
+    proba = np.empty((n, len(runtime.classes))) if with_proba else None
+    x = np.empty((min(n, CHUNK_ROWS), len(columns)))
+    for start in range(0, n, CHUNK_ROWS):
+        stop = min(start + CHUNK_ROWS, n)
+        chunk = x[: stop - start]
+        for j, column in enumerate(columns):
+            chunk[:, j] = column[start:stop]
+        if not np.isfinite(chunk).all():
+            bad = int(np.argwhere(~np.isfinite(chunk))[0][0])
+            raise InputError(f"{path}: row {first_row + start + bad + 1} has NaN or infinity")
+        if proba is not None:
+            p = runtime.predict_proba(chunk)
+            proba[start:stop] = p
+            prediction[start:stop] = p.argmax(axis=1)
+        else:
+            prediction[start:stop] = runtime.predict(chunk)
+    if proba is None:
+        return [prediction]
+    return [prediction, *(proba[:, j] for j in range(proba.shape[1]))]
+
+
+def _prefetched(batches: Any, pool: ThreadPoolExecutor) -> Iterator[Any]:
+    """Yield the record batches while the next one is read and decoded on ``pool``."""
+    iterator = iter(batches)
+    future = pool.submit(next, iterator, None)
+    while True:
+        batch = future.result()
+        if batch is None:
+            return
+        future = pool.submit(next, iterator, None)
+        yield batch
 
 
 def score_file(
@@ -93,6 +142,7 @@ def score_file(
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
+    from threadpoolctl import threadpool_limits
 
     out_suffix = destination.suffix.lower()
     if out_suffix not in {".parquet", ".pq", ".csv"}:
@@ -122,24 +172,41 @@ def score_file(
         bar = Progress(transient=True, console=Console(stderr=True))
         bar.start()
         task = bar.add_task(f"scoring {source.name}", total=total)
+    # Reading and decoding the next batch and encoding and writing the previous one (Arrow
+    # releases the GIL) overlap scoring the current one; one read and one write in flight at
+    # most, so memory stays at about three batches.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="petalops-write")
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="petalops-read")
+    pending: Future[None] | None = None
+    # One BLAS thread: a 64k x 4 by 4 x 3 product is too small to split, and OpenBLAS's
+    # spinning helper threads fight the writer thread for the cores (measured: 2.3x slower
+    # end to end on 2 cores with them).
+    blas = threadpool_limits(limits=1, user_api="blas")
     try:
-        for batch in batches:
-            x = _matrix(batch, runtime.features, rows, source)
-            if with_proba:
-                proba = runtime.predict_proba(x)
-                arrays = [pa.array(proba.argmax(axis=1).astype(np.int64))]
-                arrays += [pa.array(proba[:, j]) for j in range(proba.shape[1])]
-            else:
-                arrays = [pa.array(runtime.predict(x))]
-            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
-            rows += len(x)
+        for batch in _prefetched(batches, reader):
+            arrays = _score_batch(runtime, batch, rows, source, with_proba)
+            record = pa.RecordBatch.from_arrays([pa.array(a) for a in arrays], schema=schema)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(writer.write_batch, record)
+            rows += batch.num_rows
             if bar is not None:
                 bar.update(task, completed=rows)
+        if pending is not None:
+            pending.result()
+            pending = None
         writer.close()
         os.replace(partial, destination)
     except pa.ArrowInvalid as exc:
         raise InputError(f"{source}: {str(exc).splitlines()[0]}") from None
     finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(Exception):
+                pending.result()
+        pool.shutdown(wait=True)
+        reader.shutdown(wait=True, cancel_futures=True)
+        blas.restore_original_limits()
         if bar is not None:
             bar.stop()
         if partial.exists():

@@ -62,3 +62,44 @@ def test_missing_column(runtime, tmp_path: Path) -> None:  # type: ignore[no-unt
     pd.DataFrame(DATA.x[:, :3], columns=DATA.features[:3]).to_parquet(source)
     with pytest.raises(InputError, match=r"lacks column\(s\) \['petal_width'\]"):
         score_file(rt, source, tmp_path / "out.parquet")
+
+
+@pytest.mark.parametrize("with_proba", [False, True])
+def test_chunked_scoring_across_batches_matches_sklearn(
+    runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_proba: bool
+) -> None:  # type: ignore[no-untyped-def]
+    """Chunks smaller than a batch, batches not a multiple of the chunk: every row once, in order."""
+    import petalops.batch
+
+    monkeypatch.setattr(petalops.batch, "CHUNK_ROWS", 7)
+    rt, pipe = runtime
+    rng = np.random.default_rng(2)
+    x = DATA.x[rng.integers(0, 150, 1003)] + rng.normal(0, 0.05, (1003, 4))
+    frame = pd.DataFrame(x, columns=DATA.features)
+    source = tmp_path / "in.parquet"
+    frame.to_parquet(source)
+    target = tmp_path / "out.parquet"
+    assert score_file(rt, source, target, batch_rows=100, with_proba=with_proba).rows == 1003
+    got = pd.read_parquet(target)
+    assert got["prediction"].tolist() == pipe.predict(frame).tolist()
+    if with_proba:
+        expected = pipe.predict_proba(frame)
+        columns = [f"proba_{c}" for c in rt.classes]
+        np.testing.assert_allclose(got[columns].to_numpy(), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_infinity_in_a_later_chunk_names_its_row(
+    runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import petalops.batch
+
+    monkeypatch.setattr(petalops.batch, "CHUNK_ROWS", 16)
+    rt, _ = runtime
+    frame = pd.DataFrame(np.tile(DATA.x, (4, 1)), columns=DATA.features)
+    frame.loc[437, "sepal_width"] = np.inf  # batch 2 (rows 400-599), chunk 3 of it
+    source = tmp_path / "in.parquet"
+    frame.to_parquet(source)
+    target = tmp_path / "out.parquet"
+    with pytest.raises(InputError, match="row 438 has NaN or infinity"):
+        score_file(rt, source, target, batch_rows=200)
+    assert list(tmp_path.iterdir()) == [source]
