@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -318,6 +319,12 @@ def fetch_bundle(settings: Settings, info: VersionInfo) -> Path:
         elif _fetch_over_proxy(settings, info, staging / BUNDLE_PATH):
             pass
         else:
+            if importlib.util.find_spec("mlflow") is None:
+                raise RegistryUnavailableError(
+                    f"the artifacts of run {info.run_id} ({info.artifact_uri or 'not proxied'}) "
+                    "can only be read with the MLflow client, which this install leaves out: "
+                    "run the MLflow server with --serve-artifacts, or use the full image"
+                )
             from petalops.registry.store import download_run_artifacts
 
             download_run_artifacts(settings, info.run_id, BUNDLE_PATH, staging)
