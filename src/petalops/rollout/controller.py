@@ -75,6 +75,59 @@ def thresholds_from(settings: Settings, **overrides: Any) -> Thresholds:
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
+class LeaseLostError(PetalopsError):
+    """Another controller took the lease while this one was busy: it must not write."""
+
+    exit_code = 1
+    http_status = 409
+
+
+class FencedPlane(ControlPlane):
+    """A control plane whose every registry write is preceded by renewing the lease.
+
+    MLflow has no conditional writes, so the registry cannot check a fencing token. Renewing
+    (an atomic compare-and-set on the holder, see ``RolloutStore.acquire``) right before each
+    write shrinks the window in which a controller that lost its lease (paused past expiry
+    while a standby took over) could still write, from a whole tick (a smoke test or a warm
+    window can take seconds) to one registry call.
+    """
+
+    def __init__(self, inner: ControlPlane, renew: Callable[[], bool], holder: str) -> None:
+        super().__init__(inner.settings, inner.name)
+        self.inner = inner
+        self.renew = renew
+        self.holder = holder
+
+    def _fence(self, what: str) -> None:
+        if not self.renew():
+            raise LeaseLostError(
+                f"rollout controller {self.holder} lost its lease before writing {what}; "
+                "the controller now holding it carries on"
+            )
+
+    def read(self) -> RegistryState:
+        return self.inner.read()
+
+    def version_exists(self, version: str) -> bool:
+        return self.inner.version_exists(version)
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self._fence(f"alias {alias}")
+        self.inner.set_alias(alias, version)
+
+    def delete_alias(self, alias: str) -> None:
+        self._fence(f"alias {alias}")
+        self.inner.delete_alias(alias)
+
+    def set_traffic(self, policy: TrafficPolicy) -> None:
+        self._fence("the traffic policy")
+        self.inner.set_traffic(policy)
+
+    def set_plan(self, text: str) -> None:
+        self._fence("the rollout plan")
+        self.inner.set_plan(text)
+
+
 class Controller:
     """One controller for the settings' registered model."""
 
@@ -90,13 +143,16 @@ class Controller:
     ) -> None:
         self.settings = settings
         self.name = settings.project
-        self.plane = plane or ControlPlane(settings)
         self.store = store or RolloutStore(settings.monitor_url)
         self.holder = holder or _holder_id()
         self.lease = lease_name(settings)
+        self.plane = FencedPlane(plane or ControlPlane(settings), self._renew, self.holder)
         self.clock = clock
         self.smoke = smoke
         self.last_verdict: Verdict | None = None
+
+    def _renew(self) -> bool:
+        return self.store.acquire(self.lease, self.holder, self.settings.rollout.lease_seconds)
 
     # -- the loop ---------------------------------------------------------------------------
 

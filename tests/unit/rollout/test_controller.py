@@ -19,6 +19,7 @@ from petalops.rollout.analysis import Thresholds
 from petalops.rollout.control_plane import ControlPlane
 from petalops.rollout.controller import (
     Controller,
+    LeaseLostError,
     parse_steps,
     request,
     rollout_history,
@@ -265,6 +266,35 @@ def test_only_one_controller_acts(settings: Settings, clock: Clock) -> None:
     time.sleep(0.6)
     assert b.tick() is not None  # a's lease expired: b takes over
     assert a.tick() is None
+
+
+def test_a_controller_paused_past_its_lease_does_not_write(
+    settings: Settings, clock: Clock
+) -> None:
+    """a reads the plan and is paused past its lease's expiry; b takes over; a resumes mid-tick
+    and tries to move the canary: every registry write is fenced, so nothing changes."""
+    start_rollout(settings, "2", "canary", warm_s=0, thresholds=T, clock=clock)
+    a = Controller(settings, clock=clock, holder="a")
+    b = Controller(settings, clock=clock, holder="b")
+    assert a.store.acquire(a.lease, "a", 0.3)
+    state = a.plane.read()
+    plan = RolloutPlan.parse(state.plan_raw)
+    assert plan is not None
+    time.sleep(0.4)
+    assert b.store.acquire(b.lease, "b", 30)
+    before = ControlPlane(settings).read()
+    with pytest.raises(LeaseLostError, match="lost its lease"):
+        a.advance(plan, state)
+    after = ControlPlane(settings).read()
+    assert (after.plan_raw, after.traffic_raw, after.aliases) == (
+        before.plan_raw,
+        before.traffic_raw,
+        before.aliases,
+    )
+    # The holder's own writes go through: b moves the canary to its first step.
+    moved = b.advance(plan, state)
+    assert moved.phase == "running"
+    assert ControlPlane(settings).read().traffic.weight > 0
 
 
 def test_lease_is_atomic_under_contention(settings: Settings) -> None:
