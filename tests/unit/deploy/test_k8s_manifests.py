@@ -304,3 +304,16 @@ def test_prometheus_rule_is_well_formed_and_matches_the_compose_alerts(target: s
             "deploy/k8s/base/prometheusrule.yaml differs from deploy/prometheus/alerts.yml: "
             "copy the groups over"
         )
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_serving_pods_run_the_serve_only_image_and_the_rest_the_full_one(target: str) -> None:
+    docs = build(target)
+    serve = one(docs, "Deployment", "petalops")
+    assert [c["image"].endswith("-serve") for c in containers(serve)] == [True]
+    for doc in docs:
+        if doc is serve or doc["kind"] not in ("Deployment", "CronJob"):
+            continue
+        for container in containers(doc):
+            if "petalops" in container["image"]:
+                assert not container["image"].endswith("-serve"), doc["metadata"]["name"]
