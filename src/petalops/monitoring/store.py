@@ -77,6 +77,16 @@ log_health = sa.Table(
     sa.Column("updated", sa.Float, nullable=False),
 )
 
+# Spool files (petalops.monitoring.spool) loaded into ``predictions``: a file's name is
+# inserted in the same transaction as its rows, so no file is ever loaded twice.
+spool_loads = sa.Table(
+    "spool_loads",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+)
+
 # Column order of a prediction row as the logger hands it over.
 PREDICTION_COLUMNS = tuple(c.name for c in predictions.columns if c.name != "id")
 LIVE_VARIANTS = ("champion", "challenger")
@@ -166,24 +176,31 @@ def _dumps(value: Any) -> str | None:
 
 def to_row(record: Mapping[str, Any], now: float) -> dict[str, Any]:
     """One prediction record (as the server logs it) as a row of ``predictions``."""
-    return {
-        "request_id": str(record.get("request_id", "")),
-        "row": int(record.get("row", 0) or 0),
-        "ts": float(record.get("ts") or now),
-        "model_name": str(record.get("model_name", "")),
-        "model_version": str(record.get("model_version", "")),
-        "variant": str(record.get("variant", "champion")),
-        "route": str(record.get("route", "")),
-        "status": int(record.get("status", 200)),
-        "latency_ms": record.get("latency_ms"),
-        "features": _dumps(record.get("features")),
-        "prediction": record.get("prediction"),
-        "class_name": record.get("class_name"),
-        "probabilities": _dumps(record.get("probabilities")),
-        "reference_prediction": record.get("reference_prediction"),
-        "label": record.get("label"),
-        "label_ts": record.get("label_ts"),
-    }
+    return dict(zip(_INSERT_COLUMNS, to_values(record, now), strict=True))
+
+
+def to_values(record: Mapping[str, Any], now: float) -> tuple[Any, ...]:
+    """One prediction record as the values of a ``predictions`` row, in ``_INSERT_COLUMNS``
+    order (the spool loader converts every row through it, no dict in between)."""
+    get = record.get
+    return (
+        str(get("request_id", "")),
+        int(get("row", 0) or 0),
+        float(get("ts") or now),
+        str(get("model_name", "")),
+        str(get("model_version", "")),
+        str(get("variant", "champion")),
+        str(get("route", "")),
+        int(get("status", 200)),
+        get("latency_ms"),
+        _dumps(get("features")),
+        get("prediction"),
+        get("class_name"),
+        _dumps(get("probabilities")),
+        get("reference_prediction"),
+        get("label"),
+        get("label_ts"),
+    )
 
 
 _INSERT_COLUMNS = (
@@ -232,15 +249,54 @@ class MonitorStore:
         """Insert already-converted rows (see :func:`to_row`) in one transaction."""
         if not rows:
             return 0
-        sql = self._insert_sql
         with self.engine.begin() as conn:
-            if sql is None:
-                conn.execute(predictions.insert(), list(rows))
-            else:
-                # Plain DB-API executemany on tuples: SQLAlchemy's per-row parameter handling
-                # cost ~3x the CPU of the insert itself, held by the serving worker's GIL.
-                conn.exec_driver_sql(sql, [tuple(r[c] for c in _INSERT_COLUMNS) for r in rows])
+            self._insert(conn, rows)
         return len(rows)
+
+    def _insert(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        self._insert_values(conn, [tuple(r[c] for c in _INSERT_COLUMNS) for r in rows])
+
+    def _insert_values(self, conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> None:
+        sql = self._insert_sql
+        if sql is None:
+            conn.execute(
+                predictions.insert(), [dict(zip(_INSERT_COLUMNS, v, strict=True)) for v in values]
+            )
+        else:
+            # Plain DB-API executemany on tuples: SQLAlchemy's per-row parameter handling
+            # cost ~3x the CPU of the insert itself.
+            conn.exec_driver_sql(sql, list(values))
+
+    def load_spool(self, files: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> int:
+        """Insert the rows of spool files (name, rows as :func:`to_values` tuples) not
+        loaded before, and their names, in one transaction; returns the rows inserted.
+        Idempotent per name."""
+        if not files:
+            return 0
+        names = [name for name, _ in files]
+        now = time.time()
+        with self.engine.begin() as conn:
+            done = set(
+                conn.execute(
+                    sa.select(spool_loads.c.name).where(spool_loads.c.name.in_(names))
+                ).scalars()
+            )
+            fresh = [(name, rows) for name, rows in files if name not in done]
+            values = [row for _, batch in fresh for row in batch]
+            if values:
+                self._insert_values(conn, values)
+            if fresh:
+                conn.execute(
+                    spool_loads.insert(),
+                    [{"name": name, "ts": now, "rows": len(batch)} for name, batch in fresh],
+                )
+        return len(values)
+
+    def purge_spool_loads(self, older_than: float) -> int:
+        """Forget spool file names loaded before ``older_than`` (their files are long gone)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(spool_loads.delete().where(spool_loads.c.ts < older_than))
+        return int(result.rowcount or 0)
 
     @functools.cached_property
     def _insert_sql(self) -> str | None:
