@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -293,11 +294,22 @@ def _elected(settings: Settings, job: str) -> bool:
 
 
 def open_prediction_log(settings: Settings, log: JsonLog) -> PredictionSink | None:
-    """The monitoring block's PredictionLogger; the server runs without one if it fails."""
+    """The worker's prediction sink: under `petalops serve`, a spool the loader process
+    puts in the store; else (the app run some other way, tests) a PredictionLogger that
+    writes the store from a thread. The server runs without one if it fails."""
     try:
-        from petalops.monitoring.logger import PredictionLogger
+        from petalops.monitoring.spool import SPOOL_ENV
 
-        sink: PredictionSink = PredictionLogger.from_settings(settings)
+        spool = os.environ.get(SPOOL_ENV)
+        sink: PredictionSink
+        if spool:
+            from petalops.monitoring.spool import SpoolWriter
+
+            sink = SpoolWriter.from_settings(settings, Path(spool))
+        else:
+            from petalops.monitoring.logger import PredictionLogger
+
+            sink = PredictionLogger.from_settings(settings)
         return sink
     except Exception as exc:
         log.event("prediction_log_unavailable", error=repr(exc))

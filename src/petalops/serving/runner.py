@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
+import threading
 
 from petalops.config import Settings
+from petalops.monitoring.spool import LOADER_ENV, SPOOL_ENV, loader_config, spool_dir
 from petalops.registry import parse_ref
 from petalops.serving.app import SETTINGS_ENV
 from petalops.serving.metrics import MULTIPROC_ENV
@@ -29,6 +32,72 @@ def prepare_environment(settings: Settings) -> None:
         os.environ.pop(MULTIPROC_ENV, None)
 
 
+class SpoolLoaderProcess:
+    """The one process that loads the workers' prediction spool into the monitoring store,
+    off every worker's GIL; restarted if it dies while the server runs."""
+
+    RESTART_SECONDS = 2.0
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.command = command
+        self.env = env
+        self.process = self._spawn()
+        self._stopping = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="spool-loader", daemon=True)
+        self._watchdog.start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        # Its stdin is its lifeline: closed by stop(), or by the kernel when this process dies.
+        return subprocess.Popen(self.command, env=self.env, stdin=subprocess.PIPE)
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.RESTART_SECONDS):
+            code = self.process.poll()
+            if code is not None and not self._stopping.is_set():
+                sys.stderr.write(
+                    f"petalops: the prediction spool loader exited ({code}); restarted\n"
+                )
+                if self.process.stdin is not None:
+                    self.process.stdin.close()
+                try:
+                    self.process = self._spawn()
+                except OSError as exc:
+                    sys.stderr.write(f"petalops: cannot restart the spool loader: {exc!r}\n")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Once the workers have spooled their last rows: the loader loads them and exits."""
+        self._stopping.set()
+        self._watchdog.join()
+        process = self.process
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            sys.stderr.write("petalops: the prediction spool loader did not finish; stopped\n")
+            process.kill()
+            process.wait(5)
+
+
+def start_spool_loader(settings: Settings) -> SpoolLoaderProcess | None:
+    """Start the spool loader and tell the workers to spool; without it (prediction log off,
+    or the process cannot start) the workers write the store themselves."""
+    os.environ.pop(SPOOL_ENV, None)
+    if not settings.serve.log_predictions:
+        return None
+    directory = spool_dir(settings.home_dir)
+    config = loader_config(directory, settings.monitor_url, settings.monitor.retention_days)
+    try:
+        loader = SpoolLoaderProcess(
+            [sys.executable, "-m", "petalops.monitoring.spool"], {**os.environ, LOADER_ENV: config}
+        )
+    except OSError as exc:
+        sys.stderr.write(f"petalops: prediction spool loader not started ({exc!r})\n")
+        return None
+    os.environ[SPOOL_ENV] = str(directory)
+    return loader
+
+
 def run(settings: Settings) -> None:
     """Serve in the foreground until Ctrl-C or SIGTERM (in-flight requests finish first)."""
     import uvicorn
@@ -40,18 +109,23 @@ def run(settings: Settings) -> None:
         f"petalops: serving {settings.model_ref} on http://{serve.host}:{serve.port} "
         f"with {serve.workers} worker(s); docs at /docs, readiness at /readyz\n"
     )
-    uvicorn.run(
-        FACTORY,
-        factory=True,
-        host=serve.host,
-        port=serve.port,
-        workers=serve.workers,
-        loop="uvloop",
-        http=HTTP_PROTOCOL,
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=serve.shutdown_seconds,
-    )
+    loader = start_spool_loader(settings)
+    try:
+        uvicorn.run(
+            FACTORY,
+            factory=True,
+            host=serve.host,
+            port=serve.port,
+            workers=serve.workers,
+            loop="uvloop",
+            http=HTTP_PROTOCOL,
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+            server_header=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=serve.shutdown_seconds,
+        )
+    finally:
+        if loader is not None:
+            loader.stop()

@@ -23,7 +23,7 @@ ERROR_LOG_EVERY_SECONDS = 60.0
 
 
 class PredictionSink(Protocol):
-    """What `petalops.monitoring.logger.PredictionLogger` offers the server."""
+    """What `petalops.monitoring.spool.SpoolWriter` and `...logger.PredictionLogger` offer."""
 
     def log_many(self, records: Any) -> int: ...
 
