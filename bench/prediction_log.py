@@ -8,7 +8,13 @@ monitoring store in WAL mode, the embedded default:
             worker would: records built like the server's, the logger thread in-process;
 * burst     PredictionLogger fed as fast as one thread can, to show the headroom;
 * 2 workers two processes, each with its own logger, share one SQLite file (WAL, busy
-            timeout) at --rate / 2 each: the default `petalops serve` layout.
+            timeout) at --rate / 2 each: the layout of a server run without the spool;
+* spool     two processes, each with a SpoolWriter at --rate / 2, and one SpoolLoader
+            process loading their files into the SQLite file: the `petalops serve` layout.
+
+"worker CPU µs/row" is the CPU time of the whole feeding process (the caller and the
+logger's thread) per row offered: in a server worker all of it is taken under the GIL that
+the requests need.
 
 Prints rows/s, drops, the caller's cost per call and peak RSS. Never asserts on time.
 
@@ -59,6 +65,7 @@ def baseline(url: str, seconds: float, rate: int) -> dict[str, Any]:
     store = MonitorStore(url)
     start_rss = peak_rss_mb()
     offered = int(seconds * rate)
+    cpu_start = time.process_time()
     started = time.perf_counter()
     deadline = started + seconds
     done = 0
@@ -80,25 +87,36 @@ def baseline(url: str, seconds: float, rate: int) -> dict[str, Any]:
         "elapsed_s": elapsed,
         "rows_per_s": written / elapsed,
         "caller_us": elapsed / max(done, 1) * 1e6,
+        "cpu_us": (time.process_time() - cpu_start) / max(done, 1) * 1e6,
         "start_rss_mb": start_rss,
         "peak_rss_mb": peak_rss_mb(),
     }
 
 
-def logger_phase(url: str, seconds: float, rate: int, paced: bool) -> dict[str, Any]:
+def logger_phase(
+    url: str, seconds: float, rate: int, paced: bool, spool: Path | None = None
+) -> dict[str, Any]:
     from petalops.config import MonitorSettings
     from petalops.monitoring.logger import PredictionLogger
+    from petalops.monitoring.spool import SpoolWriter
     from petalops.monitoring.store import MonitorStore
 
     defaults = MonitorSettings()
     store = MonitorStore(url)
     start_rss = peak_rss_mb()
-    logger = PredictionLogger(
-        store,
-        queue_size=defaults.queue_size,
-        flush_rows=defaults.flush_rows,
-        flush_seconds=defaults.flush_seconds,
-    )
+    cpu_start = time.process_time()
+    logger: Any
+    if spool is None:
+        logger = PredictionLogger(
+            store,
+            queue_size=defaults.queue_size,
+            flush_rows=defaults.flush_rows,
+            flush_seconds=defaults.flush_seconds,
+        )
+    else:
+        logger = SpoolWriter(
+            spool, store, queue_size=defaults.queue_size, flush_seconds=defaults.flush_seconds
+        )
     offered = int(seconds * rate)
     tick = 0.01  # a server sees requests continuously; feed them in 10 ms slices
     per_tick = max(int(rate * tick), 1)
@@ -124,12 +142,16 @@ def logger_phase(url: str, seconds: float, rate: int, paced: bool) -> dict[str, 
         elif time.perf_counter() - slice_start < 0:  # pragma: no cover
             break
     fed = time.perf_counter() - started
+    if spool is not None:
+        logger.flush(timeout=120.0)  # until the loader has committed this worker's files
     logger.close()
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_start
     written = store.count()
     store.close()
+    name = "PredictionLogger" if spool is None else "SpoolWriter + loader"
     return {
-        "phase": f"PredictionLogger, {'paced' if paced else 'burst'}",
+        "phase": f"{name}, {'paced' if paced else 'burst'}",
         "offered": offered,
         "logged": offered - logger.dropped,
         "written": written,
@@ -139,17 +161,31 @@ def logger_phase(url: str, seconds: float, rate: int, paced: bool) -> dict[str, 
         "offered_per_s": offered / fed,
         "rows_per_s": written / elapsed,
         "caller_us": caller / max(offered, 1) * 1e6,
+        "cpu_us": cpu / max(offered, 1) * 1e6,
         "max_queue": max_queue,
         "start_rss_mb": start_rss,
         "peak_rss_mb": peak_rss_mb(),
     }
 
 
-def _child(kind: str, url: str, seconds: float, rate: int, out: Any) -> None:
+def _child(kind: str, url: str, seconds: float, rate: int, out: Any, spool: Path) -> None:
     if kind == "baseline":
         out.put(baseline(url, seconds, rate))
     else:
-        out.put(logger_phase(url, seconds, rate, paced=kind == "paced"))
+        out.put(
+            logger_phase(
+                url, seconds, rate, paced=kind != "burst", spool=spool if kind == "spool" else None
+            )
+        )
+
+
+def _loader(url: str, spool: Path, stop: Any) -> None:
+    from petalops.monitoring.spool import SpoolLoader
+    from petalops.monitoring.store import MonitorStore
+
+    store = MonitorStore(url)
+    SpoolLoader(spool, store).run(stop)
+    store.close()
 
 
 def run(kind: str, seconds: float, rate: int, workdir: Path, processes: int = 1) -> dict[str, Any]:
@@ -158,8 +194,13 @@ def run(kind: str, seconds: float, rate: int, workdir: Path, processes: int = 1)
     url = f"sqlite:///{workdir / f'{kind}-{processes}.db'}"
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
+    spool = workdir / f"spool-{processes}"
+    stop = ctx.Event()
+    loader = ctx.Process(target=_loader, args=(url, spool, stop)) if kind == "spool" else None
+    if loader is not None:
+        loader.start()
     procs = [
-        ctx.Process(target=_child, args=(kind, url, seconds, rate // processes, out))
+        ctx.Process(target=_child, args=(kind, url, seconds, rate // processes, out, spool))
         for _ in range(processes)
     ]
     for proc in procs:
@@ -167,6 +208,9 @@ def run(kind: str, seconds: float, rate: int, workdir: Path, processes: int = 1)
     parts: list[dict[str, Any]] = [out.get(timeout=600) for _ in procs]
     for proc in procs:
         proc.join()
+    if loader is not None:
+        stop.set()
+        loader.join(60)
     if processes == 1:
         return parts[0]
     elapsed = max(p["elapsed_s"] for p in parts)
@@ -181,6 +225,7 @@ def run(kind: str, seconds: float, rate: int, workdir: Path, processes: int = 1)
         "offered_per_s": sum(p["offered_per_s"] for p in parts),
         "rows_per_s": written / elapsed,
         "caller_us": sum(p["caller_us"] for p in parts) / len(parts),
+        "cpu_us": sum(p["cpu_us"] for p in parts) / len(parts),
         "max_queue": max(p["max_queue"] for p in parts),
         "start_rss_mb": max(p["start_rss_mb"] for p in parts),
         "peak_rss_mb": max(p["peak_rss_mb"] for p in parts),
@@ -201,19 +246,22 @@ def main() -> None:
             run("paced", args.seconds, args.rate, workdir),
             run("burst", args.burst_rows / 1e9, int(1e9), workdir),
             run("paced", args.seconds, args.rate, workdir, processes=2),
+            run("spool", args.seconds, args.rate, workdir, processes=2),
         ]
 
     print(f"prediction log → SQLite (WAL), offered {args.rate:,} rows/s for {args.seconds:g} s")
     header = (
-        f"{'phase':34} {'offered':>9} {'written':>9} {'dropped*':>8} {'rows/s':>9} "
-        f"{'caller µs/row':>13} {'max queue':>9} {'RSS start→peak MB (per process)':>18}"
+        f"{'phase':40} {'offered':>9} {'written':>9} {'dropped*':>8} {'rows/s':>9} "
+        f"{'caller µs/row':>13} {'worker CPU µs/row':>17} {'max queue':>9} "
+        f"{'RSS start→peak MB (per process)':>18}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r['phase']:34} {r['offered']:>9,} {r['written']:>9,} {r['dropped']:>8,} "
-            f"{r['rows_per_s']:>9,.0f} {r['caller_us']:>13.2f} {r.get('max_queue', 0):>9,} "
+            f"{r['phase']:40} {r['offered']:>9,} {r['written']:>9,} {r['dropped']:>8,} "
+            f"{r['rows_per_s']:>9,.0f} {r['caller_us']:>13.2f} {r.get('cpu_us', 0):>17.2f} "
+            f"{r.get('max_queue', 0):>9,} "
             f"{r['start_rss_mb']:>8.0f} → {r['peak_rss_mb']:<7.0f}"
         )
     paced = results[1]
