@@ -106,20 +106,22 @@ class LiveServer(ServerProcess):
 
     def versions_seen(self, n: int = 40) -> set[tuple[str, str]]:
         seen = set()
-        with httpx.Client(base_url=self.url, timeout=5) as client:
-            for i in range(n):
-                reply = client.post(
-                    "/v1/predict",
-                    json={
-                        "sepal_length": 5.1,
-                        "sepal_width": 3.5,
-                        "petal_length": 1.4,
-                        "petal_width": 0.2,
-                    },
-                    headers={"x-petalops-key": f"probe-{i}"},
-                )
-                data = reply.json()
-                seen.add((str(data["model_version"]), str(data["variant"])))
+        for i in range(n):
+            # A new connection each time: one kept-alive connection stays on one worker, and
+            # the other may not have reconciled yet.
+            reply = httpx.post(
+                self.url + "/v1/predict",
+                json={
+                    "sepal_length": 5.1,
+                    "sepal_width": 3.5,
+                    "petal_length": 1.4,
+                    "petal_width": 0.2,
+                },
+                headers={"x-petalops-key": f"probe-{i}"},
+                timeout=5,
+            )
+            data = reply.json()
+            seen.add((str(data["model_version"]), str(data["variant"])))
         return seen
 
 
