@@ -70,7 +70,16 @@ class SideChannel:
                 )
             challenger = snapshot.challenger
             if snapshot.policy.shadow and challenger is not None and variant == "champion":
+                # The shadow's latency is what the caller would have waited had it answered:
+                # the request's time with the champion's predict swapped for the shadow's
+                # (the champion's is timed again here, off the request path).
+                begin = time.perf_counter()
+                predict_rows(served.runtime, rows)
+                middle = time.perf_counter()
                 shadow_labels, shadow_probas = predict_rows(challenger.runtime, rows)
+                shadow_seconds = max(
+                    0.0, seconds + (time.perf_counter() - middle) - (middle - begin)
+                )
                 self._observe(challenger, "shadow", rows, shadow_labels)
                 if sink is not None:
                     sink.log_many(
@@ -82,7 +91,7 @@ class SideChannel:
                             rows,
                             shadow_labels,
                             shadow_probas,
-                            seconds,
+                            shadow_seconds,
                             labels,
                         )
                     )

@@ -1,0 +1,74 @@
+"""The side channel's shadow rows: the shadow's own answer and latency, never the champion's."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from petalops.rollout.routing import TrafficPolicy
+from petalops.runtime.model import ModelRuntime, open_bundle
+from petalops.serving.accesslog import JsonLog
+from petalops.serving.holder import Served, Snapshot
+from petalops.serving.metrics import RequestMetrics
+from petalops.serving.server import Reply
+from petalops.serving.sidechannel import SideChannel
+
+
+class Slow(ModelRuntime):
+    """A real runtime that takes ``delay`` longer per prediction (a heavier model)."""
+
+    def __init__(self, inner: ModelRuntime, delay: float) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.inner = inner
+        self.delay = delay
+
+    def predict_one(self, row: list[float]) -> tuple[int, list[float]]:
+        time.sleep(self.delay)
+        return self.inner.predict_one(row)
+
+    def predict_proba(self, x: Any) -> Any:
+        time.sleep(self.delay)
+        return self.inner.predict_proba(x)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def log_many(self, records: list[dict[str, Any]]) -> None:
+        self.records.extend(records)
+
+    def close(self, timeout: float = 10.0) -> None:
+        pass
+
+
+def served(runtime: ModelRuntime, version: str) -> Served:
+    return Served(runtime, "iris", version, "sha", [4.0] * 4, [8.0] * 4)
+
+
+def test_shadow_rows_carry_the_shadows_latency(
+    bundle_dirs: dict[str, tuple[Path, str]], tmp_path: Path
+) -> None:
+    path, digest = bundle_dirs["1"]
+    champion = served(open_bundle(path, "iris", "1", digest), "1")
+    path2, digest2 = bundle_dirs["2"]
+    shadow = served(Slow(open_bundle(path2, "iris", "2", digest2), 0.05), "2")
+    policy = TrafficPolicy("shadow", 0.0, 0, "r-1")
+    assert policy.shadow
+    snapshot = Snapshot(champion=champion, challenger=shadow, policy=policy)
+    rows = [[5.1, 3.5, 1.4, 0.2]]
+    labels, probas = [0], [[0.98, 0.02, 0.0]]
+    reply = Reply(b"{}", served=champion, snapshot=snapshot, variant="champion", rows=rows, labels=labels, probas=probas)  # fmt: skip
+    sink = Sink()
+    with (tmp_path / "log").open("wb") as out:
+        channel = SideChannel(RequestMetrics(), JsonLog(out.fileno()), sink)
+        channel.predicted("req-1", "/predict", reply, 0.002)
+    assert channel.failures == 0
+    by_variant = {r["variant"]: r for r in sink.records}
+    assert set(by_variant) == {"champion", "shadow"}
+    assert by_variant["champion"]["latency_ms"] == 2.0
+    shadow_ms = by_variant["shadow"]["latency_ms"]
+    assert 50.0 <= shadow_ms < 2.0 + 50.0 + 40.0, shadow_ms  # request + the shadow's extra 50 ms
+    assert by_variant["shadow"]["model_version"] == "2"
+    assert by_variant["shadow"]["reference_prediction"] == 0
