@@ -71,6 +71,8 @@ CHUNK_ROWS = 65_536
 
 
 def _columns(batch: Any, features: list[str], first_row: int, path: Path) -> list[np.ndarray]:
+    import pyarrow as pa
+
     columns = []
     for name in features:
         column = batch.column(name)
@@ -78,11 +80,27 @@ def _columns(batch: Any, features: list[str], first_row: int, path: Path) -> lis
             raise InputError(
                 f"{path}: column {name!r} has a missing value near row {first_row + 1}"
             )
-        try:
-            columns.append(column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
-        except (TypeError, ValueError):
-            raise InputError(f"{path}: column {name!r} is not numeric") from None
+        if column.type != pa.float64():
+            try:
+                column = column.cast(pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise InputError(f"{path}: column {name!r} is not numeric") from None
+        # The values buffer itself, not `to_numpy()`: that imports pandas (~0.35 s of a run).
+        columns.append(
+            np.frombuffer(
+                column.buffers()[1], dtype=np.float64, count=len(column), offset=column.offset * 8
+            )
+        )
     return columns
+
+
+def _arrow(values: np.ndarray, kind: Any) -> Any:
+    """A NumPy column as an Arrow array without a copy (and without `pa.array`, which
+    imports pandas)."""
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
 def _score_batch(
@@ -185,7 +203,9 @@ def score_file(
     try:
         for batch in _prefetched(batches, reader):
             arrays = _score_batch(runtime, batch, rows, source, with_proba)
-            record = pa.RecordBatch.from_arrays([pa.array(a) for a in arrays], schema=schema)
+            record = pa.RecordBatch.from_arrays(
+                [_arrow(a, f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema
+            )
             if pending is not None:
                 pending.result()
             pending = pool.submit(writer.write_batch, record)
