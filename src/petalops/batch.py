@@ -193,22 +193,22 @@ def score_file(
     # Reading and decoding the next batch and encoding and writing the previous one (Arrow
     # releases the GIL) overlap scoring the current one; one read and one write in flight at
     # most, so memory stays at about three batches.
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="petalops-write")
-    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="petalops-read")
+    writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="petalops-write")
+    reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="petalops-read")
     pending: Future[None] | None = None
     # One BLAS thread: a 64k x 4 by 4 x 3 product is too small to split, and OpenBLAS's
     # spinning helper threads fight the writer thread for the cores (measured: 2.3x slower
     # end to end on 2 cores with them).
     blas = threadpool_limits(limits=1, user_api="blas")
     try:
-        for batch in _prefetched(batches, reader):
+        for batch in _prefetched(batches, reads):
             arrays = _score_batch(runtime, batch, rows, source, with_proba)
             record = pa.RecordBatch.from_arrays(
                 [_arrow(a, f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema
             )
             if pending is not None:
                 pending.result()
-            pending = pool.submit(writer.write_batch, record)
+            pending = writes.submit(writer.write_batch, record)
             rows += batch.num_rows
             if bar is not None:
                 bar.update(task, completed=rows)
@@ -224,8 +224,8 @@ def score_file(
             pending.cancel()
             with contextlib.suppress(Exception):
                 pending.result()
-        pool.shutdown(wait=True)
-        reader.shutdown(wait=True, cancel_futures=True)
+        writes.shutdown(wait=True)
+        reads.shutdown(wait=True, cancel_futures=True)
         blas.restore_original_limits()
         if bar is not None:
             bar.stop()

@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import typer
+
+from petalops.cli.common import run_guarded
+
 BLOCK = (
     "import sys; sys.modules.update(dict.fromkeys(['sklearn', 'mlflow', 'pandas'])); "
     "sys.argv[0] = 'petalops'; from petalops.cli.app import main; main()"
@@ -27,3 +32,17 @@ def test_train_without_scikit_learn_is_one_line_exit_2(tmp_path: Path) -> None:
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in out.stderr
     assert "needs the Python package" in lines[0] and "full image" in lines[0]
+
+
+def test_a_missing_petalops_module_is_not_passed_off_as_a_slim_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = typer.Typer()
+
+    @app.command()
+    def broken() -> None:
+        raise ModuleNotFoundError("No module named 'petalops.nope'", name="petalops.nope")
+
+    monkeypatch.setattr(sys, "argv", ["petalops"])
+    with pytest.raises(ModuleNotFoundError, match="petalops.nope"):
+        run_guarded(app)

@@ -55,6 +55,9 @@ def run_guarded(app: typer.Typer) -> int:
         return 130
     except ModuleNotFoundError as exc:
         # The serve-only image (and a serve-only install) leaves the training stack out.
+        # A module of petalops itself missing is a packaging bug: keep its traceback.
+        if (exc.name or "petalops").split(".")[0] == "petalops":
+            raise
         sys.stderr.write(
             f"error: this command needs the Python package {exc.name!r}, which this install "
             "leaves out (the serve-only image carries serving only); use the full image "
