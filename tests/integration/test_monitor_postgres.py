@@ -18,7 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
+from tests.utils.monitor_db import create_old_database, insert_old_rows, migrate_together
 
+from petalops.database.engine import create_engine
+from petalops.database.migrations import STEPS, applied_versions, migrate
 from petalops.errors import InputError, NotFoundError
 from petalops.monitoring.drift import DriftThresholds, drift_report
 from petalops.monitoring.feedback import record_feedback, record_feedback_batch
@@ -26,6 +30,7 @@ from petalops.monitoring.logger import PredictionLogger
 from petalops.monitoring.quality import live_quality
 from petalops.monitoring.store import MonitorStore
 from petalops.pipeline.profile import build_profile
+from petalops.rollout.store import RolloutStore
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 
@@ -165,3 +170,60 @@ def test_log_feedback_windows_and_events_on_postgres(postgres_url: str) -> None:
     assert health["dropped"] == 0
     assert store.purge(now - 100) == 200
     store.close()
+
+
+def _fresh_database(url: str, name: str) -> str:
+    """A new, empty database ``name`` on the same server; its URL."""
+    admin = create_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    except sa.exc.ProgrammingError as exc:  # a given TEST_POSTGRES_URL without CREATEDB
+        pytest.skip(f"cannot create a database on {url}: {exc.orig}")
+    finally:
+        admin.dispose()
+    return sa.make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def test_a_database_the_old_code_created_opens_with_its_rows(postgres_url: str) -> None:
+    url = _fresh_database(postgres_url, "petalops_old_layout")
+    engine = create_engine(url)
+    create_old_database(engine)
+    now = insert_old_rows(engine)
+    engine.dispose()
+
+    monitor = MonitorStore(url)
+    rollout = RolloutStore(url)
+    assert applied_versions(monitor.engine) == [1]
+    assert monitor.count() == 1
+    assert monitor.window("iris").features.tolist() == [[5.1, 3.5, 1.4, 0.2]]
+    assert monitor.events()[0]["detail"] == {"why": "old"}
+    assert [e["rollout_id"] for e in rollout.history("iris")] == ["r-old"]
+    assert not rollout.acquire("rollout:iris", "new-holder", ttl=10.0)
+    [sample] = rollout.samples("iris", "champion", "1", since=now - 1)
+    assert sample.prediction == 0
+    # The SERIAL sequences carry on after the old rows.
+    monitor.log_predictions([{"request_id": "new-1", "model_name": "iris"}])
+    assert monitor.rows_for_requests(["old-1", "new-1"]) == {"old-1": {0}, "new-1": {0}}
+    monitor.close()
+    rollout.close()
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["fresh", "at-version-1"])
+def test_processes_starting_together_migrate_once(
+    postgres_url: str, tmp_path: Path, existing: bool
+) -> None:
+    url = _fresh_database(postgres_url, f"petalops_race_{int(existing)}")
+    if existing:
+        engine = create_engine(url)
+        assert migrate(engine) == STEPS[-1].version
+        engine.dispose()
+    marker = tmp_path / "runs"
+    assert migrate_together(url, marker, processes=4) == [2] * 4
+    engine = create_engine(url)
+    assert applied_versions(engine) == [1, 2]
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM step_runs").scalar_one() == 1
+    engine.dispose()
+    assert marker.read_text() == "x"  # the advisory lock made the others wait, not retry

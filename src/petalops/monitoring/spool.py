@@ -26,23 +26,27 @@ dropped, never loaded. A store failure leaves the files in place for the next at
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from petalops.monitoring import metrics
+from petalops.monitoring.record import to_values
+from petalops.monitoring.sink import HEALTH_EVERY_SECONDS, BoundedSink, writer_id
 
-if TYPE_CHECKING:  # `petalops serve`'s supervisor imports this module: no SQLAlchemy there
+if TYPE_CHECKING:  # `petalops serve`'s supervisor imports this module: SQLAlchemy costs ~0.4 s
     from petalops.monitoring.store import MonitorStore
 
 log = logging.getLogger(__name__)
@@ -52,7 +56,6 @@ LOADER_ENV = "_PETALOPS_SPOOL_LOADER"
 READY = ".jsonl"
 PARTIAL = ".part"
 LOCK_NAME = "loader.lock"
-HEALTH_EVERY_SECONDS = 5.0
 PURGE_EVERY_SECONDS = 3600.0
 # A .part file this old is adopted even when its writer cannot be checked (another host).
 ORPHAN_SECONDS = 60.0
@@ -95,9 +98,12 @@ def _parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
     return records, skipped
 
 
-class SpoolWriter:
+class SpoolWriter(BoundedSink):
     """One serving worker's prediction sink: serialise on ``log()``, spool to files in a
     thread, never touch the ``predictions`` table."""
+
+    label = "prediction spool"
+    thread_name = "petalops-spool"
 
     def __init__(
         self,
@@ -107,12 +113,10 @@ class SpoolWriter:
         queue_size: int = 100_000,
         flush_seconds: float = 0.5,
     ) -> None:
+        # ``store`` serves feedback lookups, the gauges and log_health; ``written`` counts
+        # the rows the loader has committed (their file is gone).
+        super().__init__(store, queue_size=queue_size, flush_seconds=flush_seconds)
         self.directory = directory
-        self.store = store  # for feedback lookups, the gauges and log_health
-        self.queue_size = queue_size
-        self.flush_seconds = flush_seconds
-        self.written = 0  # rows the loader has committed (their file is gone)
-        self.dropped = 0
         self.failures = 0
         self._buffer = bytearray()
         self._buffered = 0  # rows in _buffer
@@ -120,25 +124,17 @@ class SpoolWriter:
         self._spooled: deque[tuple[Path, int]] = deque()  # files written, not yet loaded
         self._spooled_rows = 0
         self._reaping = threading.Lock()
-        self._wake = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._stopping = False
-        from petalops.monitoring.store import writer_id
-
-        self._writer = writer_id()
         self._tag = _writer_tag(self._writer)
         self._seq = itertools.count()
-        self._last_health = 0.0
         self._last_error_log = 0.0
         directory.mkdir(parents=True, exist_ok=True)
-        self._thread = threading.Thread(target=self._run, name="petalops-spool", daemon=True)
-        self._thread.start()
+        self._start()
 
     @classmethod
     def from_settings(
         cls, settings: Any, directory: Path, store: MonitorStore | None = None
     ) -> SpoolWriter:
+        # Here, not at the top: the supervisor imports this module (SQLAlchemy costs ~0.4 s).
         from petalops.monitoring.store import MonitorStore
 
         m = settings.monitor
@@ -151,88 +147,33 @@ class SpoolWriter:
 
     # -- the request path: one orjson dump appended to a buffer, no I/O ---------------------
 
-    def log(self, record: Mapping[str, Any]) -> bool:
-        """Queue one prediction record; False (and counted) when it had to be dropped."""
-        try:
-            if self._stopping or self._buffered + self._spooled_rows >= self.queue_size:
-                self._drop(1)
-                return False
-            if "ts" not in record:
-                record = {**record, "ts": time.time()}
-            line = orjson.dumps(record, option=_DUMP)
-            with self._lock:
-                self._buffer += line
-                self._buffered += 1
-            return True
-        except Exception:  # a side channel never fails a request
-            self._drop(1)
-            return False
+    def _enqueue(self, record: Mapping[str, Any]) -> None:
+        line = orjson.dumps(record, option=_DUMP)
+        with self._lock:
+            self._buffer += line
+            self._buffered += 1
 
-    def log_many(self, records: Sequence[Mapping[str, Any]]) -> int:
-        """Queue the rows of one batch request; returns how many were accepted."""
-        return sum(1 for record in records if self.log(record))
-
-    def _drop(self, count: int) -> None:
-        self.dropped += count
-        with contextlib.suppress(Exception):
-            metrics.LOG_DROPPED.inc(count)
-
-    # -- control ----------------------------------------------------------------------
+    @property
+    def _queued(self) -> int:
+        return self._buffered
 
     @property
     def pending(self) -> int:
         """Rows not yet in the store: queued in memory or spooled and not yet loaded."""
         return self._buffered + self._spooled_rows
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Spool what is queued and wait until the loader has committed this worker's
-        files; False on timeout (no loader running, or a slow store)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self._buffered and self._idle.is_set():
-                self._reap()
-                if not self._spooled:
-                    return True
-            else:
-                self._wake.set()
-            time.sleep(0.01)
-        return False
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop accepting records and spool what is queued; the loader loads it."""
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("prediction spool: %d rows still queued at shutdown", self._buffered)
-
-    def __enter__(self) -> SpoolWriter:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+    def _settled(self) -> bool:
+        """Whether the loader has committed (and deleted) every file this worker spooled;
+        so ``flush()`` waits for the loader, and is False on timeout when none runs."""
+        self._reap()
+        return not self._spooled
 
     # -- the background thread --------------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self.flush_seconds)
-            self._wake.clear()
-            stopping = self._stopping
-            self._idle.clear()
-            try:
-                if self._buffered:
-                    self._spool()
-                self._reap()
-                self._housekeeping(force=stopping)
-            except Exception:
-                log.warning("prediction spool: writer step failed", exc_info=True)
-            finally:
-                self._idle.set()
-                with contextlib.suppress(Exception):
-                    metrics.LOG_QUEUE.set(self.pending)
-            if stopping and not self._buffered:
-                return
+    def _drain(self, stopping: bool) -> None:
+        if self._buffered:
+            self._spool()
+        self._reap()
 
     def _spool(self) -> None:
         with self._lock:
@@ -283,15 +224,6 @@ class SpoolWriter:
             with contextlib.suppress(Exception):
                 metrics.LOG_WRITTEN.inc(loaded)
 
-    def _housekeeping(self, force: bool = False) -> None:
-        now = time.time()
-        if force or now - self._last_health >= HEALTH_EVERY_SECONDS:
-            self._last_health = now
-            try:
-                self.store.record_health(self._writer, self.written, self.dropped)
-            except Exception:
-                log.warning("prediction spool: recording log health failed", exc_info=True)
-
 
 class SpoolLoader:
     """Loads complete spool files into the store, exactly once, oldest first."""
@@ -311,8 +243,6 @@ class SpoolLoader:
         self.loaded = 0
         self.skipped = 0
         self.recovered = 0  # rows loaded from files adopted from dead writers
-        from petalops.monitoring.store import writer_id
-
         self._writer = writer_id() + ":spool-loader"
         self._adopted: set[str] = set()
         self._last_health = 0.0
@@ -348,8 +278,6 @@ class SpoolLoader:
         return inserted
 
     def _load_chunk(self, chunk: list[tuple[Path, bytes]]) -> int:
-        from petalops.monitoring.store import to_values
-
         now = time.time()
         batches: list[tuple[str, list[tuple[Any, ...]]]] = []
         skipped = 0
@@ -474,9 +402,7 @@ def main() -> None:
     """The loader process. It runs until its stdin closes (the server that started it
     closes the pipe once its workers have stopped, or dies), then loads what is left.
     One loader per spool directory (an flock); a second one waits as a standby."""
-    import fcntl
-    import sys
-
+    # Here, not at the top: the supervisor imports this module (SQLAlchemy costs ~0.4 s).
     from petalops.monitoring.store import MonitorStore
 
     logging.basicConfig(level=logging.INFO, format="petalops spool loader: %(message)s")

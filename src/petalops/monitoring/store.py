@@ -1,21 +1,17 @@
-"""The monitoring store: the only module that talks to the monitoring database.
+"""The monitoring block's reads and writes of the monitoring database.
 
-SQLAlchemy Core against ``settings.monitor_url``: SQLite (WAL, busy timeout) under
-``.petalops/`` by default, PostgreSQL by URL. Tables: ``predictions`` (the prediction log
-of docs/internals.md), ``loop_events`` (every step of the closed loop) and ``log_health``
-(each logger process's written/dropped counters, so `monitor watch` can alert on drops
-without Prometheus).
+The tables, the engine and the migrations belong to :mod:`petalops.database`; this module
+is what monitoring asks of them: the prediction log (insert, spool loads, retention,
+windows for drift and quality, feedback labels), the closed loop's ``loop_events`` and
+each logger's ``log_health``.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,124 +20,11 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from petalops.errors import ConfigError
+from petalops.database import open_database
+from petalops.database.schema import log_health, loop_events, predictions, spool_loads
+from petalops.monitoring.record import INSERT_COLUMNS, dumps, to_row
 
-metadata = sa.MetaData()
-
-predictions = sa.Table(
-    "predictions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("request_id", sa.String(128), nullable=False),
-    sa.Column("row", sa.Integer, nullable=False, default=0),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("model_name", sa.String(200), nullable=False, default=""),
-    sa.Column("model_version", sa.String(64), nullable=False, default=""),
-    sa.Column("variant", sa.String(16), nullable=False, default="champion"),
-    sa.Column("route", sa.String(128), nullable=False, default=""),
-    sa.Column("status", sa.Integer, nullable=False, default=200),
-    sa.Column("latency_ms", sa.Float, nullable=True),
-    sa.Column("features", sa.Text, nullable=True),
-    sa.Column("prediction", sa.Integer, nullable=True),
-    sa.Column("class_name", sa.String(200), nullable=True),
-    sa.Column("probabilities", sa.Text, nullable=True),
-    sa.Column("reference_prediction", sa.Integer, nullable=True),
-    sa.Column("label", sa.Integer, nullable=True),
-    sa.Column("label_ts", sa.Float, nullable=True),
-    sa.Index("ix_predictions_request", "request_id", "row"),
-    sa.Index("ix_predictions_ts", "ts"),
-)
-
-loop_events = sa.Table(
-    "loop_events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("cycle", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("model_name", sa.String(200), nullable=False, default=""),
-    sa.Column("model_version", sa.String(64), nullable=True),
-    sa.Column("run_id", sa.String(64), nullable=True),
-    sa.Column("rollout_id", sa.String(64), nullable=True),
-    sa.Column("message", sa.Text, nullable=False, default=""),
-    sa.Column("detail", sa.Text, nullable=True),
-    sa.Index("ix_loop_events_ts", "ts"),
-)
-
-log_health = sa.Table(
-    "log_health",
-    metadata,
-    sa.Column("writer", sa.String(200), primary_key=True),
-    sa.Column("written", sa.BigInteger, nullable=False, default=0),
-    sa.Column("dropped", sa.BigInteger, nullable=False, default=0),
-    sa.Column("updated", sa.Float, nullable=False),
-)
-
-# Spool files (petalops.monitoring.spool) loaded into ``predictions``: a file's name is
-# inserted in the same transaction as its rows, so no file is ever loaded twice.
-spool_loads = sa.Table(
-    "spool_loads",
-    metadata,
-    sa.Column("name", sa.String(255), primary_key=True),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("rows", sa.Integer, nullable=False),
-)
-
-# Column order of a prediction row as the logger hands it over.
-PREDICTION_COLUMNS = tuple(c.name for c in predictions.columns if c.name != "id")
 LIVE_VARIANTS = ("champion", "challenger")
-
-
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the server write while `monitor drift` reads; the busy timeout makes
-    # concurrent writers (several workers) wait instead of failing with "database is locked".
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def create_store_engine(url: str) -> Engine:
-    """An engine for the monitoring store; SQLite files get WAL and a busy timeout."""
-    try:
-        parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:
-        raise ConfigError(
-            f"monitor.db_url {url!r} is not a database URL; "
-            "example: sqlite:///.petalops/monitor.db or postgresql+psycopg://user@host/db"
-        ) from None
-    if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 10})
-        sa.event.listen(engine, "connect", _on_sqlite_connect)
-        return engine
-    if parsed.drivername == "postgresql":
-        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; use psycopg2 when only it is
-        # installed (the Docker image ships psycopg2-binary).
-        import importlib.util
-
-        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
-            parsed = parsed.set(drivername="postgresql+psycopg2")
-    return sa.create_engine(parsed, pool_pre_ping=True)
-
-
-def create_tables(engine: Engine, tables: sa.MetaData, attempts: int = 5) -> None:
-    """``create_all``, tolerant of another process creating the same tables at the same time.
-
-    Server workers start together; two of them can both see "no table" and one CREATE then
-    fails. The next attempt finds the table and succeeds.
-    """
-    for attempt in range(attempts):
-        try:
-            tables.create_all(engine)
-            return
-        except sa.exc.DBAPIError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.1 * (attempt + 1))
 
 
 @dataclass
@@ -168,73 +51,12 @@ class Labelled:
     labels: npt.NDArray[np.int64]
 
 
-def _dumps(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-
-
-def to_row(record: Mapping[str, Any], now: float) -> dict[str, Any]:
-    """One prediction record (as the server logs it) as a row of ``predictions``."""
-    return dict(zip(_INSERT_COLUMNS, to_values(record, now), strict=True))
-
-
-def to_values(record: Mapping[str, Any], now: float) -> tuple[Any, ...]:
-    """One prediction record as the values of a ``predictions`` row, in ``_INSERT_COLUMNS``
-    order (the spool loader converts every row through it, no dict in between)."""
-    get = record.get
-    return (
-        str(get("request_id", "")),
-        int(get("row", 0) or 0),
-        float(get("ts") or now),
-        str(get("model_name", "")),
-        str(get("model_version", "")),
-        str(get("variant", "champion")),
-        str(get("route", "")),
-        int(get("status", 200)),
-        get("latency_ms"),
-        _dumps(get("features")),
-        get("prediction"),
-        get("class_name"),
-        _dumps(get("probabilities")),
-        get("reference_prediction"),
-        get("label"),
-        get("label_ts"),
-    )
-
-
-_INSERT_COLUMNS = (
-    "request_id",
-    "row",
-    "ts",
-    "model_name",
-    "model_version",
-    "variant",
-    "route",
-    "status",
-    "latency_ms",
-    "features",
-    "prediction",
-    "class_name",
-    "probabilities",
-    "reference_prediction",
-    "label",
-    "label_ts",
-)
-
-
-def writer_id() -> str:
-    """Names one logger process in ``log_health``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class MonitorStore:
-    """Reads and writes the monitoring tables. Creating one creates the tables if needed."""
+    """Reads and writes the monitoring tables. Creating one migrates the database if needed."""
 
     def __init__(self, url: str, engine: Engine | None = None) -> None:
         self.url = url
-        self.engine = engine or create_store_engine(url)
-        create_tables(self.engine, metadata)
+        self.engine = open_database(url, engine)
 
     @classmethod
     def from_settings(cls, settings: Any) -> MonitorStore:
@@ -254,13 +76,13 @@ class MonitorStore:
         return len(rows)
 
     def _insert(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        self._insert_values(conn, [tuple(r[c] for c in _INSERT_COLUMNS) for r in rows])
+        self._insert_values(conn, [tuple(r[c] for c in INSERT_COLUMNS) for r in rows])
 
     def _insert_values(self, conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> None:
         sql = self._insert_sql
         if sql is None:
             conn.execute(
-                predictions.insert(), [dict(zip(_INSERT_COLUMNS, v, strict=True)) for v in values]
+                predictions.insert(), [dict(zip(INSERT_COLUMNS, v, strict=True)) for v in values]
             )
         else:
             # Plain DB-API executemany on tuples: SQLAlchemy's per-row parameter handling
@@ -305,8 +127,8 @@ class MonitorStore:
         if marks is None:
             return None
         quote = self.engine.dialect.identifier_preparer.quote
-        columns = ", ".join(quote(c) for c in _INSERT_COLUMNS)
-        values = ", ".join([marks] * len(_INSERT_COLUMNS))
+        columns = ", ".join(quote(c) for c in INSERT_COLUMNS)
+        values = ", ".join([marks] * len(INSERT_COLUMNS))
         return f"INSERT INTO {quote(predictions.name)} ({columns}) VALUES ({values})"
 
     def log_predictions(self, records: Iterable[Mapping[str, Any]]) -> int:
@@ -540,7 +362,7 @@ class MonitorStore:
                     run_id=run_id,
                     rollout_id=rollout_id,
                     message=message,
-                    detail=_dumps(dict(detail)) if detail is not None else None,
+                    detail=dumps(dict(detail)) if detail is not None else None,
                 )
             )
 

@@ -1,8 +1,11 @@
-"""The rollout's tables in the monitoring database, and its reads of the prediction log.
+"""The rollout block's reads and writes of the monitoring database.
 
 * ``rollout_events``: every decision with its numbers (``petalops rollout history``).
 * ``rollout_leases``: who may act; taken with one atomic conditional UPDATE.
 * ``rollout_commands``: promote/abort requests handed to a running controller.
+* ``predictions``: read only, per-variant windows of the prediction log for the analysis.
+
+The tables, the engine and the migrations belong to :mod:`petalops.database`.
 
 The lease lives in the database rather than in a registry tag because MLflow tags have no
 compare-and-set: two controllers reading then writing a tag can both believe they won.
@@ -19,65 +22,25 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from petalops.monitoring.store import MonitorStore, create_tables, predictions
+from petalops.database import open_database
+from petalops.database.schema import (
+    predictions,
+    rollout_commands,
+    rollout_events,
+    rollout_leases,
+)
 from petalops.rollout.analysis import Sample
-
-metadata = sa.MetaData()
-
-rollout_events = sa.Table(
-    "rollout_events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("model_name", sa.String(200), nullable=False),
-    sa.Column("rollout_id", sa.String(64), nullable=False),
-    sa.Column("strategy", sa.String(16), nullable=False),
-    sa.Column("phase", sa.String(32), nullable=False),
-    sa.Column("step", sa.Integer, nullable=False, default=0),
-    sa.Column("weight", sa.Float, nullable=False, default=0.0),
-    sa.Column("action", sa.String(32), nullable=False),
-    sa.Column("verdict", sa.String(16), nullable=True),
-    sa.Column("reason", sa.Text, nullable=False, default=""),
-    sa.Column("champion_version", sa.String(64), nullable=True),
-    sa.Column("challenger_version", sa.String(64), nullable=True),
-    sa.Column("actor", sa.String(200), nullable=False, default=""),
-    sa.Column("detail", sa.Text, nullable=True),
-    sa.Index("ix_rollout_events_model", "model_name", "id"),
-)
-
-rollout_leases = sa.Table(
-    "rollout_leases",
-    metadata,
-    sa.Column("name", sa.String(200), primary_key=True),
-    sa.Column("holder", sa.String(200), nullable=False),
-    sa.Column("expires", sa.Float, nullable=False),
-    sa.Column("acquired", sa.Float, nullable=False),
-)
-
-rollout_commands = sa.Table(
-    "rollout_commands",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("model_name", sa.String(200), nullable=False),
-    sa.Column("command", sa.String(16), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False, default=""),
-    sa.Column("claimed_by", sa.String(200), nullable=True),
-    sa.Column("done_ts", sa.Float, nullable=True),
-    sa.Column("result", sa.Text, nullable=True),
-)
 
 
 class RolloutStore:
     """Rollout history, lease and commands, plus per-variant windows of the prediction log."""
 
     def __init__(self, url: str) -> None:
-        self.monitor = MonitorStore(url)  # creates the prediction log if it does not exist
-        self.engine = self.monitor.engine
-        create_tables(self.engine, metadata)  # tolerant of a concurrent first start
+        self.url = url
+        self.engine = open_database(url)
 
     def close(self) -> None:
-        self.monitor.close()
+        self.engine.dispose()
 
     # -- the prediction log -----------------------------------------------------------------
 

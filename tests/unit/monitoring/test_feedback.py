@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from petalops.database.schema import predictions
 from petalops.errors import InputError, NotFoundError
 from petalops.monitoring.feedback import (
     record_feedback,
@@ -15,7 +16,7 @@ from petalops.monitoring.feedback import (
     record_feedback_body,
 )
 from petalops.monitoring.logger import PredictionLogger
-from petalops.monitoring.store import MonitorStore, predictions
+from petalops.monitoring.store import MonitorStore
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from petalops.database.schema import predictions
 from petalops.monitoring import metrics
 from petalops.monitoring.logger import PredictionLogger
-from petalops.monitoring.store import MonitorStore, predictions
+from petalops.monitoring.store import MonitorStore
 
 
 def rows(store: MonitorStore) -> list[dict[str, Any]]:

@@ -14,9 +14,11 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from petalops.database.schema import predictions, spool_loads
 from petalops.monitoring import metrics
+from petalops.monitoring.sink import writer_id
 from petalops.monitoring.spool import PARTIAL, READY, SpoolLoader, SpoolWriter
-from petalops.monitoring.store import MonitorStore, predictions, spool_loads, writer_id
+from petalops.monitoring.store import MonitorStore
 
 Record = Callable[..., dict[str, Any]]
 

@@ -1,15 +1,15 @@
-"""The monitoring store: engine options, concurrent table creation, URL handling."""
+"""The monitoring store: concurrent first opens, and a database the old code created."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
+from tests.utils.monitor_db import MONITOR_TABLES, create_old_database, insert_old_rows
 
-from petalops.errors import ConfigError
-from petalops.monitoring.store import MonitorStore, create_store_engine
+from petalops.database.engine import create_engine
+from petalops.monitoring.store import MonitorStore
 
 
 def _open(url: str, results: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -18,15 +18,6 @@ def _open(url: str, results: mp.Queue) -> None:  # type: ignore[type-arg]
         results.put("ok")
     except Exception as exc:
         results.put(repr(exc))
-
-
-def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'sub' / 'monitor.db'}")
-    with engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
-    assert (tmp_path / "sub" / "monitor.db").exists()
-    engine.dispose()
 
 
 def test_workers_starting_together_all_get_the_tables(tmp_path: Path) -> None:
@@ -47,6 +38,24 @@ def test_workers_starting_together_all_get_the_tables(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_a_bad_url_says_what_a_good_one_looks_like() -> None:
-    with pytest.raises(ConfigError, match="sqlite:///"):
-        create_store_engine("not a url")
+def test_a_database_the_old_code_created_opens_with_its_rows(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    engine = create_engine(url)
+    create_old_database(engine, rollout=False)
+    now = insert_old_rows(engine, rollout=False)
+    engine.dispose()
+
+    store = MonitorStore(url)
+    assert store.count() == 1
+    window = store.window("iris")
+    assert window.rows == 1
+    assert window.features.tolist() == [[5.1, 3.5, 1.4, 0.2]]
+    assert window.versions == {"1": 1}
+    [event] = store.events()
+    assert (event["cycle"], event["kind"], event["detail"]) == ("c-old", "trigger", {"why": "old"})
+    assert store.health()[0]["dropped"] == 2
+    assert store.load_spool([("old.jsonl", [])]) == 0  # known from before: not loaded again
+    assert store.rows_for_requests(["old-1"]) == {"old-1": {0}}
+    assert store.set_labels([("old-1", 0, 2)], now) == 1
+    assert set(MONITOR_TABLES) <= set(sa.inspect(store.engine).get_table_names())
+    store.close()

@@ -1,0 +1,35 @@
+"""The tables of the monitoring database: one definition, the same columns as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.utils.monitor_db import MONITOR_TABLES, ROLLOUT_TABLES, SQLITE_DDL, normalised
+
+from petalops.database import open_database
+from petalops.database.schema import metadata, predictions, schema_versions
+from petalops.monitoring.record import INSERT_COLUMNS
+
+
+def test_metadata_holds_every_table_of_both_blocks() -> None:
+    assert set(metadata.tables) == set(MONITOR_TABLES) | set(ROLLOUT_TABLES)
+    assert schema_versions.name not in metadata.tables  # created by the migrations alone
+
+
+def test_a_fresh_database_has_exactly_the_tables_the_old_code_created(tmp_path: Path) -> None:
+    engine = open_database(f"sqlite:///{tmp_path / 'monitor.db'}")
+    with engine.connect() as conn:
+        query = "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"
+        created: dict[str, str] = dict(conn.exec_driver_sql(query).tuples().all())
+    engine.dispose()
+    assert set(created) - {schema_versions.name} == {
+        statement.split()[2] for statement in SQLITE_DDL
+    }
+    # Same statement text, column for column (only the layout of whitespace may differ).
+    assert sorted(
+        normalised(sql) for name, sql in created.items() if name != "petalops_schema"
+    ) == (sorted(normalised(statement) for statement in SQLITE_DDL))
+
+
+def test_the_record_conversion_follows_the_prediction_columns() -> None:
+    assert tuple(c.name for c in predictions.columns if c.name != "id") == INSERT_COLUMNS
