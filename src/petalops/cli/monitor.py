@@ -70,6 +70,8 @@ def drift(
     from rich.console import Console
     from rich.table import Table
 
+    from petalops.monitoring.statistics import columns
+
     console = Console()
     data = report.to_json()
     info = data["window"]
@@ -80,16 +82,18 @@ def drift(
     if not report.sufficient:
         console.print(f"[yellow]{report.reason}[/yellow]")
     else:
-        table = Table(title="feature drift (KS against the training sample, PSI over its bins)")
-        for column in ("feature", "drift", "KS", "p-value", "PSI", "ref mean", "live mean"):
-            table.add_column(column)
+        described = ", ".join(s.description for s in report.statistics)
+        table = Table(title=f"feature drift ({described})")
+        statistic_columns = columns(report.statistics)
+        for heading in ("feature", "drift", *(c.heading for c in statistic_columns)):
+            table.add_column(heading)
+        table.add_column("ref mean")
+        table.add_column("live mean")
         for name, f in data["features"].items():
             table.add_row(
                 name,
                 "[red]yes[/red]" if f["drift"] else "no",
-                _num(f["statistic"]),
-                _num(f["p_value"]),
-                _num(f["psi"]),
+                *(_num(f["statistics"][c.statistic][c.key]) for c in statistic_columns),
                 _num(f["reference_mean"], 3),
                 _num(f["current_mean"], 3),
             )

@@ -1,14 +1,14 @@
 """Drift of a live window against the reference profile stored with the model version.
 
-Per numerical feature: the two-sample Kolmogorov-Smirnov test (``scipy.stats.ks_2samp``)
-against the profile's raw ``sample``, and the population stability index over the
-profile's histogram bins (quantile bins when no histogram is stored). Predicted classes:
-a chi-square goodness-of-fit test (``scipy.stats.chisquare``) against the reference
-prediction balance.
+Per numerical feature: every statistic of :mod:`petalops.monitoring.statistics` (shipped:
+the two-sample Kolmogorov-Smirnov test against the profile's raw ``sample``, and the
+population stability index over its histogram bins). Predicted classes: a chi-square
+goodness-of-fit test (``scipy.stats.chisquare``) against the reference prediction balance.
 
 Sample-size aware. A p-value alone flags any tiny difference once the window is large,
-so a feature drifts only when the shift is both significant (p < ``drift_p_value``) and
-large enough to matter (KS statistic >= ``drift_min_effect`` or PSI >= ``drift_psi``).
+so a feature drifts only when the shift is both significant (every significance statistic:
+p < ``drift_p_value``) and large enough to matter (some statistic reaches its threshold:
+KS statistic >= ``drift_min_effect`` or PSI >= ``drift_psi``).
 A window with fewer than ``drift_min_rows`` rows is reported as too small, not judged.
 The dataset drifts when at least ``drift_share`` of the features drift.
 """
@@ -16,6 +16,7 @@ The dataset drifts when at least ``drift_share`` of the features drift.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,8 +26,12 @@ import numpy.typing as npt
 from scipy import stats
 
 from petalops.errors import DataError
+from petalops.monitoring.statistics import DriftStatistic, registered
 
-PSI_EPSILON = 1e-4
+# The statistic whose value and p-value ``FeatureDrift.to_json`` also shows under the keys
+# of the report before statistics were registered ("statistic", "p_value"), and PSI's.
+_COMPAT_TEST = "ks"
+_COMPAT_PSI = "psi"
 
 
 @dataclass(frozen=True)
@@ -47,17 +52,68 @@ class DriftThresholds:
             share=monitor.drift_share,
         )
 
+    def threshold(self, statistic: DriftStatistic) -> float:
+        """The threshold of ``statistic``: its setting's value, else its own default."""
+        if statistic.setting is None:
+            return statistic.threshold
+        return float(getattr(self, statistic.setting))
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One statistic on one feature: what it measured against its threshold."""
+
+    name: str
+    value: float
+    p_value: float | None
+    threshold: float
+
+    @property
+    def reached(self) -> bool:
+        """The value is at or above the threshold (NaN never is)."""
+        return bool(self.value >= self.threshold)
+
+    def significant(self, p_value: float) -> bool:
+        """The statistic's p-value is below ``p_value`` (no or a NaN p-value never is)."""
+        return self.p_value is not None and bool(self.p_value < p_value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "value": _clean(self.value),
+            "p_value": _clean(self.p_value),
+            "threshold": self.threshold,
+            "reached": self.reached,
+        }
+
 
 @dataclass
 class FeatureDrift:
+    """The verdict on one feature and every statistic measured on it, by name."""
+
     name: str
     drift: bool
-    statistic: float
-    p_value: float
-    psi: float
+    statistics: dict[str, Measured]
     reference_mean: float
     current_mean: float
-    test: str = "ks"
+    test: str = _COMPAT_TEST
+
+    def value(self, statistic: str) -> float | None:
+        measured = self.statistics.get(statistic)
+        return measured.value if measured is not None else None
+
+    @property
+    def statistic(self) -> float | None:
+        """The value of the significance test (``test``): the KS statistic."""
+        return self.value(self.test)
+
+    @property
+    def p_value(self) -> float | None:
+        measured = self.statistics.get(self.test)
+        return measured.p_value if measured is not None else None
+
+    @property
+    def psi(self) -> float | None:
+        return self.value(_COMPAT_PSI)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +124,7 @@ class FeatureDrift:
             "psi": _clean(self.psi),
             "reference_mean": _clean(self.reference_mean),
             "current_mean": _clean(self.current_mean),
+            "statistics": {name: m.to_json() for name, m in self.statistics.items()},
         }
 
 
@@ -103,6 +160,7 @@ class DriftReport:
     thresholds: DriftThresholds
     reason: str = ""
     feature_names: list[str] = field(default_factory=list)
+    statistics: tuple[DriftStatistic, ...] = field(default_factory=registered)
 
     @property
     def drifted(self) -> list[str]:
@@ -113,13 +171,23 @@ class DriftReport:
         if self.sufficient:
             features = {name: f.to_json() for name, f in self.features.items()}
         else:
+            unmeasured = {
+                statistic.name: {
+                    "value": None,
+                    "p_value": None,
+                    "threshold": self.thresholds.threshold(statistic),
+                    "reached": None,
+                }
+                for statistic in self.statistics
+            }
             features = {
                 name: {
                     "drift": False,
-                    "test": "ks",
+                    "test": _COMPAT_TEST,
                     "statistic": None,
                     "p_value": None,
                     "psi": None,
+                    "statistics": unmeasured,
                 }
                 for name in self.feature_names
             }
@@ -136,6 +204,7 @@ class DriftReport:
                 "min_effect": self.thresholds.min_effect,
                 "min_rows": self.thresholds.min_rows,
                 "share": self.thresholds.share,
+                "statistics": {s.name: self.thresholds.threshold(s) for s in self.statistics},
             },
         }
         if self.reason:
@@ -151,59 +220,41 @@ def _clean(value: float | None) -> float | None:
     return float(value)
 
 
-def _bins(spec: dict[str, Any]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Inner bin edges and reference bin shares from a profile feature."""
-    histogram = spec.get("histogram")
-    if histogram and histogram.get("counts"):
-        edges = np.asarray(histogram["edges"], dtype=np.float64)
-        counts = np.asarray(histogram["counts"], dtype=np.float64)
-        shares = counts / counts.sum()
-        return edges[1:-1], shares
-    quantiles = spec.get("quantiles") or {}
-    if len(quantiles) < 3:
-        raise DataError("the reference profile has neither a histogram nor quantiles")
-    levels = np.asarray(sorted(float(q) for q in quantiles), dtype=np.float64)
-    values = np.asarray([quantiles[k] for k in sorted(quantiles, key=float)], dtype=np.float64)
-    # Between two stored quantiles lies the difference of their levels of the mass.
-    return values[1:-1], np.diff(levels)
-
-
-def population_stability_index(
-    inner_edges: npt.NDArray[np.float64],
-    reference_shares: npt.NDArray[np.float64],
-    current: npt.NDArray[np.float64],
-) -> float:
-    """PSI = sum((c - r) * ln(c / r)) over bins whose outer edges extend to +-infinity."""
-    index = np.searchsorted(inner_edges, current, side="right")
-    counts = np.bincount(index, minlength=len(reference_shares)).astype(np.float64)
-    current_shares = counts / max(counts.sum(), 1.0)
-    r = np.clip(reference_shares, PSI_EPSILON, None)
-    c = np.clip(current_shares, PSI_EPSILON, None)
-    return float(np.sum((c - r) * np.log(c / r)))
-
-
 def feature_drift(
     name: str,
     spec: dict[str, Any],
     current: npt.NDArray[np.float64],
     thresholds: DriftThresholds,
+    statistics: Sequence[DriftStatistic] | None = None,
 ) -> FeatureDrift:
-    reference = np.asarray(spec["sample"], dtype=np.float64)
-    result = stats.ks_2samp(reference, current)
-    statistic, p_value = float(result.statistic), float(result.pvalue)
-    inner, shares = _bins(spec)
-    psi = population_stability_index(inner, shares, current)
-    drift = p_value < thresholds.p_value and (
-        statistic >= thresholds.min_effect or psi >= thresholds.psi
+    """Measure every statistic (default: the registered ones) on one feature and judge it:
+    drift when every significance statistic has p < ``thresholds.p_value`` and at least one
+    statistic reaches its threshold."""
+    chosen = registered() if statistics is None else tuple(statistics)
+    measured: dict[str, Measured] = {}
+    for statistic in chosen:
+        result = statistic.measure(spec, current)
+        measured[statistic.name] = Measured(
+            name=statistic.name,
+            value=float(result.value),
+            p_value=None if result.p_value is None else float(result.p_value),
+            threshold=thresholds.threshold(statistic),
+        )
+    significant = all(
+        measured[s.name].significant(thresholds.p_value) for s in chosen if s.significance
     )
+    drift = significant and any(m.reached for m in measured.values())
+    test = next((s.name for s in chosen if s.significance), _COMPAT_TEST)
+    reference_mean = spec.get("mean")
+    if reference_mean is None:
+        reference_mean = np.asarray(spec["sample"], dtype=np.float64).mean()
     return FeatureDrift(
         name=name,
         drift=bool(drift),
-        statistic=statistic,
-        p_value=p_value,
-        psi=psi,
-        reference_mean=float(spec.get("mean", reference.mean())),
+        statistics=measured,
+        reference_mean=float(reference_mean),
         current_mean=float(current.mean()),
+        test=test,
     )
 
 
@@ -245,13 +296,16 @@ def drift_report(
     thresholds: DriftThresholds | Any,
     *,
     reference: str = "",
+    statistics: Sequence[DriftStatistic] | None = None,
 ) -> DriftReport:
     """Compare a :class:`~petalops.monitoring.store.Window` with a reference profile.
 
-    ``thresholds`` is a :class:`DriftThresholds` or the ``monitor`` settings section.
+    ``thresholds`` is a :class:`DriftThresholds` or the ``monitor`` settings section;
+    ``statistics`` default to the registered ones (:mod:`petalops.monitoring.statistics`).
     """
     if not isinstance(thresholds, DriftThresholds):
         thresholds = DriftThresholds.from_settings(thresholds)
+    chosen = registered() if statistics is None else tuple(statistics)
     names = list(profile["features"])
     rows = int(window.features.shape[0])
     info: dict[str, Any] = {
@@ -275,6 +329,7 @@ def drift_report(
             reason=f"window too small to judge: {rows} rows, need at least "
             f"{thresholds.min_rows} (monitor.drift_min_rows); wait for more traffic or widen it",
             feature_names=names,
+            statistics=chosen,
         )
     if window.features.shape[1] != len(names):
         raise DataError(
@@ -282,7 +337,9 @@ def drift_report(
             f"has {len(names)} ({', '.join(names)}); pick the matching --version"
         )
     features = {
-        name: feature_drift(name, profile["features"][name], window.features[:, j], thresholds)
+        name: feature_drift(
+            name, profile["features"][name], window.features[:, j], thresholds, chosen
+        )
         for j, name in enumerate(names)
     }
     drifted = sum(1 for f in features.values() if f.drift)
@@ -296,4 +353,5 @@ def drift_report(
         window=info,
         thresholds=thresholds,
         feature_names=names,
+        statistics=chosen,
     )

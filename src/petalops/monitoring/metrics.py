@@ -14,9 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
-if TYPE_CHECKING:  # the logger imports this module on the server's start path: no scipy here
+from petalops.errors import NotFoundError
+from petalops.monitoring.quality import QualityRow, live_quality
+
+# The prediction sinks import this module on the server's start path: scipy (seconds to
+# import, `python -X importtime`), SQLAlchemy and MLflow are imported where first needed.
+if TYPE_CHECKING:
     from petalops.monitoring.drift import DriftReport
-    from petalops.monitoring.quality import QualityRow
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +74,10 @@ def set_drift_gauges(report: DriftReport) -> None:
     if not report.sufficient:
         return
     for name, feature in report.features.items():
-        DRIFT_SCORE.labels(feature=name, test="ks").set(feature.statistic)
-        DRIFT_SCORE.labels(feature=name, test="ks_p").set(feature.p_value)
-        DRIFT_SCORE.labels(feature=name, test="psi").set(feature.psi)
+        for measured in feature.statistics.values():
+            DRIFT_SCORE.labels(feature=name, test=measured.name).set(measured.value)
+            if measured.p_value is not None:
+                DRIFT_SCORE.labels(feature=name, test=f"{measured.name}_p").set(measured.p_value)
         FEATURE_DRIFT.labels(feature=name).set(1.0 if feature.drift else 0.0)
     if report.prediction is not None and report.prediction.statistic is not None:
         DRIFT_SCORE.labels(feature="_prediction", test="chi2").set(report.prediction.statistic)
@@ -98,8 +103,7 @@ def update_gauges(
     ``profile`` is the reference profile of the serving champion; without it only the
     quality gauges are refreshed. Never raises: a failure is logged and ``None`` returned.
     """
-    from petalops.monitoring.drift import drift_report
-    from petalops.monitoring.quality import live_quality
+    from petalops.monitoring.drift import drift_report  # scipy: see the top of the module
 
     try:
         set_quality_gauges(live_quality(store, settings.project, settings.monitor.accuracy_window))
@@ -116,8 +120,7 @@ def update_gauges(
 
 def champion_profile(settings: Any) -> dict[str, Any] | None:
     """The reference profile of the current champion, or None when there is none."""
-    from petalops.errors import NotFoundError
-    from petalops.registry import load_profile, resolve
+    from petalops.registry import load_profile, resolve  # MLflow: see the top of the module
 
     try:
         info = resolve(settings, f"{settings.project}@champion")
@@ -151,7 +154,7 @@ class GaugeRefresher:
 
     def refresh(self) -> None:
         if self.store is None:
-            from petalops.monitoring.store import MonitorStore
+            from petalops.monitoring.store import MonitorStore  # SQLAlchemy: see the top
 
             self.store = MonitorStore.from_settings(self.settings)
         try:

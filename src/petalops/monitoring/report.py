@@ -10,18 +10,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from matplotlib.figure import Figure  # a bare Figure renders PNG with Agg: no pyplot, no backend
 
 from petalops.monitoring.drift import DriftReport
+from petalops.monitoring.statistics import DriftStatistic, columns
 
 
 def _histogram_png(
     name: str, reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64]
 ) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
     low = float(min(reference.min(initial=np.inf), current.min(initial=np.inf)))
     high = float(max(reference.max(initial=-np.inf), current.max(initial=-np.inf)))
     if not np.isfinite(low) or not np.isfinite(high):
@@ -48,6 +45,18 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
     return html.escape(str(value))
+
+
+def _rule(statistics: tuple[DriftStatistic, ...], thresholds: dict[str, Any]) -> str:
+    """The decision rule in words, e.g. "the KS p-value &lt; 0.01 and the KS statistic ≥ 0.1
+    or PSI ≥ 0.2"."""
+    by_name = thresholds["statistics"]
+    tests = [s for s in statistics if s.significance]
+    significant = " and ".join(
+        f"the {html.escape(s.label)} p-value &lt; {thresholds['p_value']}" for s in tests
+    )
+    effects = " or ".join(f"{html.escape(s.title)} ≥ {by_name[s.name]}" for s in statistics)
+    return f"{significant} and the {effects}" if significant else f"the {effects}"
 
 
 def render_html(
@@ -87,20 +96,23 @@ def render_html(
         parts.append(f"<p><b>{html.escape(report.reason)}</b></p>")
     thresholds = data["thresholds"]
     parts.append(
-        f"<p>A feature drifts when the KS p-value &lt; {thresholds['p_value']} and the KS "
-        f"statistic ≥ {thresholds['min_effect']} or PSI ≥ {thresholds['psi']}; the dataset "
+        f"<p>A feature drifts when {_rule(report.statistics, thresholds)}; the dataset "
         f"drifts when ≥ {thresholds['share']:.0%} of features drift.</p>"
     )
+    table = columns(report.statistics, long=True)
+    headings = "".join(f"<th>{html.escape(c.heading)}</th>" for c in table)
     parts.append(
-        "<table><tr><th>feature</th><th>drift</th><th>KS statistic</th><th>p-value</th>"
-        "<th>PSI</th><th>reference mean</th><th>current mean</th></tr>"
+        f"<table><tr><th>feature</th><th>drift</th>{headings}"
+        "<th>reference mean</th><th>current mean</th></tr>"
     )
     for name, feature in data["features"].items():
         css = " class='drift'" if feature["drift"] else ""
+        cells = "".join(
+            f"<td>{_fmt(feature['statistics'][c.statistic][c.key])}</td>" for c in table
+        )
         parts.append(
             f"<tr><td>{html.escape(name)}</td><td{css}>{'yes' if feature['drift'] else 'no'}</td>"
-            f"<td>{_fmt(feature['statistic'])}</td><td>{_fmt(feature['p_value'])}</td>"
-            f"<td>{_fmt(feature.get('psi'))}</td><td>{_fmt(feature.get('reference_mean'))}</td>"
+            f"{cells}<td>{_fmt(feature.get('reference_mean'))}</td>"
             f"<td>{_fmt(feature.get('current_mean'))}</td></tr>"
         )
     parts.append("</table>")
@@ -131,6 +143,7 @@ def render_html(
 def write_html(
     path: Path, report: DriftReport, profile: dict[str, Any], current: npt.NDArray[np.float64]
 ) -> Path:
+    """Write :func:`render_html` to ``path`` (creating its directory); returns ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(report, profile, current), encoding="utf-8")
     return path

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from petalops.monitoring.drift import (
-    DriftThresholds,
-    drift_report,
+from petalops.monitoring.drift import DriftThresholds, drift_report, prediction_drift
+from petalops.monitoring.statistics import (
+    KS,
+    PSI,
+    DriftStatistic,
+    Measurement,
     population_stability_index,
-    prediction_drift,
 )
 from petalops.monitoring.store import Window
 from petalops.pipeline.profile import build_profile
@@ -102,12 +104,17 @@ def test_a_window_too_small_says_so_instead_of_guessing() -> None:
     assert "12 rows" in report.reason
     assert "50" in report.reason
     data = report.to_json()
+    statistics = data["features"]["a"].pop("statistics")
     assert data["features"]["a"] == {
         "drift": False,
         "test": "ks",
         "statistic": None,
         "p_value": None,
         "psi": None,
+    }
+    assert statistics == {
+        "ks": {"value": None, "p_value": None, "threshold": 0.1, "reached": None},
+        "psi": {"value": None, "p_value": None, "threshold": 0.2, "reached": None},
     }
     assert data["window"]["sufficient"] is False
 
@@ -169,3 +176,50 @@ def test_psi_falls_back_to_quantile_bins() -> None:
     profile["features"]["a"] = spec
     report = drift_report(window(x[:500] + np.array([3.0, 0.0])), profile, DriftThresholds())
     assert report.features["a"].psi > 1.0
+
+
+def test_the_verdict_needs_every_test_significant_and_one_statistic_at_its_threshold() -> None:
+    # The tiny shift on a huge window above: KS significant but small, PSI small.
+    x, profile = reference(rows=5000)
+    current = np.tile(x, (8, 1))[:40000].copy()
+    current[:, 0] += 0.08
+
+    def mean_shift(spec: dict, column: np.ndarray) -> Measurement:
+        return Measurement(abs(float(column.mean()) - float(spec["mean"])))
+
+    shift = DriftStatistic("mean_shift", mean_shift, 0.05, "Δ", "mean shift", "|Δ mean|")
+    report = drift_report(window(current), profile, DriftThresholds(), statistics=[KS, PSI, shift])
+    feature = report.features["a"]
+    assert feature.statistics["mean_shift"].value == pytest.approx(0.08, abs=1e-9)
+    assert feature.statistics["mean_shift"].reached
+    assert feature.drift is True  # KS says real, the mean shift says large enough
+    assert report.features["b"].drift is False  # untouched: KS not significant
+
+    # Without a significance test the effect alone decides.
+    alone = drift_report(window(current), profile, DriftThresholds(), statistics=[shift])
+    assert alone.features["a"].drift is True
+    assert alone.features["a"].p_value is None
+    assert alone.to_json()["features"]["a"]["statistic"] is None  # no KS to show
+
+    # A significance test that does not pass vetoes every effect.
+    strict = drift_report(
+        window(current), profile, DriftThresholds(p_value=1e-300), statistics=[KS, shift]
+    )
+    assert strict.features["a"].drift is False
+
+
+def test_the_compatibility_fields_are_the_named_statistics() -> None:
+    _, profile = reference()
+    rng = np.random.default_rng(1)
+    current = np.column_stack([rng.normal(6.0, 1.0, 400), rng.uniform(0.0, 10.0, 400)])
+    data = drift_report(window(current), profile, DriftThresholds()).to_json()
+    for feature in data["features"].values():
+        named = feature["statistics"]
+        assert list(named) == ["ks", "psi"]
+        assert feature["statistic"] == named["ks"]["value"]
+        assert feature["p_value"] == named["ks"]["p_value"]
+        assert feature["psi"] == named["psi"]["value"]
+        assert named["ks"]["threshold"] == 0.1
+        assert named["psi"]["threshold"] == 0.2
+        assert named["ks"]["reached"] == (named["ks"]["value"] >= 0.1)
+    assert data["thresholds"]["statistics"] == {"ks": 0.1, "psi": 0.2}
