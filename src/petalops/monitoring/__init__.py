@@ -2,13 +2,21 @@
 
 Import the module you need; nothing here is imported eagerly so the server starts fast:
 
-* ``petalops.monitoring.store``    the monitoring database (the only module touching it)
-* ``petalops.monitoring.logger``   ``PredictionLogger``: batched, bounded, never blocks
-* ``petalops.monitoring.spool``    ``SpoolWriter`` / ``SpoolLoader``: the log of `petalops serve`
-* ``petalops.monitoring.feedback`` ``record_feedback`` / ``record_feedback_batch``
-* ``petalops.monitoring.drift``    KS / PSI / chi-square drift against the reference profile
-* ``petalops.monitoring.quality``  live accuracy and macro-F1
-* ``petalops.monitoring.metrics``  Prometheus gauges and ``update_gauges``
-* ``petalops.monitoring.alerts``   the alert conditions, evaluated from the store
-* ``petalops.monitoring.loop``     ``monitor watch`` and the retraining loop
+* ``petalops.monitoring.store``      ``MonitorStore``: monitoring's reads and writes of the
+  monitoring database (its tables and migrations: ``petalops.database``)
+* ``petalops.monitoring.record``     the prediction record and the row it becomes
+* ``petalops.monitoring.sink``       ``PredictionSink`` and ``BoundedSink``: the interface
+  of the two sinks below and what they share
+* ``petalops.monitoring.logger``     ``PredictionLogger``: batched, bounded, never blocks
+* ``petalops.monitoring.spool``      ``SpoolWriter`` / ``SpoolLoader``: the log of `petalops serve`
+* ``petalops.monitoring.feedback``   ``record_feedback`` / ``record_feedback_batch``
+* ``petalops.monitoring.statistics`` the drift statistics registry (KS and PSI ship)
+* ``petalops.monitoring.drift``      per-feature drift over the registered statistics,
+  chi-square on predicted classes
+* ``petalops.monitoring.report``     the self-contained HTML drift report
+* ``petalops.monitoring.quality``    live accuracy and macro-F1
+* ``petalops.monitoring.metrics``    Prometheus gauges and ``update_gauges``
+* ``petalops.monitoring.alerts``     the alert conditions, evaluated from the store
+* ``petalops.monitoring.status``     the functions behind `monitor drift` and `monitor status`
+* ``petalops.monitoring.loop``       ``monitor watch`` and the retraining loop
 """

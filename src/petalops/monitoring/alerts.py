@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import numpy as np
 
 from petalops.monitoring.drift import DriftReport, drift_report
@@ -84,8 +85,6 @@ class Evaluation:
 
 def check_ready(url: str, timeout: float = 3.0) -> tuple[bool, str]:
     """GET ``<url>/readyz``: (ready, why not)."""
-    import httpx
-
     try:
         response = httpx.get(url.rstrip("/") + "/readyz", timeout=timeout)
     except httpx.HTTPError as exc:
@@ -227,8 +226,6 @@ def post_webhook(
     url: str, alerts: list[Alert], timeout: float = 5.0, *, resolved: list[str] | None = None
 ) -> bool:
     """POST newly firing (and resolved) alerts as JSON; a failure is logged, never raised."""
-    import httpx
-
     body = {
         "source": "petalops",
         "ts": time.time(),

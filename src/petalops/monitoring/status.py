@@ -7,6 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import sqlalchemy as sa
+
 from petalops.errors import InputError
 from petalops.monitoring.drift import DriftReport, drift_report
 from petalops.monitoring.quality import live_quality
@@ -48,7 +51,7 @@ def current_drift(
     The reference is the profile of ``version`` if given (and only that version's rows are
     analysed), else of the current champion.
     """
-    from petalops.registry import load_profile, resolve
+    from petalops.registry import load_profile, resolve  # MLflow; `monitor status` never needs it
 
     ref = f"{settings.project}/{version}" if version else f"{settings.project}@champion"
     info = resolve(settings, ref)
@@ -74,8 +77,6 @@ def monitor_status(settings: Any, store: MonitorStore, *, events: int = 10) -> d
     now = time.time()
     m = settings.monitor
     requests, errors, latencies = store.recent_requests(now - m.alert_window_seconds)
-    import numpy as np
-
     health = store.health()
     return {
         "model": settings.project,
@@ -108,8 +109,6 @@ def monitor_status(settings: Any, store: MonitorStore, *, events: int = 10) -> d
 
 def _safe_url(url: str) -> str:
     """The store URL without its password."""
-    import sqlalchemy as sa
-
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
     except Exception:
