@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from petalops.cli.demo import shifted_traffic
 from petalops.config import Settings
+from petalops.demo.drift import shifted_traffic
 from petalops.monitoring.feedback import record_feedback_batch
 from petalops.monitoring.logger import PredictionLogger
 from petalops.monitoring.loop import Watcher
