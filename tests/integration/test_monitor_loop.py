@@ -15,7 +15,7 @@ from petalops.monitoring.loop import Watcher
 from petalops.monitoring.store import MonitorStore
 from petalops.registry import load_runtime
 from petalops.registry.store import alias_version
-from petalops.rollout.controller import request
+from petalops.rollout.api import request
 
 pytestmark = pytest.mark.slow
 

@@ -25,8 +25,9 @@ from petalops.demo.server import ServerProcess
 from petalops.demo.traffic import Traffic, TrafficReport
 from petalops.monitoring.store import MonitorStore
 from petalops.rollout.analysis import Thresholds
+from petalops.rollout.api import request, rollout_history, start_rollout
 from petalops.rollout.control_plane import ControlPlane
-from petalops.rollout.controller import Controller, request, rollout_history, start_rollout
+from petalops.rollout.controller import Controller
 from petalops.rollout.plan import RolloutPlan
 from petalops.rollout.routing import TrafficPolicy
 

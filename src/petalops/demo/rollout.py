@@ -20,7 +20,8 @@ from petalops.demo.traffic import Traffic, TrafficReport
 from petalops.pipeline.run import train
 from petalops.registry.store import alias_version
 from petalops.rollout.analysis import Thresholds
-from petalops.rollout.controller import Controller, rollout_history, start_rollout
+from petalops.rollout.api import rollout_history, start_rollout
+from petalops.rollout.controller import Controller
 from petalops.rollout.plan import RolloutPlan
 
 # The demo's server re-reads the registry every second, so each step shows up at once.
