@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import pytest
 
+from petalops.config import MonitorSettings, RolloutSettings
 from petalops.errors import ConfigError
 from petalops.rollout import strategies as package
 from petalops.rollout.plan import RolloutPlan
@@ -109,6 +110,22 @@ def test_register_refuses_a_taken_name_and_no_name() -> None:
     assert isinstance(registry.get("canary"), Canary)
     with pytest.raises(ValueError, match="Nameless has no name"):
         registry.register(Nameless)
+
+
+def test_the_settings_accept_exactly_the_registered_names() -> None:
+    for name in registry.names():
+        assert RolloutSettings(strategy=name).strategy == name
+        assert MonitorSettings(rollout_strategy=name).rollout_strategy == name
+    assert MonitorSettings(rollout_strategy="none").rollout_strategy == "none"
+    with pytest.raises(ValueError, match="a rollout strategy: canary, bluegreen, shadow"):
+        RolloutSettings(strategy="none")
+    with pytest.raises(ValueError, match="shadow-canary or none"):
+        MonitorSettings(rollout_strategy="linear")
+    registry.register(Linear)
+    try:
+        assert RolloutSettings(strategy="linear").strategy == "linear"
+    finally:
+        registry.unregister("linear")
 
 
 def test_the_docs_table_has_one_row_per_strategy() -> None:
