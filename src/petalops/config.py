@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -16,6 +17,7 @@ from pydantic_settings import (
 )
 
 from petalops.errors import ConfigError
+from petalops.rollout.strategies import registry as rollout_strategies
 
 IRIS_SOURCE = "sklearn:iris"
 DEFAULT_CONFIG_FILE = "petalops.yaml"
@@ -126,20 +128,24 @@ class MonitorSettings(_Section):
     min_accuracy: float = Field(0.85, ge=0, le=1, examples=[0.85])
     retrain: bool = False
     retrain_cooldown_seconds: float = Field(3600.0, ge=0, examples=[3600])
-    rollout_strategy: Literal["shadow-canary", "canary", "bluegreen", "shadow", "none"] = (
-        "shadow-canary"
-    )
+    # A registered rollout strategy, or "none": the retrained challenger waits for a person.
+    rollout_strategy: str = Field("shadow-canary", examples=["shadow-canary"])
     webhook_url: str = Field("", examples=["http://127.0.0.1:9000/alerts"])
     watch_seconds: float = Field(30.0, gt=0, examples=[30])
     alert_window_seconds: float = Field(300.0, gt=0, examples=[300])
     alert_error_rate: float = Field(0.05, gt=0, le=1, examples=[0.05])
     alert_p99_ms: float = Field(250.0, gt=0, examples=[250])
 
+    @field_validator("rollout_strategy")
+    @classmethod
+    def _known_or_none(cls, value: str) -> str:
+        return value if value == "none" else _registered_strategy(value, "or none")
+
 
 class RolloutSettings(_Section):
     """Defaults of `petalops rollout start` and the controller (see docs/rollouts.md)."""
 
-    strategy: Literal["canary", "bluegreen", "shadow", "shadow-canary"] = "canary"
+    strategy: str = Field("canary", examples=["canary"])
     steps: list[float] = Field(
         default_factory=lambda: [5.0, 25.0, 50.0, 100.0], examples=[[5, 50, 100]]
     )
@@ -158,6 +164,23 @@ class RolloutSettings(_Section):
     tick_seconds: float = Field(1.0, gt=0, examples=[1])
     lease_seconds: float = Field(15.0, gt=0, examples=[15])
     embedded: bool = False
+
+    @field_validator("strategy")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _registered_strategy(value)
+
+
+def _registered_strategy(value: str, extra: str = "") -> str:
+    """``value`` if it names a registered rollout strategy (`rollout.strategies.registry`)."""
+    known = rollout_strategies.names()
+    if value not in known:
+        raise PydanticCustomError(
+            "rollout_strategy",
+            "Input should be a rollout strategy: {names}",
+            {"names": ", ".join(known) + (f" {extra}" if extra else "")},
+        )
+    return value
 
 
 class TuneSettings(_Section):

@@ -7,15 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from petalops.cli.demo import shifted_traffic
 from petalops.config import Settings
+from petalops.demo.drift import shifted_traffic
 from petalops.monitoring.feedback import record_feedback_batch
 from petalops.monitoring.logger import PredictionLogger
 from petalops.monitoring.loop import Watcher
 from petalops.monitoring.store import MonitorStore
 from petalops.registry import load_runtime
 from petalops.registry.store import alias_version
-from petalops.rollout.controller import request
+from petalops.rollout.api import request
 
 pytestmark = pytest.mark.slow
 

@@ -21,14 +21,15 @@ import numpy as np
 import pytest
 
 from petalops.config import ServeSettings, Settings
+from petalops.demo.server import ServerProcess
+from petalops.demo.traffic import Traffic, TrafficReport
 from petalops.monitoring.store import MonitorStore
 from petalops.rollout.analysis import Thresholds
+from petalops.rollout.api import request, rollout_history, start_rollout
 from petalops.rollout.control_plane import ControlPlane
-from petalops.rollout.controller import Controller, request, rollout_history, start_rollout
-from petalops.rollout.demo import ServerProcess
+from petalops.rollout.controller import Controller
 from petalops.rollout.plan import RolloutPlan
 from petalops.rollout.routing import TrafficPolicy
-from petalops.rollout.traffic import Traffic, TrafficReport
 
 # -- harness ------------------------------------------------------------------------------
 

@@ -1,8 +1,15 @@
-"""`petalops rollout start | status | promote | abort | history | run`."""
+"""`petalops rollout start | status | promote | abort | history | run`.
+
+The rollout library (MLflow, SQLAlchemy), Rich and prometheus-client are imported inside the
+commands so that `petalops --help` stays fast; the plan and the strategy registry are small.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
+import signal
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -11,6 +18,9 @@ import typer
 
 from petalops.cli.common import ConfigOption, JsonOption, SetOption, print_json, settings_from
 from petalops.errors import ConfigError
+from petalops.rollout.plan import ACTIVE_PHASES, RolloutPlan
+from petalops.rollout.strategies.registry import names as strategy_names
+from petalops.rollout.strategies.registry import of as strategy_of
 
 app = typer.Typer(
     help="Progressive delivery: canary, blue-green and shadow, judged and rolled back by itself.",
@@ -50,7 +60,7 @@ def start(
     version: Annotated[str, typer.Argument(help="Registered version to roll out, e.g. 3.")],
     strategy: Annotated[
         str | None,
-        typer.Option(help="canary | bluegreen | shadow | shadow-canary (default: settings)."),
+        typer.Option(help=f"{' | '.join(strategy_names())} (default: settings)."),
     ] = None,
     steps: Annotated[
         str | None, typer.Option(help="Canary weights in percent, e.g. 5,25,50,100.")
@@ -87,7 +97,7 @@ def start(
     as_json: JsonOption = False,
 ) -> None:
     """Start rolling out VERSION; `petalops rollout run` (or `serve`) carries it out."""
-    from petalops.rollout.controller import start_rollout, thresholds_from
+    from petalops.rollout.api import start_rollout, thresholds_from
 
     settings = settings_from(config, overrides)
     thresholds = thresholds_from(
@@ -140,11 +150,13 @@ def _status_table(status: dict[str, Any]) -> None:
     if plan is None:
         console.print("no rollout yet")
         return
-    steps = ",".join(f"{s:g}" for s in plan["steps"]) if plan["strategy"] == "canary" else "-"
+    shown = RolloutPlan.from_dict(plan)
+    strategy = strategy_of(shown)
+    steps = ",".join(f"{s:g}" for s in shown.steps) if strategy.steps_are_weights else "-"
     console.print(
         f"rollout {plan['rollout_id']}: {plan['strategy']} of version {plan['version']} "
         f"against {plan['baseline']} — phase [bold]{plan['phase']}[/bold], "
-        f"step {plan['step'] + 1}/{len(plan['steps']) if plan['strategy'] == 'canary' else 1} "
+        f"step {plan['step'] + 1}/{strategy.n_steps(shown)} "
         f"(steps {steps})"
         + (f", next decision in {status['next_step_in_s']}s" if status["next_step_in_s"] else "")
     )
@@ -182,7 +194,7 @@ def status(
     ] = 0.0,
 ) -> None:
     """Strategy, step, weights, per-variant numbers, the verdict so far, time to next step."""
-    from petalops.rollout.controller import rollout_status
+    from petalops.rollout.api import rollout_status
 
     settings = settings_from(config, overrides)
     while True:
@@ -192,18 +204,7 @@ def status(
         else:
             _status_table(data)
         plan = data["plan"]
-        if (
-            watch <= 0
-            or plan is None
-            or plan["phase"]
-            not in (
-                "warming",
-                "running",
-                "flipped",
-                "promoting",
-                "rolling_back",
-            )
-        ):
+        if watch <= 0 or plan is None or plan["phase"] not in ACTIVE_PHASES:
             return
         time.sleep(watch)
 
@@ -216,7 +217,7 @@ def promote(
     as_json: JsonOption = False,
 ) -> None:
     """Promote the challenger now: champion := challenger, previous := old champion."""
-    from petalops.rollout.controller import request
+    from petalops.rollout.api import request
 
     out = request(settings_from(config, overrides), "promote", reason)
     if as_json:
@@ -234,7 +235,7 @@ def abort(
     as_json: JsonOption = False,
 ) -> None:
     """Roll back now: all traffic to the champion, the challenger alias removed."""
-    from petalops.rollout.controller import request
+    from petalops.rollout.api import request
 
     out = request(settings_from(config, overrides), "abort", reason)
     if as_json:
@@ -256,7 +257,7 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Every rollout decision with its numbers, oldest first."""
-    from petalops.rollout.controller import rollout_history
+    from petalops.rollout.api import rollout_history
 
     rows = rollout_history(settings_from(config, overrides), rollout, limit)
     if as_json:
@@ -295,12 +296,7 @@ def run(
     overrides: SetOption = None,
 ) -> None:
     """The controller loop: judge each step, promote or roll back, record every decision."""
-    import logging
-    import signal
-    import threading
-
     from petalops.rollout.controller import Controller
-    from petalops.rollout.plan import RolloutPlan
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = settings_from(config, overrides)

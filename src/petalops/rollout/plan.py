@@ -3,7 +3,8 @@
 
 ``traffic_for(plan)`` derives the serving policy (tag ``petalops.traffic``) from the plan;
 the controller rewrites that tag whenever it differs, which also repairs a crash between
-the two writes.
+the two writes. What the numbers of a plan mean (its weight, steps, step length) depends on
+its strategy, which the plan looks up in `petalops.rollout.strategies.registry`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any, Literal
 
 from petalops.rollout.analysis import Thresholds
 from petalops.rollout.routing import TrafficPolicy, utc_now_iso
+from petalops.rollout.strategies.registry import of as strategy_of
 
-PlanStrategy = Literal["canary", "bluegreen", "shadow"]
 Phase = Literal[
     "warming",  # the challenger is being loaded everywhere; it answers nothing yet
     "running",  # canary steps, or shadow copies
@@ -29,10 +30,10 @@ Phase = Literal[
     "passed",  # shadow finished clean: the challenger stays registered, out of traffic
 ]
 ACTIVE_PHASES = frozenset({"warming", "running", "flipped", "promoting", "rolling_back"})
-STRATEGY_CHOICES = ("canary", "bluegreen", "shadow", "shadow-canary")
 
 
 def new_rollout_id(now: float) -> str:
+    """``r-YYYYmmdd-HHMMSS`` (UTC) of ``now``."""
     return "r-" + datetime.fromtimestamp(now, UTC).strftime("%Y%m%d-%H%M%S")
 
 
@@ -41,7 +42,7 @@ class RolloutPlan:
     """One rollout of ``version`` against the champion ``baseline``."""
 
     rollout_id: str
-    strategy: PlanStrategy
+    strategy: str  # a registered strategy's ``stored_as``
     version: str
     baseline: str
     steps: tuple[float, ...] = (5.0, 25.0, 50.0, 100.0)
@@ -56,7 +57,7 @@ class RolloutPlan:
     duration_s: float = 600.0
     keep_warm_s: float = 600.0
     warm_s: float = 0.0
-    then: str = ""  # "canary": a shadow that passes continues as a canary
+    then: str = ""  # the strategy a plan that passes continues as ("canary" after a shadow)
     ended: float = 0.0
     reason: str = ""
 
@@ -67,29 +68,21 @@ class RolloutPlan:
     @property
     def weight(self) -> float:
         """The challenger's share of live traffic in this phase, in percent."""
-        if self.phase in ("flipped", "promoting"):
-            return 100.0
-        if self.phase == "running" and self.strategy == "canary":
-            return self.steps[min(self.step, len(self.steps) - 1)]
-        return 0.0
+        return strategy_of(self).weight(self)
 
     @property
     def n_steps(self) -> int:
-        return len(self.steps) if self.strategy == "canary" else 1
+        return strategy_of(self).n_steps(self)
 
     @property
     def step_length(self) -> float:
         """How long a judged step lasts before its verdict counts."""
-        if self.strategy == "shadow":
-            return self.duration_s
-        if self.strategy == "bluegreen":
-            return max(self.keep_warm_s, self.interval_s)
-        return self.interval_s
+        return strategy_of(self).step_length(self)
 
     @property
     def challenger_variant(self) -> str:
         """The ``variant`` the challenger's rows carry in the prediction log."""
-        return "shadow" if self.strategy == "shadow" else "challenger"
+        return strategy_of(self).challenger_variant
 
     def evolve(self, **changes: Any) -> RolloutPlan:
         return replace(self, **changes)
@@ -108,29 +101,28 @@ class RolloutPlan:
         if not text:
             return None
         try:
-            data = json.loads(text)
-            known = {f.name for f in fields(cls)}
-            values = {k: v for k, v in data.items() if k in known}
-            values["steps"] = tuple(float(s) for s in values.get("steps", ()))
-            limits = {f.name for f in fields(Thresholds)}
-            values["thresholds"] = Thresholds(
-                **{k: v for k, v in (data.get("thresholds") or {}).items() if k in limits}
-            )
-            return cls(**values)
+            return cls.from_dict(json.loads(text))
         except (ValueError, TypeError, AttributeError):
             return None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RolloutPlan:
+        """The plan ``to_dict`` wrote; unknown keys are ignored (a newer writer's fields)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["steps"] = tuple(float(s) for s in values.get("steps", ()))
+        limits = {f.name for f in fields(Thresholds)}
+        values["thresholds"] = Thresholds(
+            **{k: v for k, v in (data.get("thresholds") or {}).items() if k in limits}
+        )
+        return cls(**values)
 
 
 def traffic_for(plan: RolloutPlan | None) -> TrafficPolicy:
     """The serving policy a plan asks for (``updated`` left empty)."""
     if plan is None or not plan.active or plan.phase == "rolling_back":
         return TrafficPolicy.none()
-    if plan.strategy == "shadow" and plan.phase == "running":
-        return TrafficPolicy("shadow", 0.0, 0, plan.rollout_id)
-    strategy: Literal["canary", "bluegreen"] = (
-        "canary" if plan.strategy == "canary" else "bluegreen"
-    )
-    return TrafficPolicy(strategy, plan.weight, plan.step, plan.rollout_id)
+    return strategy_of(plan).traffic(plan)
 
 
 def same_traffic(a: TrafficPolicy, b: TrafficPolicy) -> bool:
@@ -139,4 +131,5 @@ def same_traffic(a: TrafficPolicy, b: TrafficPolicy) -> bool:
 
 
 def stamp(policy: TrafficPolicy) -> TrafficPolicy:
+    """``policy`` with ``updated`` set to now."""
     return replace(policy, updated=utc_now_iso())

@@ -1,3 +1,5 @@
+"""The rollout plan: its tag round trip, and the traffic each phase asks for."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,7 +8,6 @@ from petalops.errors import ConfigError
 from petalops.rollout.analysis import Thresholds
 from petalops.rollout.plan import RolloutPlan, same_traffic, stamp, traffic_for
 from petalops.rollout.routing import TrafficPolicy
-from petalops.rollout.traffic import Traffic, TrafficReport
 
 
 def plan(**changes: object) -> RolloutPlan:
@@ -55,31 +56,24 @@ def test_same_traffic_ignores_the_stamp() -> None:
     assert not same_traffic(policy, TrafficPolicy("canary", 25.0, 1, "r-1"))
 
 
-@pytest.mark.parametrize("url", ["http://example.com", "http://10.0.0.1:8000", "http://[::2]"])
-def test_traffic_refuses_anything_but_loopback(url: str) -> None:
-    with pytest.raises(ConfigError, match="127.0.0.1"):
-        Traffic(url)
+def test_from_dict_reads_what_to_dict_wrote() -> None:
+    p = plan(phase="flipped", step=1, inconclusive=2, reason="x")
+    assert RolloutPlan.from_dict(p.to_dict()) == p
 
 
-def test_traffic_rate_is_bounded() -> None:
-    with pytest.raises(ConfigError):
-        Traffic("http://127.0.0.1:1", rate=10_000)
+def test_the_numbers_of_a_plan_come_from_its_strategy() -> None:
+    canary = plan(phase="running", step=2, steps=(5.0, 25.0, 50.0, 100.0), interval_s=30.0)
+    assert (canary.weight, canary.n_steps, canary.step_length) == (50.0, 4, 30.0)
+    assert canary.challenger_variant == "challenger"
+    shadow = plan(strategy="shadow", duration_s=120.0)
+    assert (shadow.weight, shadow.n_steps, shadow.step_length) == (0.0, 1, 120.0)
+    assert shadow.challenger_variant == "shadow"
 
 
-def test_unreachable_server_counts_failures_and_stops_by_itself() -> None:
-    report = Traffic("http://127.0.0.1:9", rate=20, threads=1, timeout=0.5).run(3.0)
-    assert report.sent >= 1
-    assert report.failed == report.sent
-    assert report.ok == 0
-
-
-def test_report_timing_helpers() -> None:
-    report = TrafficReport()
-    report.timeline = [
-        (1.0, "1", "champion", "a"),
-        (2.0, "2", "challenger", "b"),
-        (3.0, "1", "champion", "a"),
-    ]
-    assert report.first_answer_after(1.5, "2") == 2.0
-    assert report.last_answer_from("1") == 3.0
-    assert report.last_answer_from("9") is None
+def test_a_plan_of_a_strategy_this_install_lacks_is_readable_but_not_runnable() -> None:
+    unknown = RolloutPlan.parse(plan(strategy="ramp").serialize())
+    assert unknown is not None
+    assert unknown.strategy == "ramp"
+    with pytest.raises(ConfigError, match="'ramp', which this install does not have"):
+        _ = unknown.weight
+    assert traffic_for(unknown.evolve(phase="aborted")) == TrafficPolicy.none()

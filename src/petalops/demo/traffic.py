@@ -12,9 +12,12 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import numpy as np
+from sklearn.datasets import load_iris
 
 from petalops.errors import ConfigError
 
@@ -91,16 +94,12 @@ class Traffic:
         self._workers: list[threading.Thread] = []
 
     def _rows(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-        from sklearn.datasets import load_iris
-
         x, y = load_iris(return_X_y=True)
         pick = rng.integers(0, len(y), n)
         rows = x[pick] + rng.normal(0.0, 0.05, (n, x.shape[1])) * x.std(axis=0)
         return np.round(np.clip(rows, 0.1, None), 2), y[pick]
 
     def _worker(self, index: int, deadline: float, rows: np.ndarray, labels: np.ndarray) -> None:
-        import httpx
-
         rng = np.random.default_rng(self.seed + index)
         interval = self.threads / self.rate
         feedback = self.feedback
@@ -110,47 +109,56 @@ class Traffic:
             while not self._stop.is_set() and time.monotonic() < deadline:
                 row = rows[i % len(rows)]
                 caller = f"caller-{int(rng.integers(0, self.callers))}"
-                body = dict(zip(FEATURES, (float(v) for v in row), strict=True))
-                start = time.monotonic()
-                sent_at = time.time()
                 try:
-                    reply = client.post(
-                        "/v1/predict", json=body, headers={"x-petalops-key": caller}
-                    )
-                    elapsed = (time.monotonic() - start) * 1000
-                    if reply.status_code != 200:
-                        self._fail(f"HTTP {reply.status_code}: {reply.text[:200]}")
-                    else:
-                        data = reply.json()
-                        version, variant = str(data["model_version"]), str(data["variant"])
-                        with self._lock:
-                            r = self.report
-                            r.ok += 1
-                            r.served[(version, variant)] += 1
-                            r.latencies_ms.append(elapsed)
-                            r.timeline.append((sent_at, version, variant, caller))
-                        if feedback:
-                            label = CLASSES[int(labels[i % len(labels)])]
-                            sent = client.post(
-                                "/v1/feedback",
-                                json={"request_id": data["request_id"], "label": label},
-                            )
-                            if sent.status_code == 404 and "request" not in sent.text:
-                                feedback = False  # this server has no feedback route
-                            elif sent.status_code < 300:
-                                with self._lock:
-                                    self.report.labelled += 1
+                    data = self._predict(client, row, caller)
+                    if data is not None and feedback:
+                        feedback = self._label(client, data, int(labels[i % len(labels)]))
                 except httpx.HTTPError as exc:
                     self._fail(f"{type(exc).__name__}: {exc}")
                 with self._lock:
                     self.report.sent += 1
                 i += 1
-                next_at += interval
-                pause = next_at - time.monotonic()
-                if pause > 0:
-                    self._stop.wait(pause)
-                else:
-                    next_at = time.monotonic()  # behind: do not burst to catch up
+                next_at = self._pace(next_at + interval)
+
+    def _predict(self, client: httpx.Client, row: np.ndarray, caller: str) -> dict[str, Any] | None:
+        """Send one row as ``caller`` and tally the answer; None when it was not a 200."""
+        body = dict(zip(FEATURES, (float(v) for v in row), strict=True))
+        start = time.monotonic()
+        sent_at = time.time()
+        reply = client.post("/v1/predict", json=body, headers={"x-petalops-key": caller})
+        elapsed = (time.monotonic() - start) * 1000
+        if reply.status_code != 200:
+            self._fail(f"HTTP {reply.status_code}: {reply.text[:200]}")
+            return None
+        data: dict[str, Any] = reply.json()
+        version, variant = str(data["model_version"]), str(data["variant"])
+        with self._lock:
+            r = self.report
+            r.ok += 1
+            r.served[(version, variant)] += 1
+            r.latencies_ms.append(elapsed)
+            r.timeline.append((sent_at, version, variant, caller))
+        return data
+
+    def _label(self, client: httpx.Client, data: dict[str, Any], label: int) -> bool:
+        """Send the true label of an answer; False when this server has no feedback route."""
+        sent = client.post(
+            "/v1/feedback", json={"request_id": data["request_id"], "label": CLASSES[label]}
+        )
+        if sent.status_code == 404 and "request" not in sent.text:
+            return False
+        if sent.status_code < 300:
+            with self._lock:
+                self.report.labelled += 1
+        return True
+
+    def _pace(self, next_at: float) -> float:
+        """Wait until ``next_at``; when behind, carry on from now (no burst to catch up)."""
+        pause = next_at - time.monotonic()
+        if pause > 0:
+            self._stop.wait(pause)
+            return next_at
+        return time.monotonic()
 
     def _fail(self, message: str) -> None:
         with self._lock:
