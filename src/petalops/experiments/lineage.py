@@ -10,13 +10,13 @@ from typing import Any
 
 from petalops.config import Settings
 from petalops.errors import PetalopsError
-from petalops.experiments.snapshot import SNAPSHOT_TAG
+from petalops.pipeline.snapshot import SNAPSHOT_TAG
+from petalops.registry.store import read_run_json
+from petalops.rollout.store import RolloutStore
 
 
 def gate_checks(settings: Settings, run_id: str) -> dict[str, str]:
     """``{check: "pass — detail"}`` from the run's gate.json (empty if it has none)."""
-    from petalops.registry.store import read_run_json
-
     try:
         gate = read_run_json(settings, run_id, "gate.json")
     except (PetalopsError, OSError, ValueError):
@@ -37,8 +37,6 @@ def rollouts(settings: Settings, name: str, version: str) -> dict[str, str]:
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return {}  # never create a monitoring database just to read it
     try:
-        from petalops.rollout.store import RolloutStore
-
         store = RolloutStore(url)
         try:
             events = store.history(name, limit=10_000)
