@@ -89,9 +89,9 @@ def drift(
     from rich.console import Console
     from rich.table import Table
 
+    from petalops.loop.watcher import Watcher
     from petalops.monitoring.feedback import record_feedback_batch
     from petalops.monitoring.logger import PredictionLogger
-    from petalops.monitoring.loop import Watcher
     from petalops.monitoring.status import current_drift
     from petalops.monitoring.store import MonitorStore
     from petalops.pipeline.run import train
@@ -197,7 +197,7 @@ def drift(
 
     console.print("4. monitor watch --retrain (one check):")
     # The alerts are printed below; keep the watcher's own log lines out of the demo output.
-    logging.getLogger("petalops.monitoring.loop").setLevel(logging.ERROR)
+    logging.getLogger("petalops.loop").setLevel(logging.ERROR)
     watcher = Watcher(
         settings,
         store,
