@@ -20,9 +20,10 @@ from petalops.config import Settings
 from petalops.data.load import iris_frame, load_dataset
 from petalops.errors import GateFailedError, NotFoundError
 from petalops.experiments.reproduce import reproduce
-from petalops.experiments.snapshot import SNAPSHOT_TAG, cache_path, materialize
+from petalops.experiments.restore import materialize
 from petalops.experiments.tune import cv_scores, training_split, tune
 from petalops.pipeline.run import train
+from petalops.pipeline.snapshot import SNAPSHOT_TAG, cache_path
 from petalops.registry import load_runtime
 from petalops.registry.store import client, find_runs, get_run, list_versions, set_alias
 

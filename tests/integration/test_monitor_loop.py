@@ -9,9 +9,9 @@ import pytest
 
 from petalops.config import Settings
 from petalops.demo.drift import shifted_traffic
+from petalops.loop.watcher import Watcher
 from petalops.monitoring.feedback import record_feedback_batch
 from petalops.monitoring.logger import PredictionLogger
-from petalops.monitoring.loop import Watcher
 from petalops.monitoring.store import MonitorStore
 from petalops.registry import load_runtime
 from petalops.registry.store import alias_version

@@ -204,7 +204,7 @@ def watch(
     overrides: SetOption = None,
 ) -> None:
     """Evaluate the alert conditions from the store; with --retrain, retrain and roll out."""
-    from petalops.monitoring.loop import TickResult, Watcher
+    from petalops.loop.watcher import TickResult, Watcher
     from petalops.monitoring.store import MonitorStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

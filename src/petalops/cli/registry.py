@@ -60,6 +60,7 @@ def version_details(settings: Any, version: str) -> dict[str, Any]:
     """Everything the registry and the run know about a version (its lineage)."""
     from petalops.experiments.lineage import lineage
     from petalops.registry.store import get_run, get_version
+    from petalops.rollout.api import version_rollouts
 
     info = get_version(settings, version)
     run = get_run(settings, info.run_id)
@@ -87,7 +88,8 @@ def version_details(settings: Any, version: str) -> dict[str, Any]:
             for k, v in sorted(info.tags.items())
             if k not in ("petalops.sha256", "petalops.alias_history")
         },
-        **lineage(settings, info.name, info.version, info.run_id, info.tags, run.tags),
+        **lineage(settings, info.run_id, info.tags, run.tags),
+        "rollouts": version_rollouts(settings, info.name, info.version),
     }
 
 

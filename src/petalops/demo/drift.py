@@ -23,7 +23,7 @@ from petalops.config import Settings
 from petalops.errors import ConfigError
 from petalops.monitoring.feedback import record_feedback_batch
 from petalops.monitoring.logger import PredictionLogger
-from petalops.monitoring.loop import Watcher
+from petalops.loop.watcher import Watcher
 from petalops.monitoring.status import current_drift
 from petalops.monitoring.store import MonitorStore
 from petalops.pipeline.run import train
@@ -213,7 +213,7 @@ def _watch_once(settings: Settings, store: MonitorStore, console: Console) -> st
     """One `monitor watch --retrain` check and the loop's events; the retrained version."""
     console.print("4. monitor watch --retrain (one check):")
     # The alerts are printed below; keep the watcher's own log lines out of the demo output.
-    logging.getLogger("petalops.monitoring.loop").setLevel(logging.ERROR)
+    logging.getLogger("petalops.loop").setLevel(logging.ERROR)
     watcher = Watcher(
         settings,
         store,

@@ -8,6 +8,8 @@ from typing import Any
 
 from petalops.config import Settings
 from petalops.errors import InputError, NotFoundError
+from petalops.registry import resolve
+from petalops.registry.store import get_run
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 ALIASES = ("champion", "challenger", "previous")
@@ -51,9 +53,6 @@ class Comparison:
 def resolve_run(settings: Settings, token: str) -> tuple[str, str]:
     """A run id, a version (``3``, ``iris/3``, ``v3``) or an alias (``champion``, ``@challenger``,
     ``iris@champion``) → (label, run id)."""
-    from petalops.registry import resolve
-    from petalops.registry.store import get_run
-
     text = token.strip()
     if _RUN_ID.match(text):
         get_run(settings, text)  # a clear error for an unknown id
@@ -78,8 +77,6 @@ def resolve_run(settings: Settings, token: str) -> tuple[str, str]:
 
 def compare_runs(settings: Settings, tokens: list[str]) -> Comparison:
     """Params (with data/code lineage) and metrics of each run, aligned by key."""
-    from petalops.registry.store import get_run
-
     if len(tokens) < 2:
         raise InputError("give at least two runs or versions, e.g. `petalops runs compare 1 2`")
     resolved = [resolve_run(settings, t) for t in tokens]

@@ -20,8 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import onnx
+from onnx import helper
+
 from petalops.config import Settings
 from petalops.errors import InputError
+from petalops.registry import fetch_bundle, resolve
+from petalops.runtime.bundle import sha256_file, verify_bundle
 
 FORMATS = ("onnx",)
 DTYPES = {"float32": 1, "float64": 11}  # onnx.TensorProto.FLOAT / DOUBLE
@@ -70,8 +75,6 @@ def _rename(graph: Any, old: str, new: str) -> None:
 
 def with_dtype(model: Any, dtype: str) -> Any:
     """Cast the float input and the probabilities output to ``dtype`` (in place)."""
-    from onnx import helper
-
     graph = model.graph
     want = DTYPES[dtype]
     names = [i.name for i in graph.input]
@@ -111,11 +114,6 @@ def export_onnx(
     settings: Settings, ref: str, output: Path, *, fmt: str = "onnx", dtype: str = "float32"
 ) -> ExportInfo:
     """Write the version's model as a standalone ONNX file with its signature in metadata."""
-    import onnx
-
-    from petalops.registry import fetch_bundle, resolve
-    from petalops.runtime.bundle import sha256_file, verify_bundle
-
     if fmt not in FORMATS:
         raise InputError(f"format {fmt!r} is not supported; use --format onnx")
     if dtype not in DTYPES:

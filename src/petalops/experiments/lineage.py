@@ -1,22 +1,21 @@
-"""A version's lineage beyond params and metrics: data snapshot, gate checks, promotions and
-the rollouts it went through (from the rollout history in the monitoring store)."""
+"""A version's lineage beyond params and metrics: data snapshot, gate checks and promotions.
+
+The rollouts a version went through come from the rollout block
+(`petalops.rollout.api.version_rollouts`); `petalops registry show` puts the two together."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from petalops.config import Settings
 from petalops.errors import PetalopsError
-from petalops.experiments.snapshot import SNAPSHOT_TAG
+from petalops.pipeline.snapshot import SNAPSHOT_TAG
+from petalops.registry.store import read_run_json
 
 
 def gate_checks(settings: Settings, run_id: str) -> dict[str, str]:
     """``{check: "pass — detail"}`` from the run's gate.json (empty if it has none)."""
-    from petalops.registry.store import read_run_json
-
     try:
         gate = read_run_json(settings, run_id, "gate.json")
     except (PetalopsError, OSError, ValueError):
@@ -27,45 +26,8 @@ def gate_checks(settings: Settings, run_id: str) -> dict[str, str]:
     }
 
 
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def rollouts(settings: Settings, name: str, version: str) -> dict[str, str]:
-    """``{rollout_id: summary}`` of every rollout where ``version`` was champion or challenger."""
-    url = settings.monitor_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        return {}  # never create a monitoring database just to read it
-    try:
-        from petalops.rollout.store import RolloutStore
-
-        store = RolloutStore(url)
-        try:
-            events = store.history(name, limit=10_000)
-        finally:
-            store.close()
-    except Exception as exc:  # the monitoring store is optional for lineage
-        return {"(unavailable)": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
-    by_id: dict[str, list[dict[str, Any]]] = {}
-    for event in events:
-        if version in (str(event.get("challenger_version")), str(event.get("champion_version"))):
-            by_id.setdefault(str(event["rollout_id"]), []).append(event)
-    out = {}
-    for rollout_id, rows in by_id.items():
-        first, last = rows[0], rows[-1]
-        role = "challenger" if str(first.get("challenger_version")) == version else "champion"
-        verdict = f", verdict {last['verdict']}" if last.get("verdict") else ""
-        out[rollout_id] = (
-            f"{first['strategy']} as {role}, {_when(first['ts'])} → {_when(last['ts'])}, "
-            f"last: {last['phase']}/{last['action']}{verdict}"
-        )
-    return out
-
-
 def lineage(
     settings: Settings,
-    name: str,
-    version: str,
     run_id: str,
     version_tags: dict[str, str],
     run_tags: dict[str, str],
@@ -84,5 +46,4 @@ def lineage(
             f"{i + 1}. {e.get('at', '?')}": f"@{e.get('alias', '?')} by {e.get('by', '?')}"
             for i, e in enumerate(history)
         },
-        "rollouts": rollouts(settings, name, version),
     }

@@ -16,10 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from petalops.config import Settings
-from petalops.errors import ConfigError, GateFailedError, NotFoundError, PetalopsError
-from petalops.experiments.snapshot import SNAPSHOT_TAG, materialize
-from petalops.pipeline.run import StepCallback
+import numpy as np
+
+from petalops.config import IRIS_SOURCE, Settings
+from petalops.data.load import load_dataset
+from petalops.errors import ConfigError, DataError, GateFailedError, NotFoundError, PetalopsError
+from petalops.experiments.restore import materialize
+from petalops.pipeline.run import StepCallback, train
+from petalops.pipeline.snapshot import SNAPSHOT_TAG, builtin_uri
+from petalops.pipeline.track import library_versions
+from petalops.registry import store
 
 RECORDED_SECTIONS = ("project", "seed", "data", "model", "split", "gate")
 
@@ -99,8 +105,6 @@ def recorded_settings(current: Settings, config: dict[str, Any]) -> Settings:
 
 def library_differences(tags: dict[str, str]) -> dict[str, tuple[str, str]]:
     """Libraries whose version now differs from the ``petalops.lib.*`` tags of a run."""
-    from petalops.pipeline.run import library_versions
-
     now = library_versions()
     diffs = {}
     for key, recorded in sorted(tags.items()):
@@ -113,8 +117,6 @@ def library_differences(tags: dict[str, str]) -> dict[str, tuple[str, str]]:
 
 
 def _max_abs_diff(a: Any, b: Any) -> float | None:
-    import numpy as np
-
     try:
         x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     except (TypeError, ValueError):
@@ -149,8 +151,6 @@ def compare_metrics(
 
 
 def _manifest_sha(settings: Settings, run_id: str) -> str | None:
-    from petalops.registry import store
-
     with tempfile.TemporaryDirectory(prefix="petalops-repro-") as tmp:
         try:
             path = store.download_run_artifacts(
@@ -164,11 +164,6 @@ def _manifest_sha(settings: Settings, run_id: str) -> str | None:
 def _legacy_source(source: str, sha256: str, recorded: Settings) -> str:
     """For versions trained before snapshots: the bundled Iris set, or the original file if it
     still holds exactly the recorded data (checked by hash); else no source ("")."""
-    from petalops.config import IRIS_SOURCE
-    from petalops.data.load import load_dataset
-    from petalops.errors import DataError
-    from petalops.experiments.snapshot import builtin_uri
-
     if source.startswith(IRIS_SOURCE):
         return builtin_uri()
     path = Path(source)
@@ -190,9 +185,6 @@ def reproduce(
     on_step: StepCallback | None = None,
 ) -> Reproduction:
     """Retrain ``version`` from its registry entry and compare metrics and fitted parameters."""
-    from petalops.pipeline.run import train
-    from petalops.registry import store
-
     info = store.get_version(settings, version)
     run = store.get_run(settings, info.run_id)
     try:

@@ -17,9 +17,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats
+from sklearn.model_selection import (
+    ParameterGrid,
+    ParameterSampler,
+    StratifiedKFold,
+    cross_val_score,
+)
+from threadpoolctl import threadpool_limits
 
 from petalops.config import Settings
+from petalops.data.load import load_dataset
 from petalops.errors import ConfigError, InputError
+from petalops.pipeline.build import build_pipeline
+from petalops.pipeline.run import TrainResult, train
+from petalops.pipeline.split import split_indices
+from petalops.registry import store
 
 METRICS = ("accuracy", "f1_macro", "neg_log_loss")
 _DIST = re.compile(r"^\s*(loguniform|uniform|randint)\s*\(\s*([^,]+?)\s*,\s*([^)]+?)\s*\)\s*$")
@@ -56,7 +71,7 @@ class TuneResult:
     trials: list[Trial]  # sorted best first
     parent_run_id: str
     baseline: Trial
-    train: Any = None  # TrainResult when registered
+    train: TrainResult | None = None  # when registered
     space: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -85,8 +100,6 @@ class TuneResult:
 
 
 def _scalar(text: str) -> Any:
-    import yaml
-
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -111,8 +124,6 @@ def parse_param_specs(specs: list[str]) -> dict[str, list[Any] | str]:
 
 
 def _distribution(key: str, text: str) -> Any:
-    from scipy import stats
-
     match = _DIST.match(text)
     if not match:
         raise ConfigError(
@@ -136,8 +147,6 @@ def candidates(
     space: dict[str, list[Any] | str], strategy: str, trials: int, seed: int
 ) -> list[dict[str, Any]]:
     """The parameter sets to try, in a fixed order for a given seed."""
-    from sklearn.model_selection import ParameterGrid, ParameterSampler
-
     if not space:
         raise InputError("nothing to tune: give --param NAME=V1,V2,… or set tune.params")
     for key, values in space.items():
@@ -167,22 +176,12 @@ def _plain(value: Any) -> Any:
 
 
 def training_split(settings: Settings, y: np.ndarray) -> np.ndarray:
-    """Indices of the training rows: the same split as `petalops train` (same seed, same call)."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    train_idx, _ = train_test_split(
-        idx,
-        test_size=settings.split.test_size,
-        random_state=settings.seed,
-        stratify=y if settings.split.stratify else None,
-    )
-    return np.asarray(train_idx)
+    """Indices of the training rows: the split `petalops train` makes (its own function)."""
+    train_idx, _ = split_indices(settings, y)
+    return train_idx
 
 
 def check_param_names(settings: Settings, names: list[str]) -> None:
-    from petalops.pipeline.build import build_pipeline
-
     estimator = build_pipeline(settings.model, settings.seed).steps[-1][1]
     valid = sorted(estimator.get_params(deep=False))
     unknown = [n for n in names if n not in valid]
@@ -202,17 +201,10 @@ def cv_scores(
     metric: str,
 ) -> np.ndarray:
     """Per-fold scores of the configured model with ``params`` merged into model.params."""
-    import pandas as pd
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-
-    from petalops.pipeline.build import build_pipeline
-
     model = settings.model.model_copy(update={"params": {**settings.model.params, **params}})
     pipeline = build_pipeline(model, settings.seed)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=settings.seed)
     frame = pd.DataFrame(x, columns=features)
-    from threadpoolctl import threadpool_limits
-
     try:
         # Folds are small: one BLAS thread is fastest (measured 10.7 s → 0.6 s for 12 fits on a
         # busy 2-core machine, where OpenBLAS threads spin against each other).
@@ -243,9 +235,6 @@ def tune(
     on_trial: TrialCallback | None = None,
 ) -> TuneResult:
     """Search model.params by cross-validation on the training split; optionally register."""
-    from petalops.data.load import load_dataset
-    from petalops.registry import store
-
     search = space if space is not None else dict(settings.tune.params)
     how = strategy or settings.tune.strategy
     n_trials = trials if trials is not None else settings.tune.trials
@@ -320,8 +309,6 @@ def tune(
         )
     result = TuneResult(score_name, how, folds, ranked, parent_id, done[0], space=dict(search))
     if register:
-        from petalops.pipeline.run import train
-
         best_settings = settings.model_copy(deep=True)
         best_settings.model.params = {**settings.model.params, **best.params}
         result.train = train(

@@ -13,6 +13,7 @@ import urllib.request
 
 from petalops.config import Settings
 from petalops.errors import InputError, RegistryUnavailableError
+from petalops.registry.store import ensure_experiment
 
 
 def ui_command(settings: Settings, host: str, port: int) -> list[str]:
@@ -61,8 +62,6 @@ def start_ui(
     if not port_is_free(host, port):
         raise InputError(f"port {port} on {host} is in use; pick another with --port")
     # An empty store still needs its schema before the server can list anything.
-    from petalops.registry.store import ensure_experiment
-
     ensure_experiment(settings)
     env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     return subprocess.Popen(ui_command(settings, host, port), env=env, start_new_session=True)

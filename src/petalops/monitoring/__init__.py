@@ -18,5 +18,6 @@ Import the module you need; nothing here is imported eagerly so the server start
 * ``petalops.monitoring.metrics``    Prometheus gauges and ``update_gauges``
 * ``petalops.monitoring.alerts``     the alert conditions, evaluated from the store
 * ``petalops.monitoring.status``     the functions behind `monitor drift` and `monitor status`
-* ``petalops.monitoring.loop``       ``monitor watch`` and the retraining loop
+
+The closed loop (alerts → retrain → rollout) is its own block: ``petalops.loop``.
 """

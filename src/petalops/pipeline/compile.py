@@ -1,22 +1,48 @@
-"""Compile a fitted Pipeline into a model bundle: ONNX for any classifier, numpy for linear ones."""
+"""The compile step: a fitted Pipeline into a model bundle (ONNX for any classifier, numpy for
+linear ones), proven to predict like the Pipeline before anything is registered."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import onnxruntime as ort
+import pandas as pd
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from petalops.data.load import Dataset
 from petalops.errors import ConfigError, IntegrityError
 from petalops.runtime.bundle import Manifest, sha256_file, write_manifest
 from petalops.runtime.model import ModelRuntime, open_bundle
 
 ONNX_OPSET = 17
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A compiled bundle on disk and the runtime that serves it (what the gate checks)."""
+
+    bundle: Path
+    digest: str
+    runtime: ModelRuntime
+
+
+def compile_candidate(
+    directory: Path, pipeline: Pipeline, name: str, dataset: Dataset, profile: dict[str, Any]
+) -> Candidate:
+    """Write the bundle of ``pipeline`` into ``directory`` and open it as the candidate."""
+    digest = write_bundle(
+        directory, pipeline, name, dataset.features, dataset.classes, profile, dataset.x
+    )
+    return Candidate(directory, digest, open_bundle(directory, name, "candidate", digest))
 
 
 def linear_params(pipeline: Pipeline) -> dict[str, Any] | None:
@@ -44,9 +70,6 @@ def linear_params(pipeline: Pipeline) -> dict[str, Any] | None:
 
 
 def to_onnx_bytes(pipeline: Pipeline, n_features: int) -> tuple[bytes, str]:
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
-
     last_error: Exception | None = None
     for tensor_type, dtype in ((DoubleTensorType, "float64"), (FloatTensorType, "float32")):
         try:
@@ -65,8 +88,6 @@ def to_onnx_bytes(pipeline: Pipeline, n_features: int) -> tuple[bytes, str]:
             data = model.SerializeToString()
             # Some operators convert in float64 but have no float64 kernel in ONNX Runtime
             # (trees): prove the session loads, else fall back to float32.
-            import onnxruntime as ort
-
             ort.InferenceSession(data, providers=["CPUExecutionProvider"])
             return data, dtype
         except Exception as exc:  # skl2onnx raises many types for unsupported operators
@@ -87,8 +108,6 @@ def write_bundle(
     check_x: npt.NDArray[np.float64],
 ) -> str:
     """Write the bundle, prove it predicts like the Pipeline, and return its sha256."""
-    import pandas as pd
-
     directory.mkdir(parents=True, exist_ok=True)
     onnx_bytes, dtype = to_onnx_bytes(pipeline, len(features))
     (directory / "model.onnx").write_bytes(onnx_bytes)

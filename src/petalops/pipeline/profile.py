@@ -1,4 +1,5 @@
-"""The reference profile of the training features, stored with every model version.
+"""The profile step: the reference profile of the training features, stored with every model
+version.
 
 Drift detection compares live traffic against it, so it keeps a bounded sample of the raw
 values (for two-sample tests such as KS) besides quantiles and a histogram per feature.
@@ -10,6 +11,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from petalops.config import Settings
+from petalops.data.load import Dataset
+from petalops.pipeline.split import Split
 
 SAMPLE_LIMIT = 5000
 QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
@@ -59,3 +66,18 @@ def build_profile(
     if predicted is not None:
         profile["prediction_balance"] = balance(predicted)
     return profile
+
+
+def training_profile(
+    settings: Settings, dataset: Dataset, split: Split, pipeline: Pipeline
+) -> dict[str, Any]:
+    """The profile of the training rows, with the fitted Pipeline's own predictions on them."""
+    predicted = pipeline.predict(pd.DataFrame(split.x_train, columns=dataset.features))
+    return build_profile(
+        split.x_train,
+        split.y_train,
+        dataset.features,
+        dataset.classes,
+        predicted=np.asarray(predicted, dtype=np.int64),
+        seed=settings.seed,
+    )

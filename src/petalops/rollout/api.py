@@ -6,6 +6,7 @@
   applies it here when none is running.
 * ``rollout_status`` and ``rollout_history``: what `petalops rollout status | history` show.
 * ``parse_steps`` and ``thresholds_from``: the plan's inputs from flags and settings.
+* ``version_rollouts``: the rollouts one version went through (`petalops registry show`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from petalops.config import Settings
@@ -315,3 +318,36 @@ def rollout_history(
     return RolloutStore(settings.monitor_url).history(
         settings.project, rollout_id=rollout_id, limit=limit
     )
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def version_rollouts(settings: Settings, name: str, version: str) -> dict[str, str]:
+    """``{rollout_id: summary}`` of every rollout where ``version`` was champion or challenger."""
+    url = settings.monitor_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return {}  # never create a monitoring database just to read it
+    try:
+        store = RolloutStore(url)
+        try:
+            events = store.history(name, limit=10_000)
+        finally:
+            store.close()
+    except Exception as exc:  # the monitoring store is optional for lineage
+        return {"(unavailable)": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        if version in (str(event.get("challenger_version")), str(event.get("champion_version"))):
+            by_id.setdefault(str(event["rollout_id"]), []).append(event)
+    out = {}
+    for rollout_id, rows in by_id.items():
+        first, last = rows[0], rows[-1]
+        role = "challenger" if str(first.get("challenger_version")) == version else "champion"
+        verdict = f", verdict {last['verdict']}" if last.get("verdict") else ""
+        out[rollout_id] = (
+            f"{first['strategy']} as {role}, {_when(first['ts'])} → {_when(last['ts'])}, "
+            f"last: {last['phase']}/{last['action']}{verdict}"
+        )
+    return out

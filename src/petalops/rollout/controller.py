@@ -418,17 +418,3 @@ def start_in_background(settings: Settings) -> ControllerThread:
     Safe to call from every server worker: the lease lets exactly one of them act.
     """
     return ControllerThread(settings).start()
-
-
-def __getattr__(name: str) -> Any:
-    """Transitional: ``start_rollout`` moved to `petalops.rollout.api`.
-
-    `petalops.monitoring.loop` still imports it from here and is being moved by another
-    change; drop this once it imports ``petalops.rollout.api.start_rollout``.
-    """
-    if name == "start_rollout":
-        # api imports this module, so it can only be imported once this one is loaded.
-        from petalops.rollout.api import start_rollout
-
-        return start_rollout
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The bit-for-bit comparisons behind `petalops reproduce`, and `runs compare` rows."""
+"""The bit-for-bit comparisons behind `petalops reproduce`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import math
 
 from petalops.config import Settings
-from petalops.experiments.compare import Comparison
 from petalops.experiments.reproduce import compare_fitted, compare_metrics, recorded_settings
 
 
@@ -59,14 +58,3 @@ def test_recorded_sections_replace_the_current_ones_but_stores_stay(tmp_path: ob
         0.25,
     )
     assert settings.home_dir == current.home_dir
-
-
-def test_comparison_marks_only_rows_that_differ() -> None:
-    comparison = Comparison(
-        labels=["v1", "v2"],
-        run_ids=["a" * 32, "b" * 32],
-        params={"seed": ["42", "42"], "model.params.C": [None, "0.3"]},
-        metrics={"accuracy": [0.9, 0.9], "log_loss": [0.2, 0.25]},
-    )
-    assert comparison.different == ["model.params.C", "log_loss"]
-    assert comparison.to_json()["runs"][1] == {"label": "v2", "run_id": "b" * 32}

@@ -1,4 +1,4 @@
-"""Content-addressed data snapshots: the exact training data of a run, stored by its hash.
+"""The snapshot step: the exact training data of a run, stored by its content hash.
 
 A file (CSV / Parquet) is stored once per content hash as the run artifact
 ``data/snapshot.parquet`` of the first run that trained on it; later runs on the same data
@@ -7,6 +7,8 @@ instead of uploading it again. This works the same against the embedded store an
 MLflow server with S3 behind it. A local copy under ``.petalops/snapshots/<sha256>.parquet``
 is a cache, verified against the hash before use. The bundled Iris set is not copied: it is
 recorded as ``sklearn:iris`` with the scikit-learn version and the same content hash.
+
+`petalops.experiments.restore` reads a snapshot back for a reproduction.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from petalops.config import IRIS_SOURCE, DataSettings, Settings
-from petalops.data.load import Dataset, load_dataset
-from petalops.errors import DataError, NotFoundError
+from petalops.config import IRIS_SOURCE, Settings
+from petalops.data.load import Dataset
+from petalops.registry import store
 
 SNAPSHOT_TAG = "petalops.data_snapshot"
 SNAPSHOT_DIR = "data"
@@ -54,10 +56,14 @@ class SnapshotRecord:
 
 
 def cache_path(settings: Settings, sha256: str) -> Path:
+    """The local cache file of the snapshot with this content hash."""
     return settings.home_dir / "snapshots" / f"{sha256}.parquet"
 
 
 def builtin_uri() -> str:
+    """How the bundled Iris set is recorded: by the scikit-learn version that ships it."""
+    # Not at the top: scikit-learn (with SciPy) takes 2-3 s to import here, and neither
+    # `train --skip-if-unchanged --data FILE` nor `registry show` needs it otherwise.
     import sklearn
 
     return f"{IRIS_SOURCE}?scikit-learn={sklearn.__version__}"
@@ -82,8 +88,6 @@ def _write_cache(settings: Settings, dataset: Dataset) -> Path:
 
 def find_snapshot_uri(settings: Settings, sha256: str) -> str | None:
     """The URI of an already stored snapshot with this content hash, if any run holds one."""
-    from petalops.registry import store
-
     runs = store.find_runs(
         settings,
         f"tags.`petalops.data_sha256` = '{sha256}' AND tags.`{SNAPSHOT_TAG}` LIKE 'runs:/%'",
@@ -94,8 +98,6 @@ def find_snapshot_uri(settings: Settings, sha256: str) -> str | None:
 
 def record_snapshot(settings: Settings, dataset: Dataset, run_id: str) -> SnapshotRecord:
     """Inside the active run: store (or point at) the data snapshot and record it."""
-    from petalops.registry import store
-
     fp = dataset.fingerprint
     reused = False
     if dataset.file_path is None:
@@ -128,59 +130,3 @@ def record_snapshot(settings: Settings, dataset: Dataset, run_id: str) -> Snapsh
     # Set last: a run carries the tag only once its snapshot is safely stored.
     store.log_run_data({}, {}, {SNAPSHOT_TAG: uri, "petalops.data_rows": str(fp.rows)})
     return record
-
-
-def _split_runs_uri(uri: str) -> tuple[str, str]:
-    rest = uri.removeprefix("runs:/")
-    run_id, _, path = rest.partition("/")
-    return run_id, path
-
-
-def _matches(data: DataSettings, path: Path | None, sha256: str) -> bool:
-    try:
-        return load_dataset(data, path).fingerprint.sha256 == sha256
-    except DataError:
-        return False
-
-
-def materialize(settings: Settings, uri: str, sha256: str, data: DataSettings) -> Path | None:
-    """A local file holding exactly the recorded data (``None`` for the bundled Iris set).
-
-    Uses the local cache when its content still hashes to ``sha256``, else downloads the
-    snapshot from the artifact store. Raises when the data cannot be recovered exactly.
-    """
-    if uri.startswith(IRIS_SOURCE):
-        if not _matches(data.model_copy(update={"source": IRIS_SOURCE}), None, sha256):
-            raise DataError(
-                f"the Iris set of this scikit-learn differs from the recorded one ({uri}, "
-                f"sha256 {sha256[:12]}…); install the recorded scikit-learn version"
-            )
-        return None
-    if uri.startswith("file:"):  # a pre-snapshot version whose original file still matches
-        original = Path(uri.removeprefix("file:"))
-        if _matches(data, original, sha256):
-            return original
-        raise DataError(f"{original} no longer holds the recorded data (sha256 {sha256[:12]}…)")
-    if not uri.startswith("runs:/"):
-        raise NotFoundError(
-            f"no data snapshot recorded ({uri or 'missing tag'}) and the original file is gone "
-            "or changed; only versions trained since snapshots existed can always be reproduced"
-        )
-    cached = cache_path(settings, sha256)
-    if cached.is_file():
-        if _matches(data, cached, sha256):
-            return cached
-        cached.unlink()  # damaged or edited: fetch the stored copy again
-    from petalops.registry import store
-
-    run_id, path = _split_runs_uri(uri)
-    with tempfile.TemporaryDirectory(prefix="petalops-snapshot-") as tmp:
-        local = store.download_run_artifacts(settings, run_id, path, Path(tmp))
-        if not _matches(data, local, sha256):
-            raise DataError(
-                f"the stored snapshot {uri} does not hash to the recorded {sha256[:12]}…; "
-                "the artifact store was modified"
-            )
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local, cached)
-    return cached

@@ -1,11 +1,15 @@
-"""Search spaces: parsing --param, grid and random candidates, and their errors."""
+"""Search spaces (parsing --param, grid and random candidates, their errors) and the
+training split the search runs on."""
 
 from __future__ import annotations
 
 import pytest
 
+from petalops.config import DataSettings, Settings
+from petalops.data.load import load_dataset
 from petalops.errors import ConfigError, InputError
-from petalops.experiments.tune import candidates, parse_param_specs
+from petalops.experiments.tune import candidates, parse_param_specs, training_split
+from petalops.pipeline.split import split
 
 
 def test_param_specs_parse_values_as_yaml_scalars() -> None:
@@ -59,3 +63,12 @@ def test_bad_spaces_are_refused(
 ) -> None:
     with pytest.raises(error, match=needle):
         candidates(space, strategy, 3, seed=0)
+
+
+def test_the_search_sees_exactly_the_training_rows_of_train() -> None:
+    data = load_dataset(DataSettings())
+    settings = Settings(seed=5)  # type: ignore[call-arg]
+    rows = split(settings, data)
+    picked = training_split(settings, data.y)
+    assert (data.x[picked] == rows.x_train).all()
+    assert len(set(picked.tolist())) == len(rows.y_train)

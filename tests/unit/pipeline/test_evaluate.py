@@ -1,0 +1,40 @@
+"""The evaluate step: metrics and the confusion matrix on the held-out rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from petalops.config import DataSettings, Settings
+from petalops.data.load import load_dataset
+from petalops.pipeline.evaluate import classification_metrics, evaluate, plot_confusion
+from petalops.pipeline.fit import fit
+from petalops.pipeline.split import split
+
+DATA = load_dataset(DataSettings())
+
+
+def test_scores_are_measured_on_the_test_rows_only() -> None:
+    settings = Settings()
+    rows = split(settings, DATA)
+    scores = evaluate(fit(settings, rows, DATA.features), rows, DATA)
+    assert sum(map(sum, scores.confusion)) == len(rows.y_test) == 30
+    diagonal = sum(scores.confusion[i][i] for i in range(3))
+    assert scores.metrics["accuracy"] == diagonal / 30
+    assert {f"recall_{c}" for c in DATA.classes} <= set(scores.metrics)
+
+
+def test_a_perfect_answer_has_accuracy_one_and_a_wrong_one_zero() -> None:
+    y = np.array([0, 1, 2, 2], dtype=np.int64)
+    proba = np.eye(3)[y]
+    right = classification_metrics(y, y, np.clip(proba, 0.01, 0.98), DATA.classes)
+    assert right["accuracy"] == 1.0 and right["f1_macro"] == 1.0
+    wrong = classification_metrics(y, (y + 1) % 3, np.clip(proba, 0.01, 0.98), DATA.classes)
+    assert wrong["accuracy"] == 0.0
+    assert wrong["recall_setosa"] == 0.0
+
+
+def test_the_confusion_matrix_picture_is_a_png(tmp_path: Path) -> None:
+    path = plot_confusion([[10, 0, 0], [0, 9, 1], [0, 1, 9]], DATA.classes, tmp_path / "c.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,60 @@
+"""The register step: a version for a gated run, champion first, challenger after."""
+
+from __future__ import annotations
+
+from petalops.config import Settings
+from petalops.pipeline.load import load
+from petalops.pipeline.register import find_registered, register_model
+from petalops.registry.store import alias_version, client, get_version, list_versions
+
+
+def _model_uri(settings: Settings, version: str) -> str:
+    return str(client(settings).get_model_version("iris", version).source)
+
+
+def test_a_version_is_found_by_its_train_key(trained_settings: Settings) -> None:
+    first = get_version(trained_settings, "1")
+    assert find_registered(trained_settings, first.tags["petalops.train_key"]) == (
+        "1",
+        first.run_id,
+    )
+    assert find_registered(trained_settings, "0" * 64) is None
+
+
+def test_with_a_champion_the_new_version_is_challenger(trained_settings: Settings) -> None:
+    data = load(trained_settings)
+    first = get_version(trained_settings, "1")
+    version, alias = register_model(
+        trained_settings,
+        data,
+        model_uri=_model_uri(trained_settings, "1"),
+        run_id=first.run_id,
+        digest=first.sha256,
+        accuracy=0.9666666,
+        champion_version="1",
+    )
+    assert (version, alias) == ("3", "challenger")
+    assert alias_version(trained_settings, "challenger") == "3"
+    assert alias_version(trained_settings, "champion") == "1"
+    tags = get_version(trained_settings, "3").tags
+    assert tags["petalops.train_key"] == data.key
+    assert tags["petalops.data_sha256"] == data.sha256
+    assert tags["petalops.accuracy"] == "0.966667"
+    assert tags["petalops.gate"] == "passed"
+    assert tags["petalops.sha256"] == first.sha256
+
+
+def test_without_a_champion_the_new_version_is_champion(trained_settings: Settings) -> None:
+    first = get_version(trained_settings, "1")
+    version, alias = register_model(
+        trained_settings,
+        load(trained_settings),
+        model_uri=_model_uri(trained_settings, "1"),
+        run_id=first.run_id,
+        digest=first.sha256,
+        accuracy=1.0,
+        champion_version=None,
+    )
+    assert alias == "champion"
+    assert alias_version(trained_settings, "champion") == version
+    assert list_versions(trained_settings)[0].version == version  # the newest
