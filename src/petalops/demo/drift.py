@@ -21,9 +21,9 @@ from sklearn.datasets import load_iris
 
 from petalops.config import Settings
 from petalops.errors import ConfigError
+from petalops.loop.watcher import Watcher
 from petalops.monitoring.feedback import record_feedback_batch
 from petalops.monitoring.logger import PredictionLogger
-from petalops.loop.watcher import Watcher
 from petalops.monitoring.status import current_drift
 from petalops.monitoring.store import MonitorStore
 from petalops.pipeline.run import train

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from petalops.config import Settings
 from petalops.loop.events import ROLLOUT_OUTCOME
 from petalops.monitoring.store import MonitorStore
-from petalops.rollout.control_plane import ControlPlane
 from petalops.rollout.api import start_rollout
+from petalops.rollout.control_plane import ControlPlane
 from petalops.rollout.plan import RolloutPlan
 
 log = logging.getLogger(__name__)
