@@ -329,14 +329,17 @@ class RuntimeHolder:
             self._task = None
 
     def poke_all(self) -> None:
-        """Ask every worker sharing this home to reconcile now (touches the trigger file)."""
+        """Ask every other worker sharing this home to reconcile now (touches the trigger
+        file); the caller reconciles this one itself."""
         if self.trigger is None:
             return
         try:
             self.trigger.parent.mkdir(parents=True, exist_ok=True)
             self.trigger.touch()
         except OSError:
-            pass
+            return
+        # This worker's own loop must not take its own touch for a second request.
+        self._trigger_mtime = self._read_trigger()
 
     def _read_trigger(self) -> float:
         if self.trigger is None:
