@@ -1,17 +1,27 @@
-"""Domain exceptions and the one table mapping them to CLI exit codes and HTTP statuses."""
+"""Domain exceptions and the one table mapping them to CLI exit codes and HTTP statuses.
+
+The table is the classes' ``exit_code`` and ``http_status``: the CLI (``cli.common``) exits
+with the one, the server (``serving.reply.Reply.error`` and its FastAPI fallback) answers
+the other, and nothing else maps an error to a status.
+"""
 
 from __future__ import annotations
 
 
 class PetalopsError(Exception):
-    """An expected failure: a short message that says what was wrong and how to fix it."""
+    """An expected failure: a short message that says what was wrong and how to fix it.
+
+    ``field`` names the input at fault (``features[1]``, ``version``) when there is one; an
+    HTTP answer carries it beside the message.
+    """
 
     exit_code = 2
     http_status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field
 
 
 class ConfigError(PetalopsError):
@@ -46,6 +56,13 @@ class IntegrityError(PetalopsError):
 
     exit_code = 1
     http_status = 500
+
+
+class UnservableError(PetalopsError):
+    """A registered version that exists but cannot be served (it failed a check on load)."""
+
+    exit_code = 1
+    http_status = 409
 
 
 class RegistryUnavailableError(PetalopsError):

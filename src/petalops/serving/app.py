@@ -1,50 +1,41 @@
-"""``create_app(settings)``: a thin raw-ASGI dispatcher in front of a FastAPI app.
+"""``create_app(settings)``: a thin raw-ASGI front in front of a FastAPI app.
 
-The dispatcher answers the protocol routes itself (one dict lookup, no middleware stack,
-no pydantic): that is what keeps a prediction near the cost of Python HTTP itself.
-Everything else (``/docs``, ``/openapi.json``, ``/admin/*``, unknown paths) goes to FastAPI,
-whose OpenAPI document also describes the hot routes from `petalops.serving.routes`.
+The hot routes (every codec's, found under `petalops.serving.routes`) are answered by
+`petalops.serving.dispatcher.Dispatcher` itself: one dict lookup, no middleware stack, no
+pydantic. That is what keeps a prediction near the cost of Python HTTP itself. Everything
+else (``/docs``, ``/openapi.json``, ``/admin/*``, unknown paths) goes to FastAPI
+(`petalops.serving.fallback`), whose OpenAPI document also describes the hot routes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
-import time
-import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from petalops import __version__
 from petalops.config import Settings, load_settings
-from petalops.errors import PetalopsError
+from petalops.monitoring.metrics import start_gauge_refresher
+from petalops.monitoring.spool import SPOOL_ENV, SpoolWriter
+from petalops.serving import routes
 from petalops.serving.accesslog import JsonLog
+from petalops.serving.codec import Codec
+from petalops.serving.dispatcher import Dispatcher
+from petalops.serving.fallback import Fallback, build_api
 from petalops.serving.holder import RuntimeHolder
-from petalops.serving.http import (
-    HttpError,
-    Message,
-    Receive,
-    Scope,
-    Send,
-    new_request_id,
-    parse_call,
-    send_response,
-)
+from petalops.serving.http import Receive, Scope, Send
 from petalops.serving.metrics import RequestMetrics, worker_exited
-from petalops.serving.openapi import raw_paths
-from petalops.serving.routes import admin, all_routes
-from petalops.serving.server import LABEL, ApiShape, Reply, Router, Server
+from petalops.serving.openapi import Docs, paths
+from petalops.serving.router import Router
+from petalops.serving.server import Server
+from petalops.serving.shape import ApiShape
 from petalops.serving.sidechannel import PredictionSink, SideChannel
 from petalops.serving.source import ModelSource, RegistrySource
 
 SETTINGS_ENV = "_PETALOPS_SERVE_SETTINGS"
-UNMATCHED = "unmatched"
 STARTUP_WAIT_SECONDS = 30.0
 
 
@@ -52,160 +43,27 @@ class PetalopsApp:
     """The ASGI application uvicorn runs."""
 
     def __init__(
-        self, server: Server, router: Router, fallback: FastAPI, open_sink: bool = True
+        self, server: Server, router: Router, fallback: Fallback, open_sink: bool = True
     ) -> None:
         self.server = server
         self.router = router
         self.fallback = fallback
         self.open_sink = open_sink
+        self.dispatch = Dispatcher(server).dispatch
         self._background: list[Any] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            candidates, params = self.router.match(scope["path"])
-            if candidates is None:
-                await self._fallback(scope, receive, send)
+            endpoint, params = self.router.match(scope["path"])
+            if endpoint is None:
+                await self.fallback(scope, receive, send)
                 return
-            await self._hot(scope, receive, send, candidates, params)
+            await self.dispatch(scope, receive, send, endpoint, params)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:
-            await self.fallback(scope, receive, send)
-
-    async def _hot(
-        self, scope: Scope, receive: Receive, send: Send, candidates: Any, params: dict[str, str]
-    ) -> None:
-        server = self.server
-        call = parse_call(scope, params)
-        route = candidates.get(call.method)
-        label = candidates[LABEL].path
-        call.route = label
-        if route is None:
-            allowed = ", ".join(sorted(m for m in candidates if m != LABEL))
-            reply = Reply(
-                HttpError(
-                    405, f"method {call.method} is not allowed on {label}; use {allowed}", "method"
-                ).body(call.request_id),
-                status=405,
-                headers=[(b"allow", allowed.encode())],
-            )
-        else:
-            messages: list[Message] = []
-
-            async def recording() -> Message:
-                message = await receive()
-                messages.append(message)
-                return message
-
-            # Only a request a challenger may answer can need replaying for the champion.
-            may_retry = server.holder.snapshot.challenger is not None
-            reply, failure = await self._run(route, call, recording if may_retry else receive)
-            if failure is not None:
-                retried = await self._champion_retry(route, call, messages, failure)
-                if retried is not None:
-                    reply = retried
-                else:
-                    server.log.event(
-                        "unhandled_error",
-                        request_id=call.request_id,
-                        route=label,
-                        error=repr(failure),
-                        traceback="".join(traceback.format_exception(failure)),
-                    )
-        headers = reply.headers
-        if reply.variant:  # every prediction names the version that answered, in any protocol
-            version_header = (b"x-model-version", reply.version.encode())
-            headers = [version_header, *headers] if headers else [version_header]
-        await send_response(
-            send, reply.status, reply.body, call.request_id, reply.content_type, headers
-        )
-        seconds = time.perf_counter() - call.started
-        server.metrics.request(label, reply.status, reply.version, reply.variant, seconds)
-        server.log.request(
-            call.request_id, call.method, label, reply.status, seconds, reply.version, reply.variant
-        )
-        if reply.rows is not None:
-            server.side.predicted(call.request_id, label, reply, seconds)
-
-    async def _run(
-        self, route: Any, call: Any, receive: Receive
-    ) -> tuple[Reply, BaseException | None]:
-        """Run a hot handler; expected failures become their 4xx/5xx JSON reply."""
-        try:
-            return await route.handler(self.server, call, receive), None
-        except HttpError as exc:
-            return Reply(exc.body(call.request_id), status=exc.status, headers=exc.headers), None
-        except PetalopsError as exc:
-            body = HttpError(exc.http_status, exc.message).body(call.request_id)
-            return Reply(body, status=exc.http_status), None
-        except Exception as exc:
-            body = HttpError(500, "internal error; see the server log for this request_id").body(
-                call.request_id
-            )
-            return Reply(body, status=500), exc
-
-    async def _champion_retry(
-        self, route: Any, call: Any, messages: list[Message], failure: BaseException
-    ) -> Reply | None:
-        """A challenger that fails a request must not fail the caller: the champion answers
-        it again, and the challenger's failure is logged (status 500) for the rollout
-        analysis. Returns None when the failure was not the challenger's."""
-        server = self.server
-        snapshot = server.holder.snapshot
-        challenger = snapshot.challenger
-        if call.champion_only or call.model_version is not None or challenger is None:
-            return None
-        try:
-            _, variant = snapshot.pick(call.routing_key or call.request_id)
-        except Exception:
-            return None
-        if variant != "challenger":
-            return None
-        server.side.variant_failed(call.request_id, call.route, challenger, variant, failure)
-        call.champion_only = True
-        pending = list(messages)
-
-        async def replay() -> Message:
-            return pending.pop(0) if pending else {"type": "http.disconnect"}
-
-        reply, again = await self._run(route, call, replay)
-        return None if again is not None else reply
-
-    async def _fallback(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """FastAPI routes: still one log line, metrics and the X-Request-ID echo."""
-        started = time.perf_counter()
-        request_id = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id" and 0 < len(value) <= 128:
-                request_id = value.decode("latin-1")
-        request_id = request_id or new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
-        status = 500
-        path = scope["path"]
-        known = path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect") or (
-            path.startswith("/admin/")
-        )
-        label = path if known else UNMATCHED
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode("latin-1")),
-                ]
-            await send(message)
-
-        try:
-            await self.fallback(scope, receive, send_with_id)
-        finally:
-            seconds = time.perf_counter() - started
-            self.server.metrics.request(label, status, "", "", seconds)
-            self.server.log.request(
-                request_id, scope.get("method", ""), label, status, seconds, "", ""
-            )
+            await self.fallback.api(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -255,8 +113,6 @@ def start_background(settings: Settings, sink: Any, log: JsonLog) -> list[Any]:
     store = getattr(sink, "store", None)
     if store is not None and settings.monitor.gauge_seconds > 0 and _elected(settings, "gauges"):
         try:
-            from petalops.monitoring.metrics import start_gauge_refresher
-
             started.append(
                 start_gauge_refresher(settings, store, interval=settings.monitor.gauge_seconds)
             )
@@ -264,6 +120,8 @@ def start_background(settings: Settings, sink: Any, log: JsonLog) -> list[Any]:
             log.event("gauge_refresher_unavailable", error=repr(exc))
     if settings.rollout.embedded:
         try:
+            # Imported here: the controller's store brings SQLAlchemy (~300 ms measured),
+            # which only a worker with rollout.embedded needs.
             from petalops.rollout.controller import start_in_background
 
             started.append(start_in_background(settings))
@@ -280,8 +138,6 @@ def _elected(settings: Settings, job: str) -> bool:
 
     The drift statistics cost a burst of CPU under the worker's GIL; one worker paying it
     keeps the others' tail latency clean (the gauges are shared in multiprocess mode)."""
-    import fcntl
-
     path = settings.home_dir / "serve" / f"{job}.lock"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -298,15 +154,13 @@ def open_prediction_log(settings: Settings, log: JsonLog) -> PredictionSink | No
     puts in the store; else (the app run some other way, tests) a PredictionLogger that
     writes the store from a thread. The server runs without one if it fails."""
     try:
-        from petalops.monitoring.spool import SPOOL_ENV
-
         spool = os.environ.get(SPOOL_ENV)
         sink: PredictionSink
         if spool:
-            from petalops.monitoring.spool import SpoolWriter
-
             sink = SpoolWriter.from_settings(settings, Path(spool))
         else:
+            # Imported here: it brings SQLAlchemy (~300 ms measured), which a worker that
+            # spools (every worker under `petalops serve`) never needs.
             from petalops.monitoring.logger import PredictionLogger
 
             sink = PredictionLogger.from_settings(settings)
@@ -316,69 +170,18 @@ def open_prediction_log(settings: Settings, log: JsonLog) -> PredictionSink | No
         return None
 
 
-def _json_error(request: Request, status: int, message: str, **extra: Any) -> JSONResponse:
-    body = {
-        "error": message,
-        **extra,
-        "request_id": request.scope.get("state", {}).get("request_id"),
-    }
-    return JSONResponse(body, status_code=status)
-
-
-def build_fallback(server: Server, raw: Any) -> FastAPI:
-    api = FastAPI(
-        title="petalops model server",
-        version=__version__,
-        description=(
-            "One model behind every protocol clients already speak: the tutorial API, "
-            "petalops v1, MLflow scoring, KServe v1 and the Open Inference Protocol v2. "
-            'Errors are JSON `{"error", "field", "example"}`; send `X-Request-ID` to '
-            "choose the request id, `X-Model-Version` to ask a registered version."
-        ),
-    )
-    api.state.server = server
-    api.include_router(admin.router)
-
-    @api.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = exc.detail if isinstance(exc.detail, str) else "request refused"
-        if exc.status_code == 404:
-            message = (
-                f"no route {request.url.path}; see /docs for the routes (for example POST /predict)"
-            )
-        response = _json_error(request, exc.status_code, message)
-        for name, value in (exc.headers or {}).items():
-            response.headers[name] = value
-        return response
-
-    @api.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return _json_error(request, 400, f"{where}: {first.get('msg', 'invalid')}", field=where)
-
-    def openapi() -> dict[str, Any]:
-        if api.openapi_schema is None:
-            document = get_openapi(
-                title=api.title, version=api.version, description=api.description, routes=api.routes
-            )
-            components: dict[str, Any] = raw["components"]
-            document.setdefault("components", {}).setdefault("schemas", {}).update(components)
-            document["paths"] = {**raw["paths"], **document.get("paths", {})}
-            api.openapi_schema = document
-        return api.openapi_schema
-
-    api.openapi = openapi  # type: ignore[method-assign]
-    return api
-
-
 def create_app(
     settings: Settings,
     source: ModelSource | None = None,
     log_fd: int | None = None,
     open_sink: bool = True,
+    codecs: Sequence[type[Codec[Any]]] = (),
 ) -> PetalopsApp:
-    """The whole server for one worker: routes, model holder, metrics, logs."""
+    """The whole server for one worker: routes, model holder, metrics, logs.
+
+    Serves every codec under `petalops.serving.routes`, and ``codecs`` beside them (a
+    protocol defined elsewhere, for example in a test).
+    """
     log = JsonLog(fd=log_fd, enabled=settings.serve.log_requests)
     holder = RuntimeHolder(
         source or RegistrySource(settings),
@@ -395,10 +198,13 @@ def create_app(
         log=log,
         side=SideChannel(request_metrics, log, None),
     )
-    components: dict[str, Any] = {}
-    routes = all_routes(server.shape, settings.serve.max_batch, components)
-    raw = {"paths": raw_paths(routes, server.shape.name), "components": components}
-    return PetalopsApp(server, Router(routes), build_fallback(server, raw), open_sink)
+    shipped, routers = routes.shipped()
+    docs = Docs(server.shape, settings.serve.max_batch)
+    # Stable: codecs of one order keep the package's (alphabetical) order, extras last.
+    ordered = sorted([*shipped, *codecs], key=lambda codec: codec.order)
+    table = [route for codec in ordered for route in codec(server).routes(docs)]
+    api = build_api(server, routers, paths(table, server.shape.name), docs.components)
+    return PetalopsApp(server, Router(table), Fallback(server, api), open_sink)
 
 
 def app_from_env() -> PetalopsApp:

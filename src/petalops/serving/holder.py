@@ -24,6 +24,7 @@ from petalops.errors import (
     NotFoundError,
     PetalopsError,
     RegistryUnavailableError,
+    UnservableError,
 )
 from petalops.registry import VersionInfo
 from petalops.rollout.routing import TrafficPolicy, choose_variant
@@ -105,6 +106,10 @@ def not_ready() -> HttpError:
         "`petalops train` if the registry is empty)",
         headers=[(b"retry-after", b"1")],
     )
+
+
+def _no_such_version(version: str) -> NotFoundError:
+    return NotFoundError(f"model version {version!r} does not exist", field="version")
 
 
 def warm(runtime: ModelRuntime) -> None:
@@ -280,7 +285,7 @@ class RuntimeHolder:
             if served.version == version:
                 return served, slot
         if not version.isdigit() or len(version) > 9:
-            raise HttpError(404, f"model version {version!r} does not exist", "version")
+            raise _no_such_version(version)
         cached = self._pinned.get(version)
         if cached is not None:
             self._pinned.move_to_end(version)
@@ -293,14 +298,12 @@ class RuntimeHolder:
                     info = await asyncio.to_thread(self.source.resolve_version, version)
                     cached = await asyncio.to_thread(load_served, self.source, info)
                 except NotFoundError:
-                    raise HttpError(
-                        404, f"model version {version!r} does not exist", "version"
-                    ) from None
-                except RegistryUnavailableError as exc:
-                    raise HttpError(503, exc.message) from None
+                    raise _no_such_version(version) from None
+                except RegistryUnavailableError:
+                    raise
                 except PetalopsError as exc:
-                    raise HttpError(
-                        409, f"version {version} cannot be served: {exc.message}"
+                    raise UnservableError(
+                        f"version {version} cannot be served: {exc.message}"
                     ) from None
                 self._pinned[version] = cached
                 while len(self._pinned) > PINNED_VERSIONS:
@@ -326,14 +329,17 @@ class RuntimeHolder:
             self._task = None
 
     def poke_all(self) -> None:
-        """Ask every worker sharing this home to reconcile now (touches the trigger file)."""
+        """Ask every other worker sharing this home to reconcile now (touches the trigger
+        file); the caller reconciles this one itself."""
         if self.trigger is None:
             return
         try:
             self.trigger.parent.mkdir(parents=True, exist_ok=True)
             self.trigger.touch()
         except OSError:
-            pass
+            return
+        # This worker's own loop must not take its own touch for a second request.
+        self._trigger_mtime = self._read_trigger()
 
     def _read_trigger(self) -> float:
         if self.trigger is None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from petalops.errors import PetalopsError
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -33,8 +35,9 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 
 
-class HttpError(Exception):
-    """An expected failure answered as JSON: ``{"error", "field", "example"}``."""
+class HttpError(PetalopsError):
+    """An expected failure at the HTTP edge, with its own status, a valid example to show
+    and any headers the answer needs (``Retry-After``, ``Allow``)."""
 
     def __init__(
         self,
@@ -44,22 +47,32 @@ class HttpError(Exception):
         example: Any = None,
         headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
+        super().__init__(message, field)
+        self.http_status = status
         self.example = example
         self.headers = headers or []
 
-    def body(self, request_id: str | None = None) -> bytes:
-        data: dict[str, Any] = {"error": self.message}
-        if self.field is not None:
-            data["field"] = self.field
-        if self.example is not None:
-            data["example"] = self.example
-        if request_id:
-            data["request_id"] = request_id
-        return orjson.dumps(data)
+    @property
+    def status(self) -> int:
+        return self.http_status
+
+
+def error_document(error: PetalopsError, request_id: str | None) -> dict[str, Any]:
+    """Every error answer: ``{"error", "field", "example", "request_id"}`` (those it has)."""
+    data: dict[str, Any] = {"error": error.message}
+    if error.field is not None:
+        data["field"] = error.field
+    example = getattr(error, "example", None)
+    if example is not None:
+        data["example"] = example
+    if request_id:
+        data["request_id"] = request_id
+    return data
+
+
+def error_body(error: PetalopsError, request_id: str | None) -> bytes:
+    """`error_document` as JSON bytes."""
+    return orjson.dumps(error_document(error, request_id))
 
 
 @dataclass(slots=True)
@@ -172,6 +185,12 @@ def parse_json(body: bytes, example: Any) -> Any:
         raise HttpError(
             400, f"the request body is not valid JSON: {exc}", "body", example
         ) from None
+
+
+async def json_body(call: Call, receive: Receive, limit: int, example: Any) -> Any:
+    """A request's JSON body: 415 unless declared JSON, 413 over ``limit``, 400 if malformed."""
+    require_json(call, example)
+    return parse_json(await read_body(receive, call, limit), example)
 
 
 async def send_response(

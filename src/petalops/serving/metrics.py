@@ -13,6 +13,7 @@ import asyncio
 import math
 import os
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -166,6 +167,9 @@ class RequestMetrics:
 
 
 _BOUNDS = (*LATENCY_BUCKETS, math.inf)
+# prometheus-client ships these two without annotations; typed here for mypy --strict.
+_merge_workers: Callable[..., object] = multiprocess.MultiProcessCollector
+_mark_process_dead: Callable[[int], None] = multiprocess.mark_process_dead
 
 
 def multiprocess_dir() -> str | None:
@@ -177,7 +181,7 @@ def exposition() -> tuple[bytes, str]:
     directory = multiprocess_dir()
     if directory:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)
+        _merge_workers(registry, path=directory)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
@@ -185,4 +189,4 @@ def exposition() -> tuple[bytes, str]:
 def worker_exited(pid: int) -> None:
     """Drop a stopped worker's live gauges (multiprocess mode only)."""
     if multiprocess_dir():
-        multiprocess.mark_process_dead(pid)
+        _mark_process_dead(pid)

@@ -1,7 +1,9 @@
-"""Validation of feature rows at the edge, in plain Python (no pydantic on the hot path).
+"""Feature rows at the edge: the decoding every codec shares, in plain Python (no pydantic
+on the hot path), and their prediction.
 
 Every failure is a 400 naming the exact field (``instances[3][2]``) and showing a valid
-example, as STYLE.md asks. Booleans, strings, null, NaN and infinities are refused.
+example, as STYLE.md asks. Booleans, strings, null, NaN and infinities are refused; the
+OpenAPI schemas (`petalops.serving.openapi.Docs`) document the same bounds.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def check_rows(
 
 
 def check_batch_size(n: int, max_batch: int, where: str, example: Any) -> None:
+    """A batch of ``n`` rows: at least one, at most ``max_batch``."""
     if n == 0:
         raise HttpError(400, f"{where} is empty; send at least one row", where, example)
     if n > max_batch:
@@ -96,6 +99,7 @@ def check_batch_size(n: int, max_batch: int, where: str, example: Any) -> None:
 
 
 def check_number(value: Any, where: str, example: Any) -> float:
+    """One finite number within ±1e12 (an int becomes a float)."""
     kind = type(value)
     if kind is float or kind is int:
         if not -MAX_ABS <= value <= MAX_ABS:  # also false for NaN
@@ -139,11 +143,85 @@ def row_from_mapping(value: Any, features: Sequence[str], where: str, example: A
     return row
 
 
+def columns_rows(
+    columns: Any, data: Any, features: list[str], max_batch: int, where: str, example: Any
+) -> list[list[float]]:
+    """Rows given with column names (any order; extra columns are ignored, as MLflow does)."""
+    if type(columns) is not list or not all(type(c) is str for c in columns):
+        raise HttpError(
+            400, f"{where}.columns must be an array of names", f"{where}.columns", example
+        )
+    missing = [f for f in features if f not in columns]
+    if missing:
+        raise HttpError(
+            400,
+            f"column {missing[0]!r} is missing from {where}.columns",
+            f"{where}.columns",
+            example,
+        )
+    rows = check_rows(data, len(columns), max_batch, f"{where}.data", example)
+    index = [columns.index(f) for f in features]
+    if index == list(range(len(features))) and len(columns) == len(features):
+        return rows
+    return [[row[i] for i in index] for row in rows]
+
+
+def any_rows(
+    value: Any, features: list[str], max_batch: int, where: str, example: Any
+) -> list[list[float]]:
+    """Rows as arrays of numbers, as objects of named features, or as named columns."""
+    if isinstance(value, dict):
+        return column_rows(value, features, max_batch, where, example)
+    if type(value) is not list:
+        raise HttpError(400, f"{where} must be an array of rows", where, example)
+    check_batch_size(len(value), max_batch, where, example)
+    if isinstance(value[0], dict):
+        return [
+            row_from_mapping(item, features, f"{where}[{i}]", example)
+            for i, item in enumerate(value)
+        ]
+    return check_rows(value, len(features), max_batch, where, example)
+
+
+def column_rows(
+    value: dict[str, Any], features: list[str], max_batch: int, where: str, example: Any
+) -> list[list[float]]:
+    """Rows given as ``{"feature": [values...], ...}``, one equally long column a feature."""
+    columns: list[list[float]] = []
+    length = -1
+    for name in features:
+        if name not in value:
+            raise HttpError(400, f"missing column {name!r}", f"{where}.{name}", example)
+        column = value[name]
+        if type(column) is not list:
+            raise HttpError(
+                400, f"{where}.{name} must be an array of numbers", f"{where}.{name}", example
+            )
+        if length == -1:
+            length = len(column)
+            check_batch_size(length, max_batch, f"{where}.{name}", example)
+        elif len(column) != length:
+            raise HttpError(
+                400,
+                f"{where}.{name} has {len(column)} values, expected {length}",
+                f"{where}.{name}",
+                example,
+            )
+        columns.append(
+            [check_number(v, f"{where}.{name}[{i}]", example) for i, v in enumerate(column)]
+        )
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
 def predict_rows(
     runtime: ModelRuntime, rows: list[list[float]]
 ) -> tuple[list[int], list[list[float]]]:
     """Class indices and probabilities of validated rows, by the cheaper path for the size."""
-    if len(rows) < NUMPY_ROWS:
+    n = len(rows)
+    if n == 1:  # most requests: the pure-Python single-row path, no loop
+        label, proba = runtime.predict_one(rows[0])
+        return [label], [proba]
+    if n < NUMPY_ROWS:
         labels: list[int] = []
         probas: list[list[float]] = []
         for row in rows:

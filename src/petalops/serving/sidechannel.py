@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from petalops.serving.accesslog import JsonLog
 from petalops.serving.holder import Served
 from petalops.serving.metrics import RequestMetrics
+from petalops.serving.prediction import Prediction
 from petalops.serving.rows import predict_rows
-
-if TYPE_CHECKING:
-    from petalops.serving.server import Reply
 
 ERROR_LOG_EVERY_SECONDS = 60.0
 
@@ -40,14 +39,13 @@ class SideChannel:
         self.failures = 0
         self._last_error_log = 0.0
 
-    def predicted(self, request_id: str, route: str, reply: Reply, seconds: float) -> None:
+    def predicted(
+        self, request_id: str, route: str, prediction: Prediction, seconds: float
+    ) -> None:
         """Everything a prediction owes after its response: never raises."""
         try:
-            served, snapshot = reply.served, reply.snapshot
-            rows, labels, probas = reply.rows, reply.labels, reply.probas
-            if served is None or snapshot is None or rows is None or labels is None:
-                return
-            variant = reply.variant
+            served, snapshot, variant = prediction.served, prediction.snapshot, prediction.variant
+            rows, labels = prediction.rows, prediction.labels
             self._observe(served, variant, rows, labels)
             reference: list[int] | None = None
             champion = snapshot.champion
@@ -56,15 +54,16 @@ class SideChannel:
                 if variant != "champion" and champion is not None and champion is not served:
                     reference, _ = predict_rows(champion.runtime, rows)
                 sink.log_many(
-                    _records(
+                    records(
                         request_id,
                         route,
                         served,
                         variant,
+                        200,
+                        seconds * 1000.0,
                         rows,
                         labels,
-                        probas or [],
-                        seconds,
+                        prediction.probas,
                         reference,
                     )
                 )
@@ -83,15 +82,16 @@ class SideChannel:
                 self._observe(challenger, "shadow", rows, shadow_labels)
                 if sink is not None:
                     sink.log_many(
-                        _records(
+                        records(
                             request_id,
                             route,
                             challenger,
                             "shadow",
+                            200,
+                            shadow_seconds * 1000.0,
                             rows,
                             shadow_labels,
                             shadow_probas,
-                            shadow_seconds,
                             labels,
                         )
                     )
@@ -112,24 +112,7 @@ class SideChannel:
             )
             if self.sink is not None:
                 self.sink.log_many(
-                    [
-                        {
-                            "request_id": request_id,
-                            "row": 0,
-                            "ts": time.time(),
-                            "model_name": served.name,
-                            "model_version": served.version,
-                            "variant": variant,
-                            "route": route,
-                            "status": 500,
-                            "latency_ms": None,
-                            "features": None,
-                            "prediction": None,
-                            "class_name": None,
-                            "probabilities": None,
-                            "reference_prediction": None,
-                        }
-                    ]
+                    records(request_id, route, served, variant, 500, None, [None], [None], [None])
                 )
         except Exception as error:
             self.failed(error)
@@ -164,20 +147,24 @@ class SideChannel:
                 self.failed(exc)
 
 
-def _records(
+def records(
     request_id: str,
     route: str,
     served: Served,
     variant: str,
-    rows: list[list[float]],
-    labels: list[int],
-    probas: list[list[float]],
-    seconds: float,
-    reference: list[int] | None,
+    status: int,
+    latency_ms: float | None,
+    rows: Sequence[list[float] | None],
+    labels: Sequence[int | None],
+    probas: Sequence[list[float] | None],
+    reference: list[int] | None = None,
 ) -> list[dict[str, Any]]:
+    """The prediction log's rows for one request (the one place their fields are written).
+
+    A failed answer is one row of ``None`` features, prediction and probabilities.
+    """
     ts = time.time()
     classes = served.classes
-    latency_ms = seconds * 1000.0
     return [
         {
             "request_id": request_id,
@@ -187,11 +174,11 @@ def _records(
             "model_version": served.version,
             "variant": variant,
             "route": route,
-            "status": 200,
+            "status": status,
             "latency_ms": latency_ms,
             "features": row,
             "prediction": label,
-            "class_name": classes[label],
+            "class_name": None if label is None else classes[label],
             "probabilities": proba,
             "reference_prediction": None if reference is None else reference[i],
         }

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
-from tests.unit.serving.conftest import BundleSource
+from tests.utils.serving import BundleSource
 
 from petalops.errors import RegistryUnavailableError
 from petalops.rollout.routing import TrafficPolicy
 from petalops.serving.holder import Snapshot
 
 ROW = [5.1, 3.5, 1.4, 0.2]
+VIRGINICA = [6.7, 3.0, 5.2, 2.3]
 AUTH = {"Authorization": "Bearer s3cret"}
 
 
@@ -125,21 +127,6 @@ def test_shadow_answers_with_the_champion(client: TestClient, source: BundleSour
     assert REGISTRY.get_sample_value("petalops_predictions_total", labels) == before + 1
 
 
-def test_admin_needs_the_token(client: TestClient) -> None:
-    assert client.post("/admin/reload").status_code == 401
-    wrong = client.get("/admin/status", headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 401
-    assert wrong.headers["www-authenticate"] == "Bearer"
-    assert client.get("/admin/status", headers=AUTH).json()["ready"] is True
-
-
-def test_admin_disabled_without_a_token(client: TestClient) -> None:
-    client.app.server.settings.admin_token = ""  # type: ignore[attr-defined]
-    response = client.post("/admin/reload", headers=AUTH)
-    assert response.status_code == 403
-    assert "PETALOPS_ADMIN_TOKEN" in response.json()["error"]
-
-
 def test_requests_during_a_swap_see_one_version(client: TestClient, source: BundleSource) -> None:
     """A request keeps the snapshot it started with, even if a swap lands mid-request."""
     server = client.app.server  # type: ignore[attr-defined]
@@ -149,3 +136,44 @@ def test_requests_during_a_swap_see_one_version(client: TestClient, source: Bund
     assert server.holder.snapshot is not first
     assert first.champion.version == "1"
     assert server.holder.snapshot.champion.version == "2"
+
+
+def test_a_version_that_fails_its_checks_is_409_and_not_pinned(
+    client: TestClient, source: BundleSource
+) -> None:
+    directory, _ = source.bundles["2"]
+    (directory / "linear.json").write_text('{"weights": [[0, 0, 0]], "bias": [0, 0, 0]}')
+    response = client.post("/predict", json={"features": ROW}, headers={"X-Model-Version": "2"})
+    assert response.status_code == 409
+    assert response.json()["error"].startswith("version 2 cannot be served: ")
+    assert "checksum mismatch" in response.json()["error"]
+    assert "2" not in client.app.server.holder._pinned  # type: ignore[attr-defined]
+
+
+def test_an_unreachable_registry_on_a_version_is_503(
+    client: TestClient, source: BundleSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(version: str) -> None:
+        raise RegistryUnavailableError("registry at http://x is unreachable")
+
+    monkeypatch.setattr(source, "resolve_version", unreachable)
+    response = client.post("/predict", json={"features": ROW}, headers={"X-Model-Version": "3"})
+    assert response.status_code == 503
+    assert response.json()["error"] == "registry at http://x is unreachable"
+
+
+def test_a_non_linear_model_serves_through_onnx_runtime(client: TestClient) -> None:
+    headers = {"X-Model-Version": "3"}
+    tutorial = client.post("/predict", json={"features": VIRGINICA}, headers=headers).json()
+    assert (tutorial["prediction"], tutorial["model_version"]) == (2, "3")
+    batch = client.post(
+        "/v1/models/iris:predict", json={"instances": [ROW, VIRGINICA] * 5}, headers=headers
+    )
+    assert batch.json()["predictions"] == [0, 2] * 5
+    tensor = {
+        "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [*ROW, *VIRGINICA]}]
+    }
+    infer = client.post("/v2/models/iris/versions/3/infer", json=tensor).json()
+    assert infer["outputs"][0]["data"] == [0, 2]
+    runtime = client.app.server.holder._pinned["3"].runtime  # type: ignore[attr-defined]
+    assert type(runtime).__name__ == "OnnxRuntime"

@@ -11,8 +11,8 @@ from petalops.runtime.model import ModelRuntime, open_bundle
 from petalops.serving.accesslog import JsonLog
 from petalops.serving.holder import Served, Snapshot
 from petalops.serving.metrics import RequestMetrics
-from petalops.serving.server import Reply
-from petalops.serving.sidechannel import SideChannel
+from petalops.serving.prediction import Prediction
+from petalops.serving.sidechannel import SideChannel, records
 
 
 class Slow(ModelRuntime):
@@ -59,11 +59,11 @@ def test_shadow_rows_carry_the_shadows_latency(
     snapshot = Snapshot(champion=champion, challenger=shadow, policy=policy)
     rows = [[5.1, 3.5, 1.4, 0.2]]
     labels, probas = [0], [[0.98, 0.02, 0.0]]
-    reply = Reply(b"{}", served=champion, snapshot=snapshot, variant="champion", rows=rows, labels=labels, probas=probas)  # fmt: skip
+    prediction = Prediction(snapshot=snapshot, served=champion, variant="champion", rows=rows, labels=labels, probas=probas)  # fmt: skip
     sink = Sink()
     with (tmp_path / "log").open("wb") as out:
         channel = SideChannel(RequestMetrics(), JsonLog(out.fileno()), sink)
-        channel.predicted("req-1", "/predict", reply, 0.002)
+        channel.predicted("req-1", "/predict", prediction, 0.002)
     assert channel.failures == 0
     by_variant = {r["variant"]: r for r in sink.records}
     assert set(by_variant) == {"champion", "shadow"}
@@ -72,3 +72,47 @@ def test_shadow_rows_carry_the_shadows_latency(
     assert 50.0 <= shadow_ms < 2.0 + 50.0 + 40.0, shadow_ms  # request + the shadow's extra 50 ms
     assert by_variant["shadow"]["model_version"] == "2"
     assert by_variant["shadow"]["reference_prediction"] == 0
+
+
+def test_a_failed_answer_is_one_row_without_features_or_prediction(
+    bundle_dirs: dict[str, tuple[Path, str]], tmp_path: Path
+) -> None:
+    path, digest = bundle_dirs["2"]
+    challenger = served(open_bundle(path, "iris", "2", digest), "2")
+    sink = Sink()
+    with (tmp_path / "log").open("wb") as out:
+        channel = SideChannel(RequestMetrics(), JsonLog(out.fileno()), sink)
+        channel.variant_failed("req-2", "/v1/predict", challenger, "challenger", RuntimeError("x"))
+    assert channel.failures == 0
+    [record] = sink.records
+    assert record.pop("ts") > 0
+    assert record == {
+        "request_id": "req-2",
+        "row": 0,
+        "model_name": "iris",
+        "model_version": "2",
+        "variant": "challenger",
+        "route": "/v1/predict",
+        "status": 500,
+        "latency_ms": None,
+        "features": None,
+        "prediction": None,
+        "class_name": None,
+        "probabilities": None,
+        "reference_prediction": None,
+    }
+
+
+def test_rows_of_a_batch_share_the_request_and_name_their_class(
+    bundle_dirs: dict[str, tuple[Path, str]],
+) -> None:
+    path, digest = bundle_dirs["1"]
+    champion = served(open_bundle(path, "iris", "1", digest), "1")
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    out = records("r", "/invocations", champion, "challenger", 200, 1.5, rows, [0, 2], [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], [0, 1])  # fmt: skip
+    assert [(r["row"], r["class_name"], r["reference_prediction"]) for r in out] == [
+        (0, "setosa", 0),
+        (1, "virginica", 1),
+    ]
+    assert {r["ts"] for r in out} == {out[0]["ts"]}
+    assert all(r["latency_ms"] == 1.5 and r["features"] is rows[r["row"]] for r in out)

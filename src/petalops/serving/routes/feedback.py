@@ -8,8 +8,10 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
-from petalops.serving.http import Call, HttpError, Receive
-from petalops.serving.server import Reply, Server
+from petalops.serving.codec import Codec, Route
+from petalops.serving.http import Call, HttpError, Receive, json_body
+from petalops.serving.openapi import Docs
+from petalops.serving.reply import Reply
 
 EXAMPLE: dict[str, Any] = {"request_id": "0b8e6c1e-3f", "label": "setosa"}
 
@@ -28,28 +30,64 @@ class FeedbackResult(BaseModel):
     labelled: int = Field(description="How many logged prediction rows received the label")
 
 
-async def feedback(server: Server, call: Call, receive: Receive) -> Reply:
-    """Record the true class of earlier predictions, one `{"request_id", "label"}` or a batch.
+class Feedback(Codec[None]):
+    """True labels for logged predictions; no prediction route."""
 
-    Feeds live accuracy, drift-triggered retraining and the rollout analysis. An unknown
-    request id answers 404 and a label outside the model's classes 422; a batch is applied
-    all or nothing.
-    """
-    body = await server.json_body(call, receive, EXAMPLE)
-    sink = server.side.sink
-    store = getattr(sink, "store", None)
-    if sink is None or store is None:
-        # 409, not 5xx: the server works as configured; it was started without the log.
-        raise HttpError(
-            409,
-            "the prediction log is off on this server, so there is nothing to label; "
-            "start it with serve.log_predictions=true",
-            "body",
-        )
-    champion = server.holder.snapshot.champion
-    classes = champion.classes if champion is not None else server.shape.classes
-    from petalops.monitoring.feedback import record_feedback_body
+    order = 40
 
-    # The store is blocking I/O: keep it off the event loop.
-    result = await asyncio.to_thread(record_feedback_body, store, body, classes, logger=sink)
-    return Reply(orjson.dumps(result))
+    def routes(self, docs: Docs) -> list[Route]:
+        item = docs.ref(FeedbackItem)
+        return [
+            Route(
+                method="POST",
+                path="/v1/feedback",
+                handler=self.feedback,
+                summary="Record true labels for earlier predictions",
+                tag="petalops",
+                request_schema={
+                    "oneOf": [
+                        item,
+                        docs.ref(FeedbackBatch),
+                        {"type": "array", "items": item},
+                    ]
+                },
+                request_example=EXAMPLE,
+                responses={
+                    200: ("Rows labelled", docs.ref(FeedbackResult)),
+                    409: ("The prediction log is off on this server", docs.error),
+                    **docs.errors(400, 404, 413, 415, 422),
+                },
+            )
+        ]
+
+    async def feedback(self, call: Call, receive: Receive) -> Reply:
+        """Record the true class of earlier predictions, one `{"request_id", "label"}` or a batch.
+
+        Feeds live accuracy, drift-triggered retraining and the rollout analysis. An unknown
+        request id answers 404 and a label outside the model's classes 422; a batch is applied
+        all or nothing.
+        """
+        server = self.server
+        body = await json_body(call, receive, self.max_body, EXAMPLE)
+        sink = server.side.sink
+        store = getattr(sink, "store", None)
+        if sink is None or store is None:
+            # 409, not 5xx: the server works as configured; it was started without the log.
+            raise HttpError(
+                409,
+                "the prediction log is off on this server, so there is nothing to label; "
+                "start it with serve.log_predictions=true",
+                "body",
+            )
+        champion = server.holder.snapshot.champion
+        classes = champion.classes if champion is not None else self.shape.classes
+        # Imported here: it brings SQLAlchemy (~240 ms measured), which a worker without the
+        # prediction log never needs.
+        from petalops.monitoring.feedback import record_feedback_body
+
+        # The store is blocking I/O: keep it off the event loop.
+        result = await asyncio.to_thread(record_feedback_body, store, body, classes, logger=sink)
+        return Reply(body=orjson.dumps(result))
+
+
+CODEC = Feedback

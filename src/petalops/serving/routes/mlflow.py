@@ -13,89 +13,188 @@ import io
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, Field, create_model
 
 from petalops import __version__
-from petalops.serving.http import Call, HttpError, Receive, media_type, parse_json, read_body
+from petalops.serving.codec import Codec, Route
+from petalops.serving.holder import Served
+from petalops.serving.http import (
+    Call,
+    HttpError,
+    Receive,
+    json_body,
+    media_type,
+    parse_json,
+    read_body,
+)
+from petalops.serving.openapi import Docs, Health, Predictions
+from petalops.serving.prediction import Prediction
+from petalops.serving.reply import Reply
 from petalops.serving.rows import (
+    any_rows,
     check_batch_size,
-    check_number,
     check_rows,
-    predict_rows,
+    columns_rows,
     row_from_mapping,
 )
-from petalops.serving.server import Reply, Server
+from petalops.serving.server import Server
 
 _KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+_CSV = "text/csv"
 _PING = orjson.dumps({"status": "ok"})
 
+# What `read` hands `decode`: the body's one key and its value, or ("text/csv", the body).
+Payload = tuple[str, Any]
 
-def _columns_rows(
-    columns: Any, data: Any, features: list[str], max_batch: int, where: str, example: Any
-) -> list[list[float]]:
-    """Rows given with column names (any order; extra columns are ignored, as MLflow does)."""
-    if type(columns) is not list or not all(type(c) is str for c in columns):
-        raise HttpError(
-            400, f"{where}.columns must be an array of names", f"{where}.columns", example
+
+class Version(BaseModel):
+    version: str
+    model: str
+    model_version: str | None
+
+
+class MLflow(Codec[Payload]):
+    """Score rows in any MLflow scoring format; answers `{"predictions": [...]}`.
+
+    JSON bodies carry exactly one of `dataframe_split` (`columns` + `data`),
+    `dataframe_records` (objects of named features), `instances` or `inputs` (arrays of
+    rows, objects, or for `inputs` a mapping of column name to values). `text/csv` bodies
+    need a header row naming the features. Send `X-Model-Version: 3` to ask a specific
+    registered version.
+    """
+
+    order = 50
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(server)
+        shape = self.shape
+        self.example = {"dataframe_split": {"columns": shape.features, "data": [shape.example_row]}}
+        self.csv_example = ",".join(shape.features) + "\n" + ",".join(map(str, shape.example_row))
+
+    def routes(self, docs: Docs) -> list[Route]:
+        split: Any = create_model(
+            "DataframeSplit",
+            columns=(list[str] | None, Field(None, description="feature names of the columns")),
+            index=(list[Any] | None, None),
+            data=(docs.batch, ...),
         )
-    missing = [f for f in features if f not in columns]
-    if missing:
-        raise HttpError(
-            400,
-            f"column {missing[0]!r} is missing from {where}.columns",
-            f"{where}.columns",
-            example,
+        request = docs.one_of(
+            create_model("DataframeSplitRequest", dataframe_split=(split, ...)),
+            create_model("DataframeRecordsRequest", dataframe_records=(docs.records, ...)),
+            create_model("InstancesRequest", instances=(docs.batch | docs.records, ...)),
+            create_model("InputsRequest", inputs=(docs.batch | docs.records, ...)),
         )
-    rows = check_rows(data, len(columns), max_batch, f"{where}.data", example)
-    index = [columns.index(f) for f in features]
-    if index == list(range(len(features))) and len(columns) == len(features):
-        return rows
-    return [[row[i] for i in index] for row in rows]
-
-
-def _any_rows(
-    value: Any, features: list[str], max_batch: int, where: str, example: Any
-) -> list[list[float]]:
-    """Rows as arrays of numbers, as objects of named features, or as named columns."""
-    if isinstance(value, dict):
-        return _column_dict(value, features, max_batch, where, example)
-    if type(value) is not list:
-        raise HttpError(400, f"{where} must be an array of rows", where, example)
-    check_batch_size(len(value), max_batch, where, example)
-    if isinstance(value[0], dict):
         return [
-            row_from_mapping(item, features, f"{where}[{i}]", example)
-            for i, item in enumerate(value)
+            Route(
+                method="POST",
+                path="/invocations",
+                codec=self,
+                summary="Score (MLflow protocol)",
+                tag="mlflow",
+                request_schema=request,
+                request_example=self.example,
+                request_content={
+                    _CSV: {"schema": {"type": "string"}, "example": self.csv_example + "\n"}
+                },
+                responses={
+                    200: ("Predictions", docs.ref(Predictions)),
+                    **docs.errors(400, 404, 409, 413, 415, 503),
+                },
+            ),
+            Route(
+                method="GET",
+                path="/ping",
+                handler=self.ping,
+                summary="Health (MLflow protocol)",
+                tag="mlflow",
+                responses={200: ("Ready", docs.ref(Health)), 503: ("Not ready", docs.ref(Health))},
+            ),
+            Route(
+                method="GET",
+                path="/version",
+                handler=self.version,
+                summary="Version (MLflow protocol)",
+                tag="mlflow",
+                responses={200: ("Versions", docs.ref(Version))},
+            ),
         ]
-    return check_rows(value, len(features), max_batch, where, example)
 
-
-def _column_dict(
-    value: dict[str, Any], features: list[str], max_batch: int, where: str, example: Any
-) -> list[list[float]]:
-    columns: list[list[float]] = []
-    length = -1
-    for name in features:
-        if name not in value:
-            raise HttpError(400, f"missing column {name!r}", f"{where}.{name}", example)
-        column = value[name]
-        if type(column) is not list:
-            raise HttpError(
-                400, f"{where}.{name} must be an array of numbers", f"{where}.{name}", example
-            )
-        if length == -1:
-            length = len(column)
-            check_batch_size(length, max_batch, f"{where}.{name}", example)
-        elif len(column) != length:
+    async def read(self, call: Call, receive: Receive) -> Payload:
+        example = self.example
+        kind = media_type(call)
+        if kind == b"text/csv":
+            return _CSV, await read_body(receive, call, self.max_body)
+        data = (
+            await json_body(call, receive, self.max_body, example)
+            if kind
+            else parse_json(await read_body(receive, call, self.max_body), example)
+        )
+        if type(data) is not dict:
+            raise HttpError(400, "the body must be a JSON object", "body", example)
+        present = [k for k in _KEYS if k in data]
+        if len(present) != 1:
             raise HttpError(
                 400,
-                f"{where}.{name} has {len(column)} values, expected {length}",
-                f"{where}.{name}",
+                f"the body needs exactly one of {', '.join(_KEYS)}; got "
+                f"{', '.join(present) or 'none of them'}",
+                "body",
                 example,
             )
-        columns.append(
-            [check_number(v, f"{where}.{name}[{i}]", example) for i, v in enumerate(column)]
-        )
-    return [list(row) for row in zip(*columns, strict=True)]
+        key = present[0]
+        return key, data[key]
+
+    def decode(self, request: Payload, served: Served) -> list[list[float]]:
+        key, value = request
+        features = served.runtime.features
+        max_batch, example = self.max_batch, self.example
+        if key == _CSV:
+            return _csv_rows(value, features, max_batch, self.csv_example)
+        if key == "dataframe_split":
+            if type(value) is not dict or "data" not in value:
+                raise HttpError(
+                    400, "dataframe_split must be an object with 'data'", "dataframe_split", example
+                )
+            if value.get("columns") is None:
+                return check_rows(
+                    value["data"], len(features), max_batch, "dataframe_split.data", example
+                )
+            return columns_rows(
+                value["columns"], value["data"], features, max_batch, "dataframe_split", example
+            )
+        if key == "dataframe_records":
+            if type(value) is not list:
+                raise HttpError(
+                    400,
+                    "dataframe_records must be an array of objects",
+                    "dataframe_records",
+                    example,
+                )
+            check_batch_size(len(value), max_batch, "dataframe_records", example)
+            return [
+                row_from_mapping(item, features, f"dataframe_records[{i}]", example)
+                for i, item in enumerate(value)
+            ]
+        return any_rows(value, features, max_batch, key, example)
+
+    def encode(self, request: Payload, prediction: Prediction, call: Call) -> bytes:
+        return orjson.dumps({"predictions": prediction.labels})
+
+    async def ping(self, call: Call, receive: Receive) -> Reply:
+        """MLflow's health check: 200 once a model is loaded, 503 before."""
+        champion = self.server.holder.snapshot.champion
+        if champion is None:
+            return Reply(body=orjson.dumps({"status": "loading"}), status=503)
+        return Reply(body=_PING, version=champion.version)
+
+    async def version(self, call: Call, receive: Receive) -> Reply:
+        """The server's version and the model version serving by default."""
+        champion = self.server.holder.snapshot.champion
+        body = {
+            "version": __version__,
+            "model": self.shape.name,
+            "model_version": champion.version if champion else None,
+        }
+        return Reply(body=orjson.dumps(body))
 
 
 def _csv_rows(body: bytes, features: list[str], max_batch: int, example: str) -> list[list[float]]:
@@ -137,101 +236,4 @@ def _csv_rows(body: bytes, features: list[str], max_batch: int, example: str) ->
     return rows
 
 
-async def invocations(server: Server, call: Call, receive: Receive) -> Reply:
-    """Score rows in any MLflow scoring format; answers `{"predictions": [...]}`.
-
-    JSON bodies carry exactly one of `dataframe_split` (`columns` + `data`),
-    `dataframe_records` (objects of named features), `instances` or `inputs` (arrays of
-    rows, objects, or for `inputs` a mapping of column name to values). `text/csv` bodies
-    need a header row naming the features. Send `X-Model-Version: 3` to ask a specific
-    registered version.
-    """
-    features = server.shape.features
-    example = server.shape.examples["mlflow"]
-    kind = media_type(call)
-    if kind == b"text/csv":
-        body = await read_body(receive, call, server.max_body)
-        snapshot, served, variant = await server.choose(call)
-        features = served.runtime.features
-        csv_example = server.shape.examples["csv"]
-        rows = _csv_rows(body, features, server.max_batch, csv_example)
-    else:
-        data = (
-            await server.json_body(call, receive, example)
-            if kind
-            else parse_json(await read_body(receive, call, server.max_body), example)
-        )
-        if type(data) is not dict:
-            raise HttpError(400, "the body must be a JSON object", "body", example)
-        present = [k for k in _KEYS if k in data]
-        if len(present) != 1:
-            raise HttpError(
-                400,
-                f"the body needs exactly one of {', '.join(_KEYS)}; got "
-                f"{', '.join(present) or 'none of them'}",
-                "body",
-                example,
-            )
-        key = present[0]
-        snapshot, served, variant = await server.choose(call)
-        features = served.runtime.features
-        value = data[key]
-        if key == "dataframe_split":
-            if type(value) is not dict or "data" not in value:
-                raise HttpError(
-                    400, "dataframe_split must be an object with 'data'", "dataframe_split", example
-                )
-            if value.get("columns") is None:
-                rows = check_rows(
-                    value["data"], len(features), server.max_batch, "dataframe_split.data", example
-                )
-            else:
-                rows = _columns_rows(
-                    value["columns"],
-                    value["data"],
-                    features,
-                    server.max_batch,
-                    "dataframe_split",
-                    example,
-                )
-        elif key == "dataframe_records":
-            if type(value) is not list:
-                raise HttpError(
-                    400,
-                    "dataframe_records must be an array of objects",
-                    "dataframe_records",
-                    example,
-                )
-            check_batch_size(len(value), server.max_batch, "dataframe_records", example)
-            rows = [
-                row_from_mapping(item, features, f"dataframe_records[{i}]", example)
-                for i, item in enumerate(value)
-            ]
-        else:
-            rows = _any_rows(value, features, server.max_batch, key, example)
-    labels, probas = predict_rows(served.runtime, rows)
-    return server.predicted(
-        orjson.dumps({"predictions": labels}), snapshot, served, variant, rows, labels, probas
-    )
-
-
-async def ping(server: Server, call: Call, receive: Receive) -> Reply:
-    """MLflow's health check: 200 once a model is loaded, 503 before."""
-    champion = server.holder.snapshot.champion
-    if champion is None:
-        return Reply(orjson.dumps({"status": "loading"}), status=503)
-    return Reply(_PING, version=champion.version)
-
-
-async def version(server: Server, call: Call, receive: Receive) -> Reply:
-    """The server's version and the model version serving by default."""
-    champion = server.holder.snapshot.champion
-    return Reply(
-        orjson.dumps(
-            {
-                "version": __version__,
-                "model": server.shape.name,
-                "model_version": champion.version if champion else None,
-            }
-        )
-    )
+CODEC = MLflow

@@ -9,92 +9,344 @@ Inputs: one tensor of shape ``[N, n_features]`` (or ``[n_features]``), datatype 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from petalops import __version__
-from petalops.serving.http import Call, HttpError, Receive, media_type, read_body, require_json
-from petalops.serving.routes.kserve import check_name
-from petalops.serving.rows import (
-    MAX_ABS,
-    check_batch_size,
-    check_row,
-    check_rows,
-    predict_rows,
+from petalops.serving.codec import Codec, Route
+from petalops.serving.holder import Served
+from petalops.serving.http import (
+    Call,
+    HttpError,
+    Receive,
+    json_body,
+    media_type,
+    read_body,
+    require_json,
 )
-from petalops.serving.server import Reply, Server
+from petalops.serving.openapi import Docs, Ready
+from petalops.serving.prediction import Prediction
+from petalops.serving.reply import Reply
+from petalops.serving.rows import MAX_ABS, check_batch_size, check_row, check_rows
+from petalops.serving.server import Server
 
 OUTPUTS = ("label", "probabilities", "class_name")
 _DTYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
 _LIVE = orjson.dumps({"live": True})
+_WHERE = "inputs[0]"
+_FLOAT_TYPES: Any = Literal["FP32", "FP64"]
 
 
-async def server_metadata(server: Server, call: Call, receive: Receive) -> Reply:
-    """Server metadata: name, version and supported extensions."""
-    return Reply(
-        orjson.dumps(
-            {"name": "petalops", "version": __version__, "extensions": ["binary_tensor_data"]}
+class Live(BaseModel):
+    live: bool
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class InferOutputRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: Literal["label", "probabilities", "class_name"]
+    parameters: dict[str, Any] | None = None
+
+
+class InferResponseOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: Literal["INT64", "FP32", "FP64", "BYTES"]
+    parameters: dict[str, Any] | None = None
+    data: list[Any]
+
+
+class InferResponse(BaseModel):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[InferResponseOutput]
+
+
+@dataclass(slots=True)
+class Inference:
+    """An inference request as read: its JSON, the binary tensor bytes, the outputs asked."""
+
+    data: dict[str, Any]
+    binary: bytes
+    outputs: tuple[str, ...]
+
+
+class OpenInference(Codec[Inference]):
+    """Run inference on one tensor of rows; answers label, probabilities and class_name.
+
+    Address a version in the path (`/v2/models/iris/versions/3/infer`) or with
+    `X-Model-Version`.
+    """
+
+    order = 70
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(server)
+        row = self.shape.example_row
+        self.example = {
+            "inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64", "data": row}]
+        }
+
+    def routes(self, docs: Docs) -> list[Route]:
+        number: Any = docs.number
+        row: Any = docs.row
+        infer_input: Any = create_model(
+            "InferInput",
+            __config__=ConfigDict(extra="allow"),
+            name=(str, Field(examples=["input-0"])),
+            shape=(
+                Annotated[list[int], Field(min_length=1, max_length=2)],
+                Field(examples=[[1, len(self.shape.features)]]),
+            ),
+            datatype=(_FLOAT_TYPES, ...),
+            parameters=(dict[str, Any] | None, None),
+            data=(list[number] | list[row], ...),
         )
-    )
+        request = create_model(
+            "InferRequest",
+            id=(str | None, None),
+            parameters=(dict[str, Any] | None, None),
+            inputs=(Annotated[list[infer_input], Field(min_length=1, max_length=1)], ...),
+            outputs=(list[InferOutputRequest] | None, None),
+        )
+        ready = docs.ref(Ready)
+        routes = [
+            Route(
+                method="GET",
+                path="/v2",
+                handler=self.server_metadata,
+                summary="Server metadata (OIP v2)",
+                tag="oip-v2",
+                responses={200: ("Metadata", docs.ref(ServerMetadata))},
+            ),
+            Route(
+                method="GET",
+                path="/v2/health/live",
+                handler=self.live,
+                summary="Server live (OIP v2)",
+                tag="oip-v2",
+                responses={200: ("Live", docs.ref(Live))},
+            ),
+            Route(
+                method="GET",
+                path="/v2/health/ready",
+                handler=self.ready,
+                summary="Server ready (OIP v2)",
+                tag="oip-v2",
+                responses={200: ("Ready", ready), 503: ("Not ready", ready)},
+            ),
+        ]
+        for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+            model_ready = docs.ref(ModelReady)
+            routes += [
+                Route(
+                    method="GET",
+                    path=base,
+                    handler=self.model_metadata,
+                    summary="Model metadata (OIP v2)",
+                    tag="oip-v2",
+                    responses={
+                        200: ("Metadata", docs.ref(ModelMetadata)),
+                        **docs.errors(404, 409, 503),
+                    },
+                ),
+                Route(
+                    method="GET",
+                    path=f"{base}/ready",
+                    handler=self.model_ready,
+                    summary="Model ready (OIP v2)",
+                    tag="oip-v2",
+                    responses={
+                        200: ("Ready", model_ready),
+                        503: ("Not ready", model_ready),
+                        **docs.errors(404, 409),
+                    },
+                ),
+                Route(
+                    method="POST",
+                    path=f"{base}/infer",
+                    codec=self,
+                    summary="Inference (OIP v2)",
+                    tag="oip-v2",
+                    request_schema=docs.ref(request),
+                    request_example=self.example,
+                    responses={
+                        200: ("Inference response", docs.ref(InferResponse)),
+                        **docs.errors(400, 404, 409, 413, 415, 503),
+                    },
+                ),
+            ]
+        return routes
 
+    async def read(self, call: Call, receive: Receive) -> Inference:
+        self.check_model(call.params["name"])
+        example = self.example
+        header_length = call.inference_header_length
+        if header_length >= 0:
+            if media_type(call) not in (b"", b"application/octet-stream", b"application/json"):
+                require_json(call, example)
+            body = await read_body(receive, call, self.max_body)
+            if header_length > len(body):
+                raise HttpError(
+                    400,
+                    "Inference-Header-Content-Length is larger than the body",
+                    "Inference-Header-Content-Length",
+                    example,
+                )
+            header, binary = body[:header_length], body[header_length:]
+            try:
+                data: Any = orjson.loads(header)
+            except orjson.JSONDecodeError as exc:
+                raise HttpError(
+                    400, f"the inference header is not valid JSON: {exc}", "body", example
+                ) from None
+        else:
+            data = await json_body(call, receive, self.max_body, example)
+            binary = b""
+        if type(data) is not dict:
+            raise HttpError(400, "the body must be an inference request object", "body", example)
+        inputs = data.get("inputs")
+        if type(inputs) is not list or len(inputs) != 1:
+            raise HttpError(
+                400,
+                "inputs must hold exactly one tensor of shape [N, n_features]",
+                "inputs",
+                example,
+            )
+        return Inference(data, binary, _requested(data, example))
 
-async def live(server: Server, call: Call, receive: Receive) -> Reply:
-    """Server liveness."""
-    return Reply(_LIVE)
+    def decode(self, request: Inference, served: Served) -> list[list[float]]:
+        return _tensor_rows(
+            request.data["inputs"][0],
+            request.binary,
+            served.runtime.n_features,
+            self.max_batch,
+            self.example,
+        )
 
+    def encode(self, request: Inference, prediction: Prediction, call: Call) -> bytes:
+        served = prediction.served
+        runtime = served.runtime
+        labels = prediction.labels
+        datatype = request.data["inputs"][0]["datatype"]  # FP32 or FP64: decode checked it
+        n, c = len(labels), len(runtime.classes)
+        outputs: list[dict[str, Any]] = []
+        for name in request.outputs:
+            if name == "label":
+                outputs.append({"name": "label", "datatype": "INT64", "shape": [n], "data": labels})
+            elif name == "probabilities":
+                flat = [p for proba in prediction.probas for p in proba]
+                if datatype == "FP32":
+                    flat = np.asarray(flat, dtype=np.float32).tolist()
+                outputs.append(
+                    {"name": "probabilities", "datatype": datatype, "shape": [n, c], "data": flat}
+                )
+            else:
+                outputs.append(
+                    {
+                        "name": "class_name",
+                        "datatype": "BYTES",
+                        "shape": [n],
+                        "data": [runtime.classes[i] for i in labels],
+                    }
+                )
+        answer: dict[str, Any] = {
+            "model_name": self.shape.name,
+            "model_version": served.version,
+            "outputs": outputs,
+        }
+        request_id = request.data.get("id")
+        if isinstance(request_id, str):
+            answer["id"] = request_id
+        answer["parameters"] = {"variant": prediction.variant, "request_id": call.request_id}
+        return orjson.dumps(answer)
 
-async def ready(server: Server, call: Call, receive: Receive) -> Reply:
-    """Server readiness: 200 once the model is loaded, verified and warmed; 503 before."""
-    is_ready = server.holder.ready
-    return Reply(orjson.dumps({"ready": is_ready}), status=200 if is_ready else 503)
+    async def server_metadata(self, call: Call, receive: Receive) -> Reply:
+        """Server metadata: name, version and supported extensions."""
+        body = {"name": "petalops", "version": __version__, "extensions": ["binary_tensor_data"]}
+        return Reply(body=orjson.dumps(body))
 
+    async def live(self, call: Call, receive: Receive) -> Reply:
+        """Server liveness."""
+        return Reply(body=_LIVE)
 
-async def model_metadata(server: Server, call: Call, receive: Receive) -> Reply:
-    """Model metadata: versions, input and output tensors."""
-    check_name(server, call.params["name"])
-    if "version" in call.params:
-        served, _ = await server.holder.version(call.params["version"])
-    else:
-        served, _ = server.holder.snapshot.pick("")
-    n, c = served.runtime.n_features, len(served.runtime.classes)
-    versions = sorted(
-        {s.version for _, s in server.holder.snapshot.slots()} | {served.version}, key=int
-    )
-    body = {
-        "name": server.shape.name,
-        "versions": versions,
-        "platform": "petalops",
-        "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, n]}],
-        "outputs": [
-            {"name": "label", "datatype": "INT64", "shape": [-1]},
-            {"name": "probabilities", "datatype": "FP64", "shape": [-1, c]},
-            {"name": "class_name", "datatype": "BYTES", "shape": [-1]},
-        ],
-    }
-    return Reply(orjson.dumps(body), version=served.version)
+    async def ready(self, call: Call, receive: Receive) -> Reply:
+        """Server readiness: 200 once the model is loaded, verified and warmed; 503 before."""
+        is_ready = self.server.holder.ready
+        return Reply(body=orjson.dumps({"ready": is_ready}), status=200 if is_ready else 503)
 
+    async def model_metadata(self, call: Call, receive: Receive) -> Reply:
+        """Model metadata: versions, input and output tensors."""
+        self.check_model(call.params["name"])
+        holder = self.server.holder
+        if "version" in call.params:
+            served, _ = await holder.version(call.params["version"])
+        else:
+            served, _ = holder.snapshot.pick("")
+        n, c = served.runtime.n_features, len(served.runtime.classes)
+        versions = sorted(
+            {s.version for _, s in holder.snapshot.slots()} | {served.version}, key=int
+        )
+        body = {
+            "name": self.shape.name,
+            "versions": versions,
+            "platform": "petalops",
+            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, n]}],
+            "outputs": [
+                {"name": "label", "datatype": "INT64", "shape": [-1]},
+                {"name": "probabilities", "datatype": "FP64", "shape": [-1, c]},
+                {"name": "class_name", "datatype": "BYTES", "shape": [-1]},
+            ],
+        }
+        return Reply(body=orjson.dumps(body), version=served.version)
 
-async def model_ready(server: Server, call: Call, receive: Receive) -> Reply:
-    """Model readiness (of a version when addressed by version)."""
-    check_name(server, call.params["name"])
-    if "version" in call.params:
-        served, _ = await server.holder.version(call.params["version"])
+    async def model_ready(self, call: Call, receive: Receive) -> Reply:
+        """Model readiness (of a version when addressed by version)."""
+        self.check_model(call.params["name"])
+        name = self.shape.name
+        if "version" in call.params:
+            served, _ = await self.server.holder.version(call.params["version"])
+            return Reply(body=orjson.dumps({"name": name, "ready": True}), version=served.version)
+        is_ready = self.server.holder.ready
         return Reply(
-            orjson.dumps({"name": server.shape.name, "ready": True}), version=served.version
+            body=orjson.dumps({"name": name, "ready": is_ready}), status=200 if is_ready else 503
         )
-    is_ready = server.holder.ready
-    return Reply(
-        orjson.dumps({"name": server.shape.name, "ready": is_ready}),
-        status=200 if is_ready else 503,
-    )
 
 
 def _tensor_rows(
     tensor: Any, binary: bytes, n_features: int, max_batch: int, example: Any
-) -> tuple[list[list[float]], str]:
-    where = "inputs[0]"
+) -> list[list[float]]:
+    where = _WHERE
     if type(tensor) is not dict:
         raise HttpError(400, f"{where} must be a tensor object", where, example)
     datatype = tensor.get("datatype")
@@ -136,7 +388,8 @@ def _tensor_rows(
             raise HttpError(
                 400, f"{where} holds values that are not finite or beyond ±1e12", where, example
             )
-        return matrix.reshape(n, n_features).tolist(), datatype
+        rows: list[list[float]] = matrix.reshape(n, n_features).tolist()
+        return rows
     if "data" not in tensor:
         raise HttpError(400, f"{where}.data is missing", f"{where}.data", example)
     data = tensor["data"]
@@ -163,7 +416,7 @@ def _tensor_rows(
         rows = [flat[i : i + n_features] for i in range(0, len(flat), n_features)]
     if datatype == "FP32":
         rows = np.asarray(rows, dtype=np.float32).astype(np.float64).tolist()
-    return rows, datatype
+    return rows
 
 
 def _requested(data: dict[str, Any], example: Any) -> tuple[str, ...]:
@@ -186,76 +439,4 @@ def _requested(data: dict[str, Any], example: Any) -> tuple[str, ...]:
     return tuple(names) or OUTPUTS
 
 
-async def infer(server: Server, call: Call, receive: Receive) -> Reply:
-    """Run inference on one tensor of rows; answers label, probabilities and class_name.
-
-    Address a version in the path (`/v2/models/iris/versions/3/infer`) or with
-    `X-Model-Version`.
-    """
-    check_name(server, call.params["name"])
-    example = server.shape.examples["oip"]
-    header_length = call.inference_header_length
-    if header_length >= 0:
-        if media_type(call) not in (b"", b"application/octet-stream", b"application/json"):
-            require_json(call, example)
-        body = await read_body(receive, call, server.max_body)
-        if header_length > len(body):
-            raise HttpError(
-                400,
-                "Inference-Header-Content-Length is larger than the body",
-                "Inference-Header-Content-Length",
-                example,
-            )
-        header, binary = body[:header_length], body[header_length:]
-        try:
-            data: Any = orjson.loads(header)
-        except orjson.JSONDecodeError as exc:
-            raise HttpError(
-                400, f"the inference header is not valid JSON: {exc}", "body", example
-            ) from None
-    else:
-        data = await server.json_body(call, receive, example)
-        binary = b""
-    if type(data) is not dict:
-        raise HttpError(400, "the body must be an inference request object", "body", example)
-    inputs = data.get("inputs")
-    if type(inputs) is not list or len(inputs) != 1:
-        raise HttpError(
-            400, "inputs must hold exactly one tensor of shape [N, n_features]", "inputs", example
-        )
-    wanted = _requested(data, example)
-    snapshot, served, variant = await server.choose(call, call.params.get("version"))
-    runtime = served.runtime
-    rows, datatype = _tensor_rows(inputs[0], binary, runtime.n_features, server.max_batch, example)
-    labels, probas = predict_rows(runtime, rows)
-    n, c = len(rows), len(runtime.classes)
-    outputs: list[dict[str, Any]] = []
-    for name in wanted:
-        if name == "label":
-            outputs.append({"name": "label", "datatype": "INT64", "shape": [n], "data": labels})
-        elif name == "probabilities":
-            flat = [p for proba in probas for p in proba]
-            if datatype == "FP32":
-                flat = np.asarray(flat, dtype=np.float32).tolist()
-            outputs.append(
-                {"name": "probabilities", "datatype": datatype, "shape": [n, c], "data": flat}
-            )
-        else:
-            outputs.append(
-                {
-                    "name": "class_name",
-                    "datatype": "BYTES",
-                    "shape": [n],
-                    "data": [runtime.classes[i] for i in labels],
-                }
-            )
-    answer: dict[str, Any] = {
-        "model_name": server.shape.name,
-        "model_version": served.version,
-        "outputs": outputs,
-    }
-    request_id = data.get("id")
-    if isinstance(request_id, str):
-        answer["id"] = request_id
-    answer["parameters"] = {"variant": variant, "request_id": call.request_id}
-    return server.predicted(orjson.dumps(answer), snapshot, served, variant, rows, labels, probas)
+CODEC = OpenInference

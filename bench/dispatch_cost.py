@@ -1,0 +1,255 @@
+"""CPU instructions per request on the hot routes, counted by callgrind (not timed).
+
+    .venv/bin/python bench/dispatch_cost.py                          # this checkout
+    .venv/bin/python bench/dispatch_cost.py --src /tmp/other/src     # another checkout's src/
+    .venv/bin/python bench/dispatch_cost.py --requests 5000 --routes predict,v1
+
+Wall-clock figures mean little on a shared machine; instruction counts do not move with
+the load. The app is built by ``create_app`` (real bundles, request log on to /dev/null)
+and driven in process: a fake ASGI ``receive``/``send`` and, per route, ``--requests``
+calls after a warm-up. Each route's loop runs inside ``operator.call`` so that callgrind
+(``--toggle-collect`` / ``--dump-after`` on its C function) counts exactly that loop: the
+figure is the dispatcher, the route, the model, metrics, the request log and the side
+channel, without uvicorn (the cyclic GC stays on: what a request allocates, it pays for
+in collections). ``log on`` rows repeat the loop with a prediction sink that drops
+what it is given, so the prediction records are built as in production.
+
+Needs valgrind (``apt-get install valgrind``) and a CPython whose libpython keeps its
+symbol table. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import operator
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+ROUTES: dict[str, tuple[str, Any]] = {
+    "predict": ("/predict", {"features": ROW}),
+    "v1": ("/v1/predict", dict(zip(NAMES, ROW, strict=True))),
+    "mlflow": ("/invocations", {"dataframe_split": {"columns": NAMES, "data": [ROW]}}),
+    "kserve": ("/v1/models/iris:predict", {"instances": [ROW]}),
+    "oip": (
+        "/v2/models/iris/infer",
+        {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]},
+    ),
+}
+WARMUP = 500
+TOGGLE = "_operator_call"  # the C function behind operator.call
+
+
+def make_bundle(directory: Path) -> str:
+    """A real bundle of a logistic regression on Iris; returns its sha256."""
+    import numpy as np
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from petalops.config import IRIS_CLASSES, IRIS_FEATURES
+    from petalops.pipeline.compile import write_bundle
+    from petalops.pipeline.profile import build_profile
+
+    iris = load_iris()
+    x = np.asarray(iris.data, dtype=np.float64)
+    y = np.asarray(iris.target, dtype=np.int64)
+    pipeline = Pipeline([("clf", LogisticRegression(max_iter=500))]).fit(x, y)
+    profile = build_profile(x, y, IRIS_FEATURES, IRIS_CLASSES)
+    return write_bundle(directory, pipeline, "iris", IRIS_FEATURES, IRIS_CLASSES, profile, x)
+
+
+class BundleSource:
+    """One bundle served as iris v1 @champion (the registry is not what is measured)."""
+
+    name = "iris"
+
+    def __init__(self, directory: Path, sha256: str) -> None:
+        self.directory = directory
+        self.sha256 = sha256
+
+    def _info(self, version: str) -> Any:
+        from petalops.registry import VersionInfo
+
+        return VersionInfo(self.name, version, "run", self.sha256)
+
+    def desired(self) -> Any:
+        from petalops.serving.source import Desired
+
+        return Desired(champion=self._info("1"))
+
+    def resolve_version(self, version: str) -> Any:
+        return self._info(version)
+
+    def load(self, info: Any) -> Any:
+        from petalops.runtime.model import open_bundle
+
+        return open_bundle(self.directory, info.name, info.version, info.sha256)
+
+
+class DroppingSink:
+    """A prediction sink that keeps nothing: the records are built, then dropped."""
+
+    def log_many(self, records: Any) -> int:
+        return len(records)
+
+    def close(self, timeout: float = 10.0) -> None:
+        pass
+
+
+def drive(app: Any, path: str, body: bytes, n: int) -> None:
+    """``n`` requests through the ASGI app; nothing may suspend (no real I/O happens)."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+        ],
+    }
+    message = {"type": "http.request", "body": body, "more_body": False}
+    sent: list[int] = []
+
+    async def receive() -> Any:
+        return message
+
+    async def send(event: Any) -> None:
+        if event["type"] == "http.response.start":
+            sent.append(event["status"])
+
+    for _ in range(n):
+        coroutine = app(scope, receive, send)
+        try:
+            coroutine.send(None)
+        except StopIteration:
+            continue
+        coroutine.close()
+        raise RuntimeError(f"{path} suspended: the loop would not measure one request")
+    if set(sent) != {200}:
+        raise RuntimeError(f"{path} answered {sorted(set(sent))}, not only 200")
+
+
+async def inner(args: argparse.Namespace) -> None:
+    import orjson
+
+    import petalops
+    from petalops.config import Settings
+    from petalops.serving import create_app
+
+    print(f"petalops from {Path(petalops.__file__).parent}", file=sys.stderr)
+    home = Path(args.work) / ".petalops"
+    settings = Settings(home=home, reconcile_seconds=3600)  # type: ignore[call-arg]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    source = BundleSource(Path(args.work) / "bundle", args.sha256)
+    app = create_app(settings, source=source, log_fd=devnull, open_sink=False)  # type: ignore[arg-type]
+
+    lifespan: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    answers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def send(message: dict[str, Any]) -> None:
+        await answers.put(message)
+
+    task = asyncio.create_task(app({"type": "lifespan"}, lifespan.get, send))
+    await lifespan.put({"type": "lifespan.startup"})
+    started = await answers.get()
+    if started["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"startup failed: {started}")
+
+    names = args.routes.split(",")
+    bodies = {name: (ROUTES[name][0], orjson.dumps(ROUTES[name][1])) for name in names}
+    passes = [("off", None), ("on", DroppingSink())]
+    for _, sink in passes:
+        app.server.side.sink = sink  # reaches into the app: there is no public switch
+        for path, body in bodies.values():
+            drive(app, path, body, WARMUP)
+    for _, sink in passes:
+        app.server.side.sink = sink
+        for path, body in bodies.values():
+            gc.collect()  # each loop starts from the same heap: no full collection due in it
+            operator.call(drive, app, path, body, args.requests)  # one callgrind dump each
+    app.server.side.sink = None
+    await lifespan.put({"type": "lifespan.shutdown"})
+    await task
+
+
+def outer(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="dispatch-cost-") as work:
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        if args.src:
+            env["PYTHONPATH"] = str(Path(args.src).resolve())
+        sha = subprocess.run(
+            [sys.executable, __file__, "--bundle", str(Path(work) / "bundle")],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        out = Path(work) / "callgrind.out"
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--toggle-collect={TOGGLE}",
+            f"--dump-after={TOGGLE}",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            __file__,
+            "--inner",
+            "--work",
+            work,
+            "--sha256",
+            sha,
+            "--requests",
+            str(args.requests),
+            "--routes",
+            args.routes,
+        ]
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        origin = [line for line in result.stderr.splitlines() if line.startswith("petalops from")]
+        if result.returncode != 0:
+            sys.exit(f"the measured run failed:\n{result.stderr[-4000:]}")
+        totals = []
+        for dump in sorted(Path(work).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:])):
+            found = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
+            totals.append(int(found.group(1)) if found else 0)
+        names = args.routes.split(",")
+        expected = 2 * len(names)
+        if len(totals) != expected:
+            sys.exit(f"expected {expected} callgrind dumps, found {len(totals)}")
+        print(*origin, f"({args.requests} requests a row, after {WARMUP} of warm-up)")
+        print(f"{'route':<26} {'log':<4} {'instructions / request':>24}")
+        for i, total in enumerate(totals):
+            log = "off" if i < len(names) else "on"
+            path = ROUTES[names[i % len(names)]][0]
+            print(f"{path:<26} {log:<4} {total / args.requests:>24,.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--src", help="a checkout's src/ to measure instead of this one")
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--routes", default=",".join(ROUTES))
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bundle", help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--sha256", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bundle:
+        print(make_bundle(Path(args.bundle)))
+    elif args.inner:
+        asyncio.run(inner(args))
+    else:
+        outer(args)
+
+
+if __name__ == "__main__":
+    main()
