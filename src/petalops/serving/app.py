@@ -19,6 +19,7 @@ import orjson
 
 from petalops.config import Settings, load_settings
 from petalops.monitoring.metrics import start_gauge_refresher
+from petalops.monitoring.sink import PredictionSink
 from petalops.monitoring.spool import SPOOL_ENV, SpoolWriter
 from petalops.serving import routes
 from petalops.serving.accesslog import JsonLog
@@ -32,7 +33,7 @@ from petalops.serving.openapi import Docs, paths
 from petalops.serving.router import Router
 from petalops.serving.server import Server
 from petalops.serving.shape import ApiShape
-from petalops.serving.sidechannel import PredictionSink, SideChannel
+from petalops.serving.sidechannel import SideChannel
 from petalops.serving.source import ModelSource, RegistrySource
 
 SETTINGS_ENV = "_PETALOPS_SERVE_SETTINGS"

@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, Protocol
 
+from petalops.monitoring.record import PredictionRecord
+from petalops.monitoring.sink import PredictionSink
 from petalops.serving.accesslog import JsonLog
 from petalops.serving.holder import Served
 from petalops.serving.metrics import RequestMetrics
@@ -19,14 +20,6 @@ from petalops.serving.prediction import Prediction
 from petalops.serving.rows import predict_rows
 
 ERROR_LOG_EVERY_SECONDS = 60.0
-
-
-class PredictionSink(Protocol):
-    """What `petalops.monitoring.spool.SpoolWriter` and `...logger.PredictionLogger` offer."""
-
-    def log_many(self, records: Any) -> int: ...
-
-    def close(self, timeout: float = ...) -> None: ...
 
 
 class SideChannel:
@@ -158,7 +151,7 @@ def records(
     labels: Sequence[int | None],
     probas: Sequence[list[float] | None],
     reference: list[int] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[PredictionRecord]:
     """The prediction log's rows for one request (the one place their fields are written).
 
     A failed answer is one row of ``None`` features, prediction and probabilities.
