@@ -1,8 +1,9 @@
 """The raw-ASGI request/response primitives of the hot routes.
 
 The prediction routes skip FastAPI and pydantic on purpose: each request costs one header
-scan, one orjson parse and one orjson dump (see PEERS.md for why it matters). Everything
-here is deliberately small and allocation-light.
+scan, one orjson parse and one orjson dump, where a framework's validation layers cost
+several times that (docs/serving.md, "How it is fast"). Everything here is deliberately
+small and allocation-light.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 on the hot path), and their prediction.
 
 Every failure is a 400 naming the exact field (``instances[3][2]``) and showing a valid
-example, as STYLE.md asks. Booleans, strings, null, NaN and infinities are refused; the
+example. Booleans, strings, null, NaN and infinities are refused; the
 OpenAPI schemas (`petalops.serving.openapi.Docs`) document the same bounds.
 """
 

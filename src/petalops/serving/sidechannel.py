@@ -2,7 +2,7 @@
 the prediction log, the champion's reference answer for a challenger, shadow predictions.
 
 Everything here is guarded: a failure is counted and logged once in a while, and never
-reaches the client (STYLE.md principle 6).
+reaches the client (docs/architecture.md: side channels never fail a request).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The MLflow scoring protocol: ``POST /invocations``, ``GET /ping``, ``GET /version``.
 
-Payloads are parsed without pandas (pandas costs ~3 ms a request, see PEERS.md):
+Payloads are parsed without pandas (pandas costs ~3 ms of CPU a request under MLflow):
 ``dataframe_split``, ``dataframe_records``, ``instances``, ``inputs`` (JSON) and
 ``text/csv`` with a header row. The answer is ``{"predictions": [class index, ...]}``,
 what the registered scikit-learn model's ``predict`` returns under ``mlflow models serve``.
