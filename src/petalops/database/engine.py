@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +13,24 @@ from sqlalchemy.engine import Engine
 
 from petalops.errors import ConfigError
 
+_WAL_ATTEMPTS = 20
+
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets the server write while `monitor drift` reads; the busy timeout makes
-    # concurrent writers (several workers) wait instead of failing with "database is locked".
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The busy timeout makes concurrent writers (several workers) wait instead of failing
+    # with "database is locked"; WAL lets the server write while `monitor drift` reads.
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Switching a new file to WAL needs a lock that SQLite does not wait for through the busy
+    # handler: processes opening a fresh database together retry here a few times.
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 

@@ -85,11 +85,11 @@ def migrate(engine: Engine, steps: Sequence[Step] = STEPS, *, attempts: int = 5)
     versions = [step.version for step in steps]
     if versions != sorted(set(versions)) or (versions and versions[0] < 1):
         raise ValueError(f"migration steps must have increasing versions from 1, got {versions}")
-    current = applied_versions(engine)
-    if set(versions) <= set(current):
-        return max(current, default=0)
     for attempt in range(attempts):
         try:
+            current = applied_versions(engine)
+            if set(versions) <= set(current):
+                return max(current, default=0)
             return _migrate_exclusively(engine, steps)
         except sa.exc.DBAPIError:
             # Another process beyond the lock's reach (older code running create_all during
