@@ -40,6 +40,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import types as T
 from pyspark.sql.functions import arrow_udf, col
 from pyspark.sql.pandas.types import to_arrow_schema
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
 from petalops import errors
@@ -463,9 +465,6 @@ class _Progress:
     """A Rich bar over the tasks of a job group, fed by Spark's status tracker."""
 
     def __init__(self, spark: SparkSession, group: str, title: str) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
         self._tracker = spark.sparkContext.statusTracker()
         self._group = group
         self._bar = Progress(
@@ -646,9 +645,7 @@ class PredictUDF:
                 f"columns ({', '.join(self.shipped.features)}), got {len(cols)}"
             )
         shipped, result = self.shipped, self.result
-        fields = [
-            pa.field(f"{PROBA_PREFIX}{c}", pa.float64()) for c in shipped.classes
-        ]  # for result == "proba"
+        proba_fields = [pa.field(f"{PROBA_PREFIX}{c}", pa.float64()) for c in shipped.classes]
 
         def predict(*arrays: pa.Array) -> pa.Array:
             # Arrow arrays in, Arrow array out: no pandas, the same Scorer as everywhere.
@@ -666,7 +663,7 @@ class PredictUDF:
                 return out[0]
             if result == "index":
                 return out[1]
-            return pa.StructArray.from_arrays(out[2:], fields=fields)
+            return pa.StructArray.from_arrays(out[2:], fields=proba_fields)
 
         function = arrow_udf(predict, returnType=self.return_type)  # type: ignore[call-overload]
         return function(*(col(c) if isinstance(c, str) else c for c in cols))

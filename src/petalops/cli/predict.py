@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import importlib.util
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -169,7 +170,7 @@ def predict(
         batch_rows=batch_rows,
         with_proba=proba,
         keep=keep,
-        progress=True,
+        progress=sys.stderr.isatty(),
     )
     typer.echo(
         f"scored {stats.rows:,} rows with {runtime.name} v{runtime.version} "
@@ -207,7 +208,7 @@ def _predict_spark(
     started = time.perf_counter()
     session = engine.session(master, conf, app_name=f"petalops predict {source}")
     try:
-        stats = job.run(session, progress=True)
+        stats = job.run(session, progress=sys.stderr.isatty())
     finally:
         session.stop()
     layout = f", partitioned by {', '.join(stats.partition_by)}" if stats.partition_by else ""
