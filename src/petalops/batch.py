@@ -1,20 +1,43 @@
-"""Score CSV / Parquet files in streamed record batches: memory stays bounded on any size."""
+"""Score CSV / Parquet files in streamed record batches: memory stays bounded on any size.
+
+The output columns are the same here and on Spark (`petalops.spark`), built by one `Scorer`:
+the ``--keep`` columns as they were read, ``prediction`` (the class name),
+``prediction_index`` (its index in the model's classes) and, with probabilities, one
+``proba_<class>`` column per class.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import functools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from threadpoolctl import threadpool_limits
 
 from petalops.errors import InputError
 from petalops.runtime.model import ModelRuntime
+
+PREDICTION = "prediction"
+PREDICTION_INDEX = "prediction_index"
+PROBA_PREFIX = "proba_"
+PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+FILE_SUFFIXES = PARQUET_SUFFIXES | {".csv"}
+
+# Rows per predict call. A record batch is scored in chunks whose feature matrix and scores
+# stay in the CPU cache: one `column_stack` + `isfinite` + matmul + argmax over a million rows
+# streams ~100 MB through memory several times, the same work in 64k-row chunks is 4-5x faster.
+CHUNK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -27,112 +50,248 @@ class ScoreStats:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
-def _batches(path: Path, features: list[str], batch_rows: int) -> tuple[Any, int | None]:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise InputError(f"input file {path} does not exist")
-    try:
-        if suffix in {".parquet", ".pq"}:
-            parquet = pq.ParquetFile(path, memory_map=True)
-            names = parquet.schema_arrow.names
-            missing = [f for f in features if f not in names]
-            if missing:
-                raise InputError(f"{path} lacks column(s) {missing}; it has {names}")
-            return parquet.iter_batches(batch_size=batch_rows, columns=features), (
-                parquet.metadata.num_rows
-            )
-        if suffix == ".csv":
-            reader = pacsv.open_csv(
-                path,
-                read_options=pacsv.ReadOptions(block_size=32 << 20),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=features,
-                    column_types=dict.fromkeys(features, pa.float64()),
-                ),
-            )
-            return reader, None
-    except InputError:
-        raise
-    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError, OSError) as exc:
-        raise InputError(
-            f"{path} cannot be read as scoring input: {str(exc).splitlines()[0]}"
-        ) from None
-    raise InputError(f"input file {path} must end in .csv or .parquet")
+def scored_names(classes: Sequence[str], with_proba: bool) -> list[str]:
+    """The names of the columns scoring adds, in order."""
+    names = [PREDICTION, PREDICTION_INDEX]
+    if with_proba:
+        names += [f"{PROBA_PREFIX}{c}" for c in classes]
+    return names
 
 
-# Rows per predict call. A record batch is scored in chunks whose feature matrix and scores
-# stay in the CPU cache: one `column_stack` + `isfinite` + matmul + argmax over a million rows
-# streams ~100 MB through memory several times, the same work in 64k-row chunks is 4-5x faster.
-CHUNK_ROWS = 65_536
+def scored_fields(classes: Sequence[str], with_proba: bool) -> list[pa.Field]:
+    """The Arrow fields of the columns scoring adds (class names as plain strings)."""
+    types = [pa.string(), pa.int64()] + [pa.float64()] * (len(classes) if with_proba else 0)
+    return [
+        pa.field(name, kind)
+        for name, kind in zip(scored_names(classes, with_proba), types, strict=True)
+    ]
 
 
-def _columns(batch: Any, features: list[str], first_row: int, path: Path) -> list[np.ndarray]:
-    import pyarrow as pa
-
-    columns = []
-    for name in features:
-        column = batch.column(name)
-        if column.null_count:
+def check_keep(
+    keep: Sequence[str],
+    available: Sequence[str],
+    *,
+    classes: Sequence[str],
+    with_proba: bool,
+    where: str,
+) -> list[str]:
+    """The ``--keep`` columns, deduplicated in order; an unknown or clashing one is an error."""
+    out: list[str] = []
+    added = set(scored_names(classes, with_proba))
+    for name in keep:
+        if name not in available:
             raise InputError(
-                f"{path}: column {name!r} has a missing value near row {first_row + 1}"
+                f"--keep {name!r}: {where} has no such column; it has {list(available)}"
             )
-        if column.type != pa.float64():
-            try:
-                column = column.cast(pa.float64())
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise InputError(f"{path}: column {name!r} is not numeric") from None
-        # The values buffer itself, not `to_numpy()`: that imports pandas (~0.35 s of a run).
-        columns.append(
-            np.frombuffer(
-                column.buffers()[1], dtype=np.float64, count=len(column), offset=column.offset * 8
+        if name in added:
+            raise InputError(
+                f"--keep {name!r}: the output already has a column of that name; "
+                "rename it in the input"
             )
-        )
-    return columns
+        if name not in out:
+            out.append(name)
+    return out
 
 
 def _arrow(values: np.ndarray, kind: Any) -> Any:
     """A NumPy column as an Arrow array without a copy (and without `pa.array`, which
     imports pandas)."""
-    import pyarrow as pa
-
     values = np.ascontiguousarray(values)
     return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
-def _score_batch(
-    runtime: ModelRuntime,
-    batch: Any,
-    first_row: int,
+def _string_array(values: Sequence[str]) -> Any:
+    """A small Arrow string array built from its buffers (`pa.array` imports pandas)."""
+    encoded = [v.encode() for v in values]
+    offsets = np.cumsum([0, *(len(e) for e in encoded)], dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    )
+
+
+class Scorer:
+    """Turns one input record batch into the output columns, chunk by chunk.
+
+    ``dictionary=True`` emits ``prediction`` dictionary-encoded over the class names (no
+    string is copied per row; Parquet and CSV write it as plain strings); Spark needs plain
+    strings, so its engine passes False.
+    """
+
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        *,
+        with_proba: bool = False,
+        keep: Sequence[str] = (),
+        where: str = "input",
+        dictionary: bool = True,
+    ) -> None:
+        self.runtime = runtime
+        self.with_proba = with_proba
+        self.keep = list(keep)
+        self.where = where
+        self.dictionary = dictionary
+        self._names = _string_array(runtime.classes)
+
+    def __call__(self, batch: Any, first_row: int) -> list[Any]:
+        """The ``--keep`` columns of ``batch`` followed by the scored columns."""
+        arrays = self.score(batch, first_row)
+        indices = _arrow(arrays[0], pa.int64())
+        names = (
+            # argmax indices are in range by construction: skip Arrow's bounds check.
+            pa.DictionaryArray.from_arrays(indices, self._names, safe=False)
+            if self.dictionary
+            else self._names.take(indices)
+        )
+        return [
+            *(batch.column(k) for k in self.keep),
+            names,
+            indices,
+            *(_arrow(p, pa.float64()) for p in arrays[1:]),
+        ]
+
+    def score(self, batch: Any, first_row: int) -> list[np.ndarray]:
+        """Class indices (and one probability column per class) of one record batch."""
+        runtime = self.runtime
+        columns = self._columns(batch, first_row)
+        n = batch.num_rows
+        prediction = np.empty(n, dtype=np.int64)
+        proba = np.empty((n, len(runtime.classes))) if self.with_proba else None
+        x = np.empty((min(n, CHUNK_ROWS), len(columns)))
+        for start in range(0, n, CHUNK_ROWS):
+            stop = min(start + CHUNK_ROWS, n)
+            chunk = x[: stop - start]
+            for j, column in enumerate(columns):
+                chunk[:, j] = column[start:stop]
+            if not np.isfinite(chunk).all():
+                bad = int(np.argwhere(~np.isfinite(chunk))[0][0])
+                raise InputError(
+                    f"{self.where}: row {first_row + start + bad + 1} has NaN or infinity"
+                )
+            if proba is not None:
+                p = runtime.predict_proba(chunk)
+                proba[start:stop] = p
+                prediction[start:stop] = p.argmax(axis=1)
+            else:
+                prediction[start:stop] = runtime.predict(chunk)
+        if proba is None:
+            return [prediction]
+        return [prediction, *(proba[:, j] for j in range(proba.shape[1]))]
+
+    def _columns(self, batch: Any, first_row: int) -> list[np.ndarray]:
+        columns = []
+        for name in self.runtime.features:
+            column = batch.column(name)
+            if isinstance(column, pa.ChunkedArray):
+                column = column.combine_chunks()
+            if column.null_count:
+                raise InputError(
+                    f"{self.where}: column {name!r} has a missing value near row {first_row + 1}"
+                )
+            if column.type != pa.float64():
+                try:
+                    column = column.cast(pa.float64())
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    raise InputError(f"{self.where}: column {name!r} is not numeric") from None
+            # The values buffer itself, not `to_numpy()`: that imports pandas (~0.35 s of a run).
+            columns.append(
+                np.frombuffer(
+                    column.buffers()[1],
+                    dtype=np.float64,
+                    count=len(column),
+                    offset=column.offset * 8,
+                )
+            )
+        return columns
+
+
+def _input_names(path: Path) -> list[str]:
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        names: list[str] = pq.read_schema(path).names
+        return names
+    with path.open(newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle), [])
+
+
+def _batches(
     path: Path,
-    with_proba: bool,
-) -> list[np.ndarray]:
-    """Predictions (and probabilities) of one record batch, computed chunk by chunk."""
-    columns = _columns(batch, runtime.features, first_row, path)
-    n = batch.num_rows
-    prediction = np.empty(n, dtype=np.int64)
-    proba = np.empty((n, len(runtime.classes))) if with_proba else None
-    x = np.empty((min(n, CHUNK_ROWS), len(columns)))
-    for start in range(0, n, CHUNK_ROWS):
-        stop = min(start + CHUNK_ROWS, n)
-        chunk = x[: stop - start]
-        for j, column in enumerate(columns):
-            chunk[:, j] = column[start:stop]
-        if not np.isfinite(chunk).all():
-            bad = int(np.argwhere(~np.isfinite(chunk))[0][0])
-            raise InputError(f"{path}: row {first_row + start + bad + 1} has NaN or infinity")
-        if proba is not None:
-            p = runtime.predict_proba(chunk)
-            proba[start:stop] = p
-            prediction[start:stop] = p.argmax(axis=1)
-        else:
-            prediction[start:stop] = runtime.predict(chunk)
-    if proba is None:
-        return [prediction]
-    return [prediction, *(proba[:, j] for j in range(proba.shape[1]))]
+    features: list[str],
+    keep: list[str],
+    *,
+    batch_rows: int,
+    validate_keep: Callable[[list[str]], list[str]],
+) -> tuple[Any, int | None, list[str], list[Any]]:
+    """The record batches holding the features and the kept columns, the number of rows
+    when the format records it, the kept columns (checked) and their Arrow fields."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise InputError(f"input file {path} does not exist")
+    if suffix not in FILE_SUFFIXES:
+        raise InputError(f"input file {path} must end in .csv or .parquet")
+    try:
+        names = _input_names(path)
+        missing = [f for f in features if f not in names]
+        if missing:
+            raise InputError(f"{path} lacks column(s) {missing}; it has {names}")
+        keep = validate_keep(names)
+        wanted = list(dict.fromkeys([*features, *keep]))
+        if suffix in PARQUET_SUFFIXES:
+            parquet = pq.ParquetFile(path, memory_map=True)
+            kept = [parquet.schema_arrow.field(k) for k in keep]
+            batches = parquet.iter_batches(batch_size=batch_rows, columns=wanted)
+            return batches, parquet.metadata.num_rows, keep, kept
+        # Kept CSV columns stay text, exactly as written: types inferred from the first
+        # block could fail on a later one (an id column "17", …, "A-3"), half-way through.
+        types = {name: pa.string() for name in keep}
+        types.update(dict.fromkeys(features, pa.float64()))
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=32 << 20),
+            convert_options=pacsv.ConvertOptions(include_columns=wanted, column_types=types),
+        )
+        return reader, None, keep, [pa.field(k, types[k]) for k in keep]
+    except InputError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError, OSError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{path} cannot be read as scoring input: {str(exc).splitlines()[0]}"
+        ) from None
+
+
+class _CsvWriter:
+    """CSV with an unquoted header, and values quoted only where a value needs it.
+
+    Arrow's CSV writer quotes every string under its "needed" style (so the class names,
+    ``"setosa"``); each batch is rendered unquoted first and only a batch holding a comma,
+    quote or line break is rendered again with quotes.
+    """
+
+    def __init__(self, path: Path, schema: Any) -> None:
+        self._file = path.open("wb")
+        self._header = True
+        self._schema = schema
+
+    def write_batch(self, batch: Any) -> None:
+        rendered = None
+        for header, values in (("none", "none"), ("none", "needed"), ("needed", "needed")):
+            sink = pa.BufferOutputStream()
+            options = pacsv.WriteOptions(
+                include_header=self._header, quoting_header=header, quoting_style=values
+            )
+            try:
+                pacsv.write_csv(batch, sink, options)
+            except pa.ArrowInvalid:
+                continue
+            rendered = sink.getvalue()
+            break
+        assert rendered is not None  # the "needed" style renders anything
+        self._file.write(memoryview(rendered))
+        self._header = False
+
+    def close(self) -> None:
+        if self._header and not self._file.closed:  # no rows: the header alone
+            self.write_batch(self._schema.empty_table())
+        self._file.close()
 
 
 def _prefetched(batches: Any, pool: ThreadPoolExecutor) -> Iterator[Any]:
@@ -147,6 +306,17 @@ def _prefetched(batches: Any, pool: ThreadPoolExecutor) -> Iterator[Any]:
         yield batch
 
 
+def check_output_file(destination: Path) -> None:
+    """``--output`` must be a .parquet or .csv file in a directory that exists."""
+    if destination.suffix.lower() not in FILE_SUFFIXES:
+        raise InputError(f"--output {destination} must end in .parquet or .csv")
+    if not destination.parent.is_dir():
+        raise InputError(
+            f"--output {destination}: the directory {destination.parent} does not exist; "
+            "create it first"
+        )
+
+
 def score_file(
     runtime: ModelRuntime,
     source: Path,
@@ -154,32 +324,37 @@ def score_file(
     *,
     batch_rows: int = 1_000_000,
     with_proba: bool = False,
+    keep: Sequence[str] = (),
     progress: bool = False,
 ) -> ScoreStats:
     """Read → predict → write, one record batch at a time; the output appears atomically."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-    from threadpoolctl import threadpool_limits
-
-    out_suffix = destination.suffix.lower()
-    if out_suffix not in {".parquet", ".pq", ".csv"}:
-        raise InputError(f"--output {destination} must end in .parquet or .csv")
+    check_output_file(destination)
     start = time.perf_counter()
-    try:
-        batches, total = _batches(source, runtime.features, batch_rows)
-    except pa.ArrowInvalid as exc:
-        raise InputError(f"{source}: {str(exc).splitlines()[0]}") from None
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    batches, total, keep, kept = _batches(
+        source,
+        runtime.features,
+        list(keep),
+        batch_rows=batch_rows,
+        validate_keep=functools.partial(
+            check_keep, keep, classes=runtime.classes, with_proba=with_proba, where=str(source)
+        ),
+    )
+    scorer = Scorer(runtime, with_proba=with_proba, keep=keep, where=str(source))
+    added = scored_fields(runtime.classes, with_proba)
+    added[0] = pa.field(PREDICTION, pa.dictionary(pa.int64(), pa.string()))
+    schema = pa.schema([*kept, *added])
     partial = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
-    fields = [pa.field("prediction", pa.int64())]
-    if with_proba:
-        fields += [pa.field(f"proba_{c}", pa.float64()) for c in runtime.classes]
-    schema = pa.schema(fields)
     writer: Any = (
-        pacsv.CSVWriter(partial, schema)
-        if out_suffix == ".csv"
-        else pq.ParquetWriter(partial, schema, compression="snappy")
+        _CsvWriter(partial, schema)
+        if destination.suffix.lower() == ".csv"
+        # No min/max statistics for the class names: every row group holds most classes,
+        # so they would skip nothing, and they cost a third of the column's write time.
+        else pq.ParquetWriter(
+            partial,
+            schema,
+            compression="snappy",
+            write_statistics=[n for n in schema.names if n != PREDICTION],
+        )
     )
     rows = 0
     bar = None
@@ -202,10 +377,7 @@ def score_file(
     blas = threadpool_limits(limits=1, user_api="blas")
     try:
         for batch in _prefetched(batches, reads):
-            arrays = _score_batch(runtime, batch, rows, source, with_proba)
-            record = pa.RecordBatch.from_arrays(
-                [_arrow(a, f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema
-            )
+            record = pa.RecordBatch.from_arrays(scorer(batch, rows), schema=schema)
             if pending is not None:
                 pending.result()
             pending = writes.submit(writer.write_batch, record)
@@ -217,7 +389,7 @@ def score_file(
             pending = None
         writer.close()
         os.replace(partial, destination)
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise InputError(f"{source}: {str(exc).splitlines()[0]}") from None
     finally:
         if pending is not None:

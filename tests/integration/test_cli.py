@@ -111,9 +111,11 @@ def test_score_a_file(home: Path, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     scored = pd.read_csv(tmp_path / "out.csv")
     assert len(scored) == 150
-    assert scored["prediction"].tolist()[:3] == [0, 0, 0]
+    assert scored["prediction"].tolist()[:3] == ["setosa"] * 3
+    assert scored["prediction_index"].tolist()[:3] == [0, 0, 0]
     assert list(scored.columns) == [
         "prediction",
+        "prediction_index",
         "proba_setosa",
         "proba_versicolor",
         "proba_virginica",

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -27,21 +28,36 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModelRuntime, Pip
     return open_bundle(path, "iris", "1", digest), pipe
 
 
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = DATA.x[rng.integers(0, 150, n)] + rng.normal(0, 0.05, (n, 4))
+    return pd.DataFrame(x, columns=DATA.features)
+
+
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_parquet(path) if path.suffix == ".parquet" else frame.to_csv(path, index=False)
+    return path
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
 @pytest.mark.parametrize(
     ("src", "dst"), [(".parquet", ".parquet"), (".csv", ".csv"), (".csv", ".parquet")]
 )
 def test_streamed_scoring_matches_sklearn(runtime, tmp_path: Path, src: str, dst: str) -> None:  # type: ignore[no-untyped-def]
     rt, pipe = runtime
-    rng = np.random.default_rng(1)
-    x = DATA.x[rng.integers(0, 150, 5000)] + rng.normal(0, 0.05, (5000, 4))
-    frame = pd.DataFrame(x, columns=DATA.features)
-    source = tmp_path / f"in{src}"
-    frame.to_parquet(source) if src == ".parquet" else frame.to_csv(source, index=False)
+    frame = _frame(5000, 1)
+    source = _write(frame, tmp_path / f"in{src}")
     target = tmp_path / f"out{dst}"
     stats = score_file(rt, source, target, batch_rows=1000)
     assert stats.rows == 5000
-    got = pd.read_parquet(target) if dst == ".parquet" else pd.read_csv(target)
-    assert got["prediction"].tolist() == pipe.predict(frame).tolist()
+    got = _read(target)
+    expected = pipe.predict(frame)
+    assert list(got.columns) == ["prediction", "prediction_index"]
+    assert got["prediction_index"].tolist() == expected.tolist()
+    assert got["prediction"].astype(str).tolist() == [DATA.classes[i] for i in expected]
 
 
 def test_bad_file_leaves_no_partial_output(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -73,18 +89,16 @@ def test_chunked_scoring_across_batches_matches_sklearn(
 
     monkeypatch.setattr(petalops.batch, "CHUNK_ROWS", 7)
     rt, pipe = runtime
-    rng = np.random.default_rng(2)
-    x = DATA.x[rng.integers(0, 150, 1003)] + rng.normal(0, 0.05, (1003, 4))
-    frame = pd.DataFrame(x, columns=DATA.features)
-    source = tmp_path / "in.parquet"
-    frame.to_parquet(source)
+    frame = _frame(1003, 2)
+    source = _write(frame, tmp_path / "in.parquet")
     target = tmp_path / "out.parquet"
     assert score_file(rt, source, target, batch_rows=100, with_proba=with_proba).rows == 1003
     got = pd.read_parquet(target)
-    assert got["prediction"].tolist() == pipe.predict(frame).tolist()
+    assert got["prediction_index"].tolist() == pipe.predict(frame).tolist()
     if with_proba:
         expected = pipe.predict_proba(frame)
         columns = [f"proba_{c}" for c in rt.classes]
+        assert list(got.columns) == ["prediction", "prediction_index", *columns]
         np.testing.assert_allclose(got[columns].to_numpy(), expected, rtol=1e-9, atol=1e-12)
 
 
@@ -103,3 +117,102 @@ def test_infinity_in_a_later_chunk_names_its_row(
     with pytest.raises(InputError, match="row 438 has NaN or infinity"):
         score_file(rt, source, target, batch_rows=200)
     assert list(tmp_path.iterdir()) == [source]
+
+
+@pytest.mark.parametrize(("src", "dst"), [(".parquet", ".csv"), (".csv", ".parquet")])
+def test_kept_columns_come_first_and_unchanged(runtime, tmp_path: Path, src: str, dst: str) -> None:  # type: ignore[no-untyped-def]
+    rt, pipe = runtime
+    frame = _frame(2500, 3)
+    frame.insert(0, "order_id", [f"A-{i:05d}" for i in range(len(frame))])
+    frame["store"] = np.arange(len(frame)) % 7
+    source = _write(frame, tmp_path / f"in{src}")
+    target = tmp_path / f"out{dst}"
+    score_file(
+        rt, source, target, batch_rows=1000, with_proba=True, keep=["order_id", "store", "store"]
+    )
+    got = _read(target)
+    probas = [f"proba_{c}" for c in rt.classes]
+    assert list(got.columns) == ["order_id", "store", "prediction", "prediction_index", *probas]
+    assert got["order_id"].tolist() == frame["order_id"].tolist()
+    assert got["store"].astype(int).tolist() == frame["store"].tolist()
+    features = frame[DATA.features]
+    assert got["prediction_index"].tolist() == pipe.predict(features).tolist()
+    np.testing.assert_allclose(got[probas].to_numpy(), pipe.predict_proba(features), rtol=1e-9)
+
+
+def test_kept_csv_column_keeps_its_text(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An id column of digits with leading zeros stays as written, not read as a number."""
+    rt, _ = runtime
+    frame = _frame(3, 4)
+    frame.insert(0, "id", ["007", "010", "123"])
+    source = _write(frame, tmp_path / "in.csv")
+    score_file(rt, source, tmp_path / "out.parquet", keep=["id"])
+    assert pq.read_table(tmp_path / "out.parquet").column("id").to_pylist() == ["007", "010", "123"]
+
+
+def test_csv_output_quotes_only_what_needs_it(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Header unquoted; a batch is quoted only when one of its values needs quotes."""
+    rt, pipe = runtime
+    frame = _frame(4, 5)
+    frame.insert(0, "name", ["plain", "plain too", "with, comma", 'with "quote"'])
+    source = _write(frame, tmp_path / "in.parquet")
+    target = tmp_path / "out.csv"
+    score_file(rt, source, target, keep=["name"], batch_rows=2)
+    lines = target.read_text().splitlines()
+    labels = [DATA.classes[i] for i in pipe.predict(frame[DATA.features])]
+    index = [DATA.classes.index(label) for label in labels]
+    assert lines[:3] == [
+        "name,prediction,prediction_index",
+        f"plain,{labels[0]},{index[0]}",
+        f"plain too,{labels[1]},{index[1]}",
+    ]
+    assert lines[3] == f'"with, comma","{labels[2]}",{index[2]}'
+    got = pd.read_csv(target)
+    assert got["name"].tolist() == frame["name"].tolist()
+    assert got["prediction"].tolist() == labels
+
+
+def test_unknown_kept_column_names_the_columns(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rt, _ = runtime
+    for suffix in (".parquet", ".csv"):
+        source = _write(_frame(10, 6), tmp_path / f"in{suffix}")
+        target = tmp_path / "out.parquet"
+        with pytest.raises(InputError) as info:
+            score_file(rt, source, target, keep=["id"])
+        assert info.value.message == (
+            f"--keep 'id': {source} has no such column; it has {DATA.features}"
+        )
+        assert not target.exists()
+
+
+def test_kept_column_cannot_shadow_an_output_column(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rt, _ = runtime
+    frame = _frame(10, 7)
+    frame["prediction"] = 1
+    source = _write(frame, tmp_path / "in.parquet")
+    with pytest.raises(InputError, match="--keep 'prediction': the output already has"):
+        score_file(rt, source, tmp_path / "out.parquet", keep=["prediction"])
+
+
+def test_missing_output_directory_is_an_error_and_not_created(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rt, _ = runtime
+    source = _write(_frame(10, 8), tmp_path / "in.parquet")
+    target = tmp_path / "nope" / "out.parquet"
+    with pytest.raises(InputError, match=r"the directory .*nope does not exist"):
+        score_file(rt, source, target)
+    assert not target.parent.exists()
+
+
+@pytest.mark.parametrize("dst", [".parquet", ".csv"])
+def test_empty_input_gives_an_empty_output_with_the_columns(
+    runtime, tmp_path: Path, dst: str
+) -> None:  # type: ignore[no-untyped-def]
+    rt, _ = runtime
+    source = _write(_frame(0, 9), tmp_path / "in.parquet")
+    target = tmp_path / f"out{dst}"
+    assert score_file(rt, source, target, with_proba=True).rows == 0
+    got = _read(target)
+    assert len(got) == 0
+    assert list(got.columns) == ["prediction", "prediction_index"] + [
+        f"proba_{c}" for c in rt.classes
+    ]

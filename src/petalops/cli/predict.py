@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import enum
+import importlib.util
 import json
+import sys
+import time
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from petalops.cli.common import ConfigOption, SetOption, settings_from
+from petalops.config import Settings
 from petalops.errors import InputError
 
 
@@ -44,23 +50,74 @@ def parse_rows(text: str, n_features: int | None = None) -> list[list[float]]:
     return out
 
 
+class Engine(enum.StrEnum):
+    local = "local"
+    spark = "spark"
+
+
+def _spark_conf(pairs: list[str]) -> dict[str, str]:
+    conf = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(
+                f"--spark-conf {pair!r} is not KEY=VALUE; example: --spark-conf "
+                "spark.executor.memory=4g"
+            )
+        conf[key.strip()] = value
+    return conf
+
+
 def predict(
     input: Annotated[
         str,
         typer.Option(
-            "--input", "-i", help="JSON row(s) like '[5.1,3.5,1.4,0.2]', or a .csv/.parquet file."
+            "--input",
+            "-i",
+            help="JSON row(s) like '[5.1,3.5,1.4,0.2]', or a .csv/.parquet file; with "
+            "--engine spark any path Spark reads (file, directory, glob, s3a://, hdfs://).",
         ),
     ],
     output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Where to write predictions for a file input."),
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write predictions of a file input (.parquet or .csv; a Parquet "
+            "directory with --engine spark).",
+        ),
     ] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="iris@champion (default), iris/3, …")
     ] = None,
     proba: Annotated[
-        bool, typer.Option("--proba", help="Also write class probabilities (file input).")
+        bool, typer.Option("--proba", help="Also give one probability per class.")
     ] = False,
+    keep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--keep",
+            "-k",
+            help="Copy this input column (an id) to the output file (repeatable).",
+        ),
+    ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option("--engine", help="local: this process; spark: an Apache Spark job."),
+    ] = Engine.local,
+    master: Annotated[
+        str,
+        typer.Option(
+            "--master", help="Spark master: local[*], spark://host:7077, yarn, k8s://https://…"
+        ),
+    ] = "local[*]",
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--spark-conf",
+            help="A Spark setting KEY=VALUE, e.g. spark.executor.instances=4 (repeatable).",
+        ),
+    ] = None,
     batch_rows: Annotated[
         int, typer.Option("--batch-rows", min=1000, help="Rows per streamed record batch.")
     ] = 1_000_000,
@@ -71,29 +128,93 @@ def predict(
     from petalops.registry import load_runtime
 
     settings = settings_from(config, overrides)
+    keep = keep or []
+    if engine is Engine.spark:
+        _predict_spark(settings, input, output, model, proba, keep, master, spark_conf or [])
+        return
     path = Path(input)
     is_file = path.suffix.lower() in {".csv", ".parquet", ".pq"} or path.is_file()
     if not is_file:
         if output is not None:
             raise InputError("--output needs a file --input (.csv or .parquet)")
+        if keep:
+            raise InputError("--keep needs a file --input (.csv or .parquet) to copy columns from")
         runtime = load_runtime(settings, model)
         rows = parse_rows(input, runtime.n_features)
         import numpy as np
 
-        predictions = runtime.predict(np.asarray(rows, dtype=np.float64))
-        typer.echo(json.dumps({"prediction": [int(p) for p in predictions]}))
+        x = np.asarray(rows, dtype=np.float64)
+        if not proba:
+            typer.echo(json.dumps({"prediction": [int(p) for p in runtime.predict(x)]}))
+            return
+        probabilities = runtime.predict_proba(x)
+        answer = {
+            "prediction": [int(p) for p in probabilities.argmax(axis=1)],
+            "classes": runtime.classes,
+            "probabilities": probabilities.tolist(),
+        }
+        typer.echo(json.dumps(answer))
         return
 
-    from petalops.batch import score_file
+    from petalops.batch import check_output_file, score_file
 
     if output is None:
         raise InputError(f"--input {path} is a file; add --output preds.parquet (or .csv)")
+    destination = Path(output)
+    check_output_file(destination)
     runtime = load_runtime(settings, model)
     stats = score_file(
-        runtime, path, output, batch_rows=batch_rows, with_proba=proba, progress=True
+        runtime,
+        path,
+        destination,
+        batch_rows=batch_rows,
+        with_proba=proba,
+        keep=keep,
+        progress=sys.stderr.isatty(),
     )
     typer.echo(
         f"scored {stats.rows:,} rows with {runtime.name} v{runtime.version} "
         f"in {stats.seconds:.2f} s ({stats.rows_per_second:,.0f} rows/s) -> {output}",
+        err=True,
+    )
+
+
+def _predict_spark(
+    settings: Settings,
+    source: str,
+    output: str | None,
+    model: str | None,
+    proba: bool,
+    keep: list[str],
+    master: str,
+    spark_conf: list[str],
+) -> None:
+    if output is None:
+        raise InputError("--engine spark needs --output, a Parquet directory to create")
+    conf = _spark_conf(spark_conf)
+    if importlib.util.find_spec("pyspark") is None:
+        raise InputError(
+            "--engine spark needs PySpark, which this install leaves out: "
+            "pip install 'petalops[spark]'"
+        )
+    # PySpark 4.3 warns, at every session, that it does not "yet fully support" pandas 3;
+    # scoring goes through Arrow and never hands pandas objects to Spark.
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+    # PySpark (and the JVM behind it) loads only for this engine.
+    from petalops import spark as engine
+
+    engine.check_java()
+    job = engine.SparkJob(settings, source, output, model=model, with_proba=proba, keep=keep)
+    started = time.perf_counter()
+    session = engine.session(master, conf, app_name=f"petalops predict {source}")
+    try:
+        stats = job.run(session, progress=sys.stderr.isatty())
+    finally:
+        session.stop()
+    layout = f", partitioned by {', '.join(stats.partition_by)}" if stats.partition_by else ""
+    typer.echo(
+        f"scored {stats.rows:,} rows on Spark {master} ({stats.tasks} tasks) in "
+        f"{stats.seconds:.2f} s ({stats.rows_per_second:,.0f} rows/s; "
+        f"{time.perf_counter() - started:.1f} s with Spark's start-up) -> {output}{layout}",
         err=True,
     )

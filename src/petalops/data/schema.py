@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -30,6 +32,21 @@ def validate_frame(
     known_classes: list[str] | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Validate features (numeric, finite) and labels; return the clean frame and class list."""
+    with warnings.catch_warnings():
+        # With the spark extra installed, pandera tries pandas-on-Spark at import and again
+        # when it first validates; each try warns that it does not "yet fully support"
+        # pandas 3 (and fails). Nothing here uses it.
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+        return _validate(frame, features, target, min_rows_per_class, known_classes)
+
+
+def _validate(
+    frame: pd.DataFrame,
+    features: list[str],
+    target: str,
+    min_rows_per_class: int,
+    known_classes: list[str] | None,
+) -> tuple[pd.DataFrame, list[str]]:
     import pandera.pandas as pa
 
     if frame.empty:
