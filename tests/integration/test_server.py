@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.integration.server_process import ServerProcess
+from tests.utils.server_process import ServerProcess
 
 from petalops.config import Settings
 

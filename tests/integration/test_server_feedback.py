@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.server_process import ServerProcess
+from tests.utils.server_process import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

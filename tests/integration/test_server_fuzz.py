@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.integration.server_process import TOKEN, ServerProcess
+from tests.utils.server_process import TOKEN, ServerProcess
 
 from petalops.config import Settings
 

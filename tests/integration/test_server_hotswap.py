@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.integration.server_process import ServerProcess
+from tests.utils.server_process import ServerProcess
 
 from petalops.config import Settings
 from petalops.registry import fetch_bundle, resolve

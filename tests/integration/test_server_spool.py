@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.integration.server_process import ServerProcess
+from tests.utils.server_process import ServerProcess
 
 from petalops.config import Settings
 

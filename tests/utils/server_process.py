@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from tests.utils.processes import free_port
 
 TOKEN = "integration-token"
