@@ -7,6 +7,8 @@ Targets, each on uvicorn + uvloop + httptools with ``--workers`` processes:
   floor     a raw ASGI app answering a constant (the cost of Python HTTP itself)
   fastapi   FastAPI + a pydantic body + scikit-learn ``predict`` (the typical server)
   petalops  ``petalops serve`` as shipped: metrics, request log and prediction log on
+  baseline  the same ``petalops serve`` from another checkout (``--baseline DIR``, run with
+            that checkout's ``.venv``), to compare two versions of the code in one run
 
 Load comes from wrk (``apt-get install wrk``), bounded by ``--duration``. Prints req/s,
 p50/p99 latency and the server's CPU time per request (all its processes, from /proc).
@@ -95,10 +97,26 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0
 
 
 def start(
-    target: str, port: int, workers: int, home: Path, overrides: list[str], workdir: Path
+    target: str,
+    port: int,
+    workers: int,
+    home: Path,
+    overrides: list[str],
+    workdir: Path,
+    baseline: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     python = sys.executable
+    if target == "baseline":
+        if baseline is None:
+            raise SystemExit("the baseline target needs --baseline DIR (a checkout with .venv)")
+        python = str(baseline / ".venv" / "bin" / "python")
+        env["PYTHONPATH"] = str(baseline / "src")
+        # A home of its own: the spool, the elections and the reload trigger live in it.
+        own = workdir / "baseline-home"
+        if not own.exists():
+            shutil.copytree(home, own, ignore=shutil.ignore_patterns("serve", "spool"))
+        home = own
     uvicorn = [
         python,
         "-m",
@@ -124,7 +142,7 @@ def start(
     else:
         env["PETALOPS_HOME"] = str(home)
         # A fresh prediction log per run: inserts slow down as the table grows.
-        env["PETALOPS_MONITOR__DB_URL"] = f"sqlite:///{workdir / 'monitor.db'}"
+        env["PETALOPS_MONITOR__DB_URL"] = f"sqlite:///{workdir / f'monitor-{target}.db'}"
         command = [
             python,
             "-m",
@@ -222,13 +240,13 @@ def measure_all(
         for target in targets:
             port = free_port()
             servers[target] = (
-                start(target, port, args.workers, home, args.set or [], workdir)[0],
+                start(target, port, args.workers, home, args.set or [], workdir, args.baseline)[0],
                 port,
             )
         cells = [
             (target, route)
             for target in targets
-            for route in (routes if target == "petalops" else ["predict"])
+            for route in (routes if target in ("petalops", "baseline") else ["predict"])
         ]
         for target, route in cells:
             path, body = ROUTES[route]
@@ -284,6 +302,11 @@ def main() -> None:
     parser.add_argument("--targets", default="floor,fastapi,petalops")
     parser.add_argument("--routes", default="predict,v1,v2")
     parser.add_argument("--home", type=Path, help="an existing trained .petalops to serve")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (with its .venv) served as the 'baseline' target",
+    )
     parser.add_argument(
         "--set",
         action="append",
