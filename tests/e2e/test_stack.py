@@ -99,9 +99,12 @@ def apt_install(*packages: str) -> None:
         policy.write_text("#!/bin/sh\nexit 101\n", encoding="utf-8")
         policy.chmod(0o755)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=300)
+    # Wait for another apt run (an install target, a second test session) to let go of the
+    # dpkg lock instead of failing at once.
+    wait = ["-o", "DPkg::Lock::Timeout=300"]
+    subprocess.run(["apt-get", *wait, "update", "-qq"], check=True, env=env, timeout=400)
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+        ["apt-get", *wait, "install", "-y", "-qq", "--no-install-recommends", *missing],
         check=True,
         env=env,
         timeout=600,
