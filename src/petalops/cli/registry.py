@@ -6,16 +6,22 @@ from typing import Annotated, Any
 
 import typer
 
-from petalops.cli.common import ConfigOption, JsonOption, SetOption, print_json, settings_from
-
-app = typer.Typer(help="Browse model versions and move aliases.", no_args_is_help=True)
-alias_app = typer.Typer(
-    help="Set or remove an alias (champion, challenger, …).", no_args_is_help=True
+from petalops.cli.common import (
+    ConfigOption,
+    JsonOption,
+    SetOption,
+    example,
+    group,
+    print_json,
+    settings_from,
 )
+
+app = group("Browse model versions and move aliases.")
+alias_app = group("Set or remove an alias (champion, challenger, …).")
 app.add_typer(alias_app, name="alias")
 
 
-@app.command("list")
+@app.command("list", epilog=example("petalops registry list --json"))
 def list_cmd(
     config: ConfigOption = None, overrides: SetOption = None, as_json: JsonOption = False
 ) -> None:
@@ -93,7 +99,7 @@ def version_details(settings: Any, version: str) -> dict[str, Any]:
     }
 
 
-@app.command("show")
+@app.command("show", epilog=example("petalops registry show champion"))
 def show_cmd(
     version: Annotated[str, typer.Argument(help="Version number or alias (e.g. 3, champion).")],
     config: ConfigOption = None,
@@ -124,7 +130,7 @@ def show_cmd(
     Console().print(table)
 
 
-@alias_app.command("set")
+@alias_app.command("set", epilog=example("petalops registry alias set champion 2"))
 def alias_set(
     alias: Annotated[str, typer.Argument(help="Alias name, e.g. champion.")],
     version: Annotated[str, typer.Argument(help="Version number.")],
@@ -139,7 +145,7 @@ def alias_set(
     typer.echo(f"{settings.project}@{alias} -> v{version}")
 
 
-@alias_app.command("rm")
+@alias_app.command("rm", epilog=example("petalops registry alias rm challenger"))
 def alias_rm(
     alias: Annotated[str, typer.Argument(help="Alias name.")],
     config: ConfigOption = None,

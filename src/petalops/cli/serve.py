@@ -10,16 +10,23 @@ from petalops.cli.common import ConfigOption, SetOption, settings_from
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(metavar="HOST", help="Interface to bind (default 127.0.0.1)."),
+    ] = None,
     port: Annotated[
-        int | None, typer.Option(envvar="PORT", help="TCP port (default 8000, or $PORT).")
+        int | None,
+        typer.Option(envvar="PORT", min=1, max=65535, help="TCP port (default 8000, or $PORT)."),
     ] = None,
     workers: Annotated[
         int | None, typer.Option(min=1, max=64, help="Worker processes (one per core).")
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option(help="What to serve: iris@champion (follows rollouts), iris/3, iris@alias."),
+        typer.Option(
+            metavar="NAME@ALIAS",
+            help="What to serve: iris@champion (follows rollouts), iris/3, iris@alias.",
+        ),
     ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
