@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Annotated
 
 import typer
@@ -28,19 +30,35 @@ def serve(
             help="What to serve: iris@champion (follows rollouts), iris/3, iris@alias.",
         ),
     ] = None,
+    wait_for_model: Annotated[
+        bool,
+        typer.Option(
+            "--wait-for-model",
+            help="Start even if the model (or the registry) is not there yet: /readyz answers "
+            "503 and the workers retry until it appears. For orchestrators that start the "
+            "server before training finishes.",
+        ),
+    ] = False,
     config: ConfigOption = None,
     overrides: SetOption = None,
 ) -> None:
-    """Serve the model over HTTP (tutorial, v1, MLflow, KServe v1, OIP v2) until Ctrl-C."""
-    settings = settings_from(config, overrides)
-    if host is not None:
-        settings.serve.host = host
-    if port is not None:
-        settings.serve.port = port
-    if workers is not None:
-        settings.serve.workers = workers
-    if model is not None:
-        settings.serve.model = model
+    """Serve the model over HTTP (tutorial, v1, MLflow, KServe v1, OIP v2) until Ctrl-C.
+
+    Checks first that the port is free, the registry reachable and the model resolvable;
+    otherwise one line and exit 2, with nothing started or touched.
+    """
+    flags = {"host": host, "port": port, "workers": workers, "model": model}
+    # As JSON, which --set reads as YAML: `--model 3` stays the string "3".
+    given = [f"serve.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
+    settings = settings_from(config, [*(overrides or []), *given])
+    from petalops.serving.preflight import preflight
+
+    checked = preflight(settings, wait_for_model=wait_for_model)
+    if checked.version is None:
+        sys.stderr.write(
+            f"petalops: waiting for {settings.model_ref} ({checked.waiting_reason}); "
+            "/readyz answers 503 until it can be served\n"
+        )
     from petalops.serving.runner import run
 
     run(settings)
