@@ -31,14 +31,17 @@ def serve(
         ),
     ] = None,
     wait_for_model: Annotated[
-        bool,
+        float | None,
         typer.Option(
             "--wait-for-model",
+            metavar="SECONDS",
+            min=0,
             help="Start even if the model (or the registry) is not there yet: /readyz answers "
-            "503 and the workers retry until it appears. For orchestrators that start the "
-            "server before training finishes.",
+            "503 and the workers retry until it appears; stop with exit 2 if it has not "
+            "within SECONDS (0: no limit). For orchestrators that start replicas before the "
+            "first model is registered.",
         ),
-    ] = False,
+    ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
 ) -> None:
@@ -51,14 +54,23 @@ def serve(
     # As JSON, which --set reads as YAML: `--model 3` stays the string "3".
     given = [f"serve.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     settings = settings_from(config, [*(overrides or []), *given])
-    from petalops.serving.preflight import preflight
+    from petalops.serving.preflight import ModelDeadline, preflight
 
-    checked = preflight(settings, wait_for_model=wait_for_model)
+    checked = preflight(settings, wait_for_model=wait_for_model is not None)
+    deadline = None
     if checked.version is None:
         sys.stderr.write(
             f"petalops: waiting for {settings.model_ref} ({checked.waiting_reason}); "
             "/readyz answers 503 until it can be served\n"
         )
+        if wait_for_model:
+            deadline = ModelDeadline(settings, wait_for_model).start()
     from petalops.serving.runner import run
 
-    run(settings)
+    try:
+        run(settings)
+    finally:
+        if deadline is not None:
+            deadline.stop()
+    if deadline is not None and deadline.expired:
+        raise deadline.error()

@@ -4,7 +4,8 @@ The port must be free (a second server on a busy port used to clear the first on
 Prometheus multiprocess directory before uvicorn failed to bind), the registry reachable
 and the model reference resolvable to a version petalops can verify. Each failure is one
 :class:`PreflightError` naming the fix. ``wait_for_model`` keeps the orchestrator's
-behaviour: the server starts unready (``/readyz`` 503) and retries until the model appears.
+behaviour: the server starts unready (``/readyz`` 503) and retries until the model appears,
+for at most ``--wait-for-model SECONDS`` (:class:`ModelDeadline`; 0 waits as long as it takes).
 
 Reads only: the registry through the no-MLflow read path, the port through a bind that is
 closed at once. Nothing is created.
@@ -13,7 +14,12 @@ closed at once. Nothing is created.
 from __future__ import annotations
 
 import errno
+import os
+import signal
 import socket
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from petalops.config import Settings
@@ -103,3 +109,69 @@ def preflight(settings: Settings, *, wait_for_model: bool = False) -> Preflight:
         if info is None:
             return Preflight(version=None, waiting_reason=problem)
     return Preflight(version=check_model(settings))
+
+
+def _stop_this_server() -> None:
+    # uvicorn's own SIGTERM handler: workers finish in-flight requests and exit, `run` returns.
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+class ModelDeadline:
+    """Under ``--wait-for-model SECONDS``: stop the unready server if the model has not
+    become resolvable in time, so an orchestrator sees an exit instead of a replica that
+    waits forever. Polls the registry's read path once a second, off the serving threads."""
+
+    POLL_SECONDS = 1.0
+
+    def __init__(
+        self,
+        settings: Settings,
+        seconds: float,
+        on_expiry: Callable[[], None] = _stop_this_server,
+    ) -> None:
+        self.settings = settings
+        self.seconds = seconds
+        self.on_expiry = on_expiry
+        self.expired = False
+        self.reason = ""
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="model-deadline", daemon=True)
+
+    def start(self) -> ModelDeadline:
+        """Start watching; returns self."""
+        if self.on_expiry is _stop_this_server:
+            # uvicorn (one worker) re-raises the SIGTERM it shut down for once it has restored
+            # the handler it found: this one, so the expiry ends as one line and exit 2.
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        self._thread.start()
+        return self
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        if self.expired:
+            raise self.error()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    def stop(self) -> None:
+        """Stop watching (the server ended for another reason)."""
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        deadline = time.monotonic() + self.seconds
+        while not self._done.is_set():
+            info, self.reason = _unresolvable(self.settings)
+            if info is not None:
+                return
+            if time.monotonic() >= deadline:
+                self.expired = True
+                self.on_expiry()
+                return
+            self._done.wait(min(self.POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    def error(self) -> PreflightError:
+        """The one line `serve` exits with after the deadline passed."""
+        return PreflightError(
+            f"{self.settings.model_ref} could not be served within --wait-for-model "
+            f"{self.seconds:g} s ({self.reason}); train or register it, or wait longer"
+        )

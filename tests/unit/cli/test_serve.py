@@ -69,7 +69,7 @@ def test_wait_for_model_starts_unready_with_a_note(
     started: list[Settings] = []
     # The real runner would block in uvicorn; the test needs only what it is handed.
     monkeypatch.setattr(runner, "run", started.append)
-    assert run_guarded(app, ["serve", "--wait-for-model", "--model", "iris/4"]) == 0
+    assert run_guarded(app, ["serve", "--wait-for-model", "0", "--model", "iris/4"]) == 0
     assert [s.serve.model for s in started] == ["iris/4"]
     err = capsys.readouterr().err
     assert "waiting for iris/4 (no model registry at" in err

@@ -5,6 +5,7 @@ only."""
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from petalops.config import Settings
 from petalops.errors import NotFoundError
-from petalops.serving.preflight import PreflightError, check_port, preflight
+from petalops.serving.preflight import ModelDeadline, PreflightError, check_port, preflight
 
 
 @pytest.fixture
@@ -96,3 +97,19 @@ def test_waiting_never_excuses_a_malformed_reference(tmp_path: Path) -> None:
     settings = on(Settings(home=tmp_path / ".petalops"), free_port(), model="iris@@x")
     with pytest.raises(NotFoundError, match="is not valid; examples: iris@champion"):
         preflight(settings, wait_for_model=True)
+
+
+def test_the_deadline_stops_a_server_whose_model_never_comes(tmp_path: Path) -> None:
+    expired = threading.Event()
+    settings = Settings(home=tmp_path / ".petalops")
+    deadline = ModelDeadline(settings, 0.3, on_expiry=expired.set).start()
+    assert expired.wait(10)
+    assert deadline.expired
+    assert "within --wait-for-model 0.3 s (no model registry at" in deadline.error().message
+
+
+def test_the_deadline_lets_a_resolvable_model_serve(trained_settings: Settings) -> None:
+    expired = threading.Event()
+    deadline = ModelDeadline(trained_settings, 0.3, on_expiry=expired.set).start()
+    deadline._thread.join(10)
+    assert not expired.wait(0.5) and not deadline.expired
