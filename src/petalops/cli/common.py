@@ -60,6 +60,16 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+def reading(settings: Settings) -> Settings:
+    """Settings for a read-only command: a monitoring database that is not there yet (a
+    SQLite file) reads as an empty one, in memory, instead of being created on disk."""
+    url = settings.monitor_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        monitor = settings.monitor.model_copy(update={"db_url": "sqlite://"})
+        return settings.model_copy(update={"monitor": monitor})
+    return settings
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print one line to stderr and exit."""
     sys.stderr.write(f"error: {message}\n")

@@ -18,6 +18,7 @@ from petalops.cli.common import (
     example,
     group,
     print_json,
+    reading,
     settings_from,
 )
 
@@ -68,7 +69,7 @@ def drift(
     from petalops.monitoring.status import current_drift
     from petalops.monitoring.store import MonitorStore
 
-    settings = settings_from(config, overrides)
+    settings = reading(settings_from(config, overrides))
     store = MonitorStore.from_settings(settings)
     try:
         result = current_drift(settings, store, rows=window, since=since, version=version)
@@ -144,7 +145,7 @@ def status(
     from petalops.monitoring.status import monitor_status
     from petalops.monitoring.store import MonitorStore
 
-    settings = settings_from(config, overrides)
+    settings = reading(settings_from(config, overrides))
     store = MonitorStore.from_settings(settings)
     try:
         data = monitor_status(settings, store, events=events)
@@ -227,7 +228,7 @@ def watch(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /readyz check is noise
-    settings = settings_from(config, overrides)
+    settings = reading(settings_from(config, overrides))
     store = MonitorStore.from_settings(settings)
     from rich.console import Console
 

@@ -26,7 +26,7 @@ def list_cmd(
     config: ConfigOption = None, overrides: SetOption = None, as_json: JsonOption = False
 ) -> None:
     """Every version of the model, newest first, with aliases and accuracy."""
-    from petalops.registry.store import list_versions
+    from petalops.registry import list_versions
 
     settings = settings_from(config, overrides)
     versions = list_versions(settings)
@@ -65,10 +65,10 @@ def list_cmd(
 def version_details(settings: Any, version: str) -> dict[str, Any]:
     """Everything the registry and the run know about a version (its lineage)."""
     from petalops.experiments.lineage import lineage
-    from petalops.registry.store import get_run, get_version
+    from petalops.registry import get_run, resolve
     from petalops.rollout.api import version_rollouts
 
-    info = get_version(settings, version)
+    info = resolve(settings, version)
     run = get_run(settings, info.run_id)
     return {
         "name": info.name,

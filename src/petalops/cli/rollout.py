@@ -23,6 +23,7 @@ from petalops.cli.common import (
     example,
     group,
     print_json,
+    reading,
     settings_from,
 )
 from petalops.errors import ConfigError
@@ -214,7 +215,7 @@ def status(
     """Strategy, step, weights, per-variant numbers, the verdict so far, time to next step."""
     from petalops.rollout.api import rollout_status
 
-    settings = settings_from(config, overrides)
+    settings = reading(settings_from(config, overrides))
     while True:
         data = rollout_status(settings)
         if as_json:
@@ -277,7 +278,7 @@ def history(
     """Every rollout decision with its numbers, oldest first."""
     from petalops.rollout.api import rollout_history
 
-    rows = rollout_history(settings_from(config, overrides), rollout, limit)
+    rows = rollout_history(reading(settings_from(config, overrides)), rollout, limit)
     if as_json:
         print_json(rows)
         return
