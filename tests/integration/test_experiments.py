@@ -161,18 +161,11 @@ def test_tuned_model_beats_or_equals_the_default_and_registers_through_the_gate(
     from petalops.registry.store import client
 
     for child in children:
-        [dataset] = client(empty_settings).get_run(child.run_id).inputs.dataset_inputs
-        assert dataset.dataset.name == "iris"
-        assert (
-            dataset.dataset.digest
-            == child.tags["petalops.data_sha256"][: len(dataset.dataset.digest)]
-        )
-    assert {r.tags["petalops.trial"] for r in children} == {
-        "config",
-        "trial 1",
-        "trial 2",
-        "trial 3",
-    }
+        inputs = client(empty_settings).get_run(child.run_id).inputs
+        assert inputs is not None
+        [logged] = inputs.dataset_inputs
+        assert logged.dataset.name == "iris"
+        assert child.tags["petalops.data_sha256"].startswith(logged.dataset.digest)
     # --register: the best parameters went through train → gate → registry.
     assert result.train is not None
     assert result.train.version == "1"

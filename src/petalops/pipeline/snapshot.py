@@ -24,7 +24,7 @@ from typing import Any
 from petalops.config import IRIS_SOURCE, Settings
 from petalops.data.load import Dataset
 from petalops.registry import store
-from petalops.registry.resolve import SNAPSHOT_TAG
+from petalops.registry.resolve import SNAPSHOT_TAG as SNAPSHOT_TAG
 
 SNAPSHOT_DIR = "data"
 SNAPSHOT_FILE = "snapshot.parquet"
