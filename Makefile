@@ -59,6 +59,7 @@ format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff format .
 
 bench: $(STAMP) ## run the benchmarks (prints figures next to baselines; minutes)
+	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/predict_batch.py
 	$(BIN)/python bench/prediction_log.py
 	$(BIN)/python bench/serve.py

@@ -1,6 +1,7 @@
 #!/bin/sh
 # One role per container. The first argument picks it; the rest is passed on.
-#   serve (default)   petalops serve on $HOST:$PORT ($WORKERS workers)
+#   serve (default)   petalops serve on $HOST:$PORT ($WORKERS workers), waiting for the model
+#                     up to $WAIT_FOR_MODEL seconds (default 0: no limit)
 #   mlflow [server]   the MLflow tracking server + registry: MLFLOW_BACKEND_STORE_URI,
 #                     MLFLOW_ARTIFACTS_DESTINATION, MLFLOW_WORKERS, MLFLOW_SERVER_ALLOWED_HOSTS
 #   rollout           the rollout controller: petalops rollout run (under a Kubernetes lease
@@ -43,7 +44,9 @@ fi
 case "$role" in
   serve)
     seed_home
-    exec petalops serve --host "$HOST" --port "$PORT" --workers "$WORKERS" "$@"
+    # An orchestrator may start replicas before the first model is registered (or before the
+    # MLflow server answers): stay up, unready on /readyz, until it appears.
+    exec petalops serve --host "$HOST" --port "$PORT" --workers "$WORKERS" --wait-for-model "${WAIT_FOR_MODEL:-0}" "$@"
     ;;
   mlflow)
     [ "${1:-}" = server ] && shift

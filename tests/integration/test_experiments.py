@@ -157,12 +157,15 @@ def test_tuned_model_beats_or_equals_the_default_and_registers_through_the_gate(
         empty_settings, f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'", max_results=50
     )
     assert len(children) == 4
-    assert {r.tags["petalops.trial"] for r in children} == {
-        "config",
-        "trial 1",
-        "trial 2",
-        "trial 3",
-    }
+    # Each trial carries the dataset input, as a train run does.
+    from petalops.registry.store import client
+
+    for child in children:
+        inputs = client(empty_settings).get_run(child.run_id).inputs
+        assert inputs is not None
+        [logged] = inputs.dataset_inputs
+        assert logged.dataset.name == "iris"
+        assert child.tags["petalops.data_sha256"].startswith(logged.dataset.digest)
     # --register: the best parameters went through train → gate → registry.
     assert result.train is not None
     assert result.train.version == "1"
@@ -197,6 +200,7 @@ def test_runs_compare_highlights_the_changed_parameter(
     assert "model.params.C" in report["different"]
     assert "seed" not in report["different"]
     assert "data.sha256" not in report["different"]
+    assert report["params"]["gate"] == ["passed", "passed"]
     run_id = report["runs"][0]["run_id"]
     code, out, _ = cli(["runs", "compare", run_id, "2"], capsys, monkeypatch)
     assert code == 0

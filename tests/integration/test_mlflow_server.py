@@ -156,3 +156,23 @@ def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
     )
     assert out.returncode == 1
     assert "is unreachable" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_rest_reads_agree_with_mlflows_client(mlflow_server: str, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from petalops.registry import get_run, list_versions, model_state, read_run_json, store
+
+    settings = Settings(mlflow_uri=mlflow_server, home=tmp_path / ".petalops")
+    if not list_versions(settings):
+        train(settings)
+    fast = list_versions(settings)
+    assert [replace(v, artifact_uri="") for v in fast] == store.list_versions(settings)
+    run_id = fast[-1].run_id
+    assert get_run(settings, run_id).params == store.get_run(settings, run_id).params
+    assert get_run(settings, run_id).metrics == store.get_run(settings, run_id).metrics
+    aliases, _ = model_state(settings)
+    assert aliases["champion"] == resolve(settings, "iris@champion").version
+    assert model_state(settings, "missing-model") == ({}, {})
+    assert read_run_json(settings, run_id, "gate.json")["checks"]
+    assert not (tmp_path / ".petalops" / "mlflow.db").exists()

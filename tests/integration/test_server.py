@@ -121,7 +121,7 @@ def test_sigterm_drains_and_flushes(trained_settings: Settings) -> None:
 
 
 def test_not_ready_without_a_model(empty_settings: Settings) -> None:
-    server = ServerProcess(empty_settings.home_dir)
+    server = ServerProcess(empty_settings.home_dir, extra_args=["--wait-for-model", "0"])
     try:
         server.wait_until("/healthz")
         assert httpx.get(server.url + "/readyz").status_code == 503

@@ -1,15 +1,18 @@
 """The `petalops` command. Every sub-command is a thin wrapper around a library function.
 
 Heavy libraries (MLflow, scikit-learn, pandas) are imported inside the commands that need
-them, so `petalops predict` and `petalops --help` start fast.
+them, so `petalops --help`, `predict`, `registry list` and the other everyday commands start
+fast (tests/unit/cli/test_imports.py keeps them out).
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+import petalops
 from petalops.cli import demo as demo_cmd
 from petalops.cli import experiments as experiments_cmd
 from petalops.cli import monitor as monitor_cmd
@@ -18,31 +21,66 @@ from petalops.cli import registry as registry_cmd
 from petalops.cli import rollout as rollout_cmd
 from petalops.cli import serve as serve_cmd
 from petalops.cli import train as train_cmd
-from petalops.cli.common import run_guarded
+from petalops.cli.common import CommandGroup, example, run_guarded
+
+# -h beside --help, in every sub-command too (a context passes it on to its children).
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
     name="petalops",
     help="Train, register, serve, roll out and monitor a tabular classifier.",
+    epilog=example("petalops train && petalops serve"),
+    cls=CommandGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT,
 )
 
-app.command("train")(train_cmd.train)
-app.command("predict")(predict_cmd.predict)
-app.command("config")(train_cmd.show_config)
-app.command("serve")(serve_cmd.serve)
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"petalops {petalops.__version__}")
+        raise typer.Exit()
+
+
+@app.callback(context_settings=CONTEXT)
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Train, register, serve, roll out and monitor a tabular classifier."""
+
+
+app.command("train", epilog=example("petalops train --data flowers.csv --set model.params.C=0.5"))(
+    train_cmd.train
+)
+app.command("predict", epilog=example("petalops predict --input '[5.1,3.5,1.4,0.2]' --proba"))(
+    predict_cmd.predict
+)
+app.command("config", epilog=example("petalops config --set seed=7"))(train_cmd.show_config)
+app.command("serve", epilog=example("petalops serve --port 8000 --workers 2"))(serve_cmd.serve)
 app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(rollout_cmd.app, name="rollout")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(demo_cmd.app, name="demo")
-app.command("reproduce")(experiments_cmd.reproduce)
-app.command("tune")(experiments_cmd.tune)
-app.command("export")(experiments_cmd.export)
-app.command("ui")(experiments_cmd.ui)
+app.command("reproduce", epilog=example("petalops reproduce champion"))(experiments_cmd.reproduce)
+app.command("tune", epilog=example("petalops tune --param C=0.1,1,10 --cv 5"))(experiments_cmd.tune)
+app.command("export", epilog=example("petalops export champion --output model.onnx"))(
+    experiments_cmd.export
+)
+app.command("ui", epilog=example("petalops ui --port 5000"))(experiments_cmd.ui)
 app.add_typer(experiments_cmd.runs_app, name="runs")
 
 
 def main() -> None:
-    """Console entry point: domain errors become one line and an exit code, never a traceback."""
+    """Console entry point: usage and domain errors become one line and an exit code."""
     sys.exit(run_guarded(app))

@@ -12,13 +12,13 @@ from typing import Annotated
 
 import typer
 
-from petalops.cli.common import ConfigOption, SetOption, settings_from
+from petalops.cli.common import ConfigOption, SetOption, example, group, settings_from
 from petalops.errors import ConfigError
 
-app = typer.Typer(help="End-to-end demonstrations on the Iris model.", no_args_is_help=True)
+app = group("End-to-end demonstrations on the Iris model.")
 
 
-@app.command("drift")
+@app.command("drift", epilog=example("petalops demo drift --feature petal_length"))
 def drift(
     normal: Annotated[int, typer.Option("--normal", help="Rows of normal traffic first.")] = 300,
     shifted: Annotated[int, typer.Option("--shifted", help="Rows of shifting traffic.")] = 600,
@@ -27,16 +27,23 @@ def drift(
     ] = 1.3,
     feature: Annotated[
         list[str] | None,
-        typer.Option("--feature", help="Feature to shift (repeatable; default: all)."),
+        typer.Option(
+            "--feature", metavar="NAME", help="Feature to shift (repeatable; default: all)."
+        ),
     ] = None,
     home: Annotated[
         Path | None,
-        typer.Option("--home", help="Stores for the demo (default: a fresh <home>/demo)."),
+        typer.Option(
+            "--home",
+            metavar="DIRECTORY",
+            help="Stores for the demo (default: a fresh <home>/demo).",
+        ),
     ] = None,
     url: Annotated[
         str | None,
         typer.Option(
             "--url",
+            metavar="URL",
             help="Send the traffic and feedback to this running server (POST /v1/predict, "
             "/v1/feedback) and use its stores (this project's settings) instead of in-process.",
         ),
@@ -63,14 +70,20 @@ def drift(
     )
 
 
-@app.command("rollout")
+@app.command("rollout", epilog=example("petalops demo rollout --interval 5"))
 def rollout(
-    steps: Annotated[str, typer.Option(help="Canary weights in percent.")] = "5,25,50,100",
+    steps: Annotated[
+        str, typer.Option(metavar="PERCENTS", help="Canary weights in percent.")
+    ] = "5,25,50,100",
     interval: Annotated[float, typer.Option(help="Seconds per canary step.")] = 10.0,
     rate: Annotated[float, typer.Option(help="Synthetic requests per second.")] = 100.0,
     home: Annotated[
         Path | None,
-        typer.Option("--home", help="Stores for the demo (default: a fresh <home>/demo-rollout)."),
+        typer.Option(
+            "--home",
+            metavar="DIRECTORY",
+            help="Stores for the demo (default: a fresh <home>/demo-rollout).",
+        ),
     ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,

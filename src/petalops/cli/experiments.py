@@ -7,12 +7,21 @@ from typing import Annotated, Any
 
 import typer
 
-from petalops.cli.common import ConfigOption, JsonOption, SetOption, print_json, settings_from
+from petalops.cli.common import (
+    ConfigOption,
+    JsonOption,
+    SetOption,
+    example,
+    group,
+    print_json,
+    settings_from,
+)
 
-runs_app = typer.Typer(help="Look at tracked runs side by side.", no_args_is_help=True)
+runs_app = group("Look at tracked runs side by side.")
 
 DataOption = Annotated[
-    str | None, typer.Option("--data", help="CSV or Parquet file (default: the Iris set).")
+    str | None,
+    typer.Option("--data", metavar="PATH", help="CSV or Parquet file (default: the Iris set)."),
 ]
 
 
@@ -126,10 +135,17 @@ def tune(
     overrides: SetOption = None,
     params: Annotated[
         list[str] | None,
-        typer.Option("--param", help="Values to try, e.g. --param C=0.01,0.1,1,10 (repeatable)."),
+        typer.Option(
+            "--param",
+            metavar="NAME=VALUES",
+            help="Values to try, e.g. --param C=0.01,0.1,1,10 (repeatable).",
+        ),
     ] = None,
     strategy: Annotated[
-        str | None, typer.Option("--strategy", help="grid or random (default: tune.strategy).")
+        str | None,
+        typer.Option(
+            "--strategy", metavar="grid|random", help="grid or random (default: tune.strategy)."
+        ),
     ] = None,
     trials: Annotated[
         int | None, typer.Option("--trials", help="Random search: how many samples.")
@@ -137,7 +153,11 @@ def tune(
     cv: Annotated[int | None, typer.Option("--cv", help="Cross-validation folds.")] = None,
     metric: Annotated[
         str | None,
-        typer.Option("--metric", help="accuracy, f1_macro or neg_log_loss (higher is better)."),
+        typer.Option(
+            "--metric",
+            metavar="NAME",
+            help="accuracy, f1_macro or neg_log_loss (higher is better).",
+        ),
     ] = None,
     register: Annotated[
         bool,
@@ -237,7 +257,9 @@ def _print_tune(result: Any, project: str) -> None:
         console.print("not registered; add --register to train the best trial through the gate")
 
 
-@runs_app.command("compare")
+@runs_app.command(
+    "compare", epilog=example("petalops runs compare champion challenger --only-diff")
+)
 def compare(
     runs: Annotated[
         list[str], typer.Argument(help="Run ids, versions (3, iris/3) or aliases (champion).")
@@ -295,12 +317,17 @@ def compare(
 
 def export(
     version: Annotated[str, typer.Argument(help="Version number or alias (e.g. 3, champion).")],
-    fmt: Annotated[str, typer.Option("--format", help="Export format (onnx).")] = "onnx",
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="onnx", help="Export format (onnx).")
+    ] = "onnx",
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")] = Path(
         "model.onnx"
     ),
     dtype: Annotated[
-        str, typer.Option("--dtype", help="Input/probability type: float32 or float64.")
+        str,
+        typer.Option(
+            "--dtype", metavar="float32|float64", help="Input/probability type: float32 or float64."
+        ),
     ] = "float32",
     config: ConfigOption = None,
     overrides: SetOption = None,
@@ -327,7 +354,9 @@ def export(
 
 def ui(
     port: Annotated[int, typer.Option("--port", "-p", help="TCP port.")] = 5000,
-    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", metavar="HOST", help="Interface to bind.")
+    ] = "127.0.0.1",
     config: ConfigOption = None,
     overrides: SetOption = None,
 ) -> None:

@@ -11,9 +11,18 @@ from typing import Annotated, Any
 
 import typer
 
-from petalops.cli.common import ConfigOption, JsonOption, SetOption, print_json, settings_from
+from petalops.cli.common import (
+    ConfigOption,
+    JsonOption,
+    SetOption,
+    example,
+    group,
+    print_json,
+    reading,
+    settings_from,
+)
 
-app = typer.Typer(help="Drift, live quality, alerts and the retraining loop.", no_args_is_help=True)
+app = group("Drift, live quality, alerts and the retraining loop.")
 
 
 def _time(ts: float | None) -> str:
@@ -30,17 +39,24 @@ def _num(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-@app.command("drift")
+@app.command("drift", epilog=example("petalops monitor drift --since 1h --html drift.html"))
 def drift(
     window: Annotated[
         int | None, typer.Option("--window", help="Analyse the newest N logged rows.")
     ] = None,
     since: Annotated[
-        str | None, typer.Option("--since", help="Analyse rows of the last 90s / 15m / 1h / 2d.")
+        str | None,
+        typer.Option(
+            "--since", metavar="DURATION", help="Analyse rows of the last 90s / 15m / 1h / 2d."
+        ),
     ] = None,
     version: Annotated[
         str | None,
-        typer.Option("--version", help="Only rows of this version, against its own profile."),
+        typer.Option(
+            "--version",
+            metavar="VERSION",
+            help="Only rows of this version, against its own profile.",
+        ),
     ] = None,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")
@@ -53,7 +69,7 @@ def drift(
     from petalops.monitoring.status import current_drift
     from petalops.monitoring.store import MonitorStore
 
-    settings = settings_from(config, overrides)
+    settings = reading(settings_from(config, overrides))
     store = MonitorStore.from_settings(settings)
     try:
         result = current_drift(settings, store, rows=window, since=since, version=version)
@@ -118,7 +134,7 @@ def _time_iso(value: str | None) -> str:
     return value or "–"
 
 
-@app.command("status")
+@app.command("status", epilog=example("petalops monitor status --json"))
 def status(
     events: Annotated[int, typer.Option("--events", help="How many loop events to show.")] = 10,
     as_json: JsonOption = False,
@@ -129,7 +145,7 @@ def status(
     from petalops.monitoring.status import monitor_status
     from petalops.monitoring.store import MonitorStore
 
-    settings = settings_from(config, overrides)
+    settings = reading(settings_from(config, overrides))
     store = MonitorStore.from_settings(settings)
     try:
         data = monitor_status(settings, store, events=events)
@@ -179,7 +195,7 @@ def status(
         console.print(loop)
 
 
-@app.command("watch")
+@app.command("watch", epilog=example("petalops monitor watch --retrain --interval 60"))
 def watch(
     retrain: Annotated[
         bool | None,
@@ -194,10 +210,13 @@ def watch(
     ] = None,
     server: Annotated[
         str | None,
-        typer.Option("--server", help="Server URL whose /readyz is checked (no model ready)."),
+        typer.Option(
+            "--server", metavar="URL", help="Server URL whose /readyz is checked (no model ready)."
+        ),
     ] = None,
     webhook: Annotated[
-        str | None, typer.Option("--webhook", help="POST firing alerts as JSON to this URL.")
+        str | None,
+        typer.Option("--webhook", metavar="URL", help="POST firing alerts as JSON to this URL."),
     ] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
@@ -209,7 +228,7 @@ def watch(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per /readyz check is noise
-    settings = settings_from(config, overrides)
+    settings = reading(settings_from(config, overrides))
     store = MonitorStore.from_settings(settings)
     from rich.console import Console
 

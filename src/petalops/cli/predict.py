@@ -74,6 +74,7 @@ def predict(
         typer.Option(
             "--input",
             "-i",
+            metavar="JSON|PATH",
             help="JSON row(s) like '[5.1,3.5,1.4,0.2]', or a .csv/.parquet file; with "
             "--engine spark any path Spark reads (file, directory, glob, s3a://, hdfs://).",
         ),
@@ -83,12 +84,16 @@ def predict(
         typer.Option(
             "--output",
             "-o",
+            metavar="PATH",
             help="Where to write predictions of a file input (.parquet or .csv; a Parquet "
             "directory with --engine spark).",
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="iris@champion (default), iris/3, …")
+        str | None,
+        typer.Option(
+            "--model", "-m", metavar="NAME@ALIAS", help="iris@champion (default), iris/3, …"
+        ),
     ] = None,
     proba: Annotated[
         bool, typer.Option("--proba", help="Also give one probability per class.")
@@ -98,6 +103,7 @@ def predict(
         typer.Option(
             "--keep",
             "-k",
+            metavar="COLUMN",
             help="Copy this input column (an id) to the output file (repeatable).",
         ),
     ] = None,
@@ -108,13 +114,16 @@ def predict(
     master: Annotated[
         str,
         typer.Option(
-            "--master", help="Spark master: local[*], spark://host:7077, yarn, k8s://https://…"
+            "--master",
+            metavar="URL",
+            help="Spark master: local[*], spark://host:7077, yarn, k8s://https://…",
         ),
     ] = "local[*]",
     spark_conf: Annotated[
         list[str] | None,
         typer.Option(
             "--spark-conf",
+            metavar="KEY=VALUE",
             help="A Spark setting KEY=VALUE, e.g. spark.executor.instances=4 (repeatable).",
         ),
     ] = None,

@@ -6,21 +6,27 @@ from typing import Annotated, Any
 
 import typer
 
-from petalops.cli.common import ConfigOption, JsonOption, SetOption, print_json, settings_from
-
-app = typer.Typer(help="Browse model versions and move aliases.", no_args_is_help=True)
-alias_app = typer.Typer(
-    help="Set or remove an alias (champion, challenger, …).", no_args_is_help=True
+from petalops.cli.common import (
+    ConfigOption,
+    JsonOption,
+    SetOption,
+    example,
+    group,
+    print_json,
+    settings_from,
 )
+
+app = group("Browse model versions and move aliases.")
+alias_app = group("Set or remove an alias (champion, challenger, …).")
 app.add_typer(alias_app, name="alias")
 
 
-@app.command("list")
+@app.command("list", epilog=example("petalops registry list --json"))
 def list_cmd(
     config: ConfigOption = None, overrides: SetOption = None, as_json: JsonOption = False
 ) -> None:
     """Every version of the model, newest first, with aliases and accuracy."""
-    from petalops.registry.store import list_versions
+    from petalops.registry import list_versions
 
     settings = settings_from(config, overrides)
     versions = list_versions(settings)
@@ -59,10 +65,10 @@ def list_cmd(
 def version_details(settings: Any, version: str) -> dict[str, Any]:
     """Everything the registry and the run know about a version (its lineage)."""
     from petalops.experiments.lineage import lineage
-    from petalops.registry.store import get_run, get_version
+    from petalops.registry import get_run, resolve
     from petalops.rollout.api import version_rollouts
 
-    info = get_version(settings, version)
+    info = resolve(settings, version)
     run = get_run(settings, info.run_id)
     return {
         "name": info.name,
@@ -93,7 +99,7 @@ def version_details(settings: Any, version: str) -> dict[str, Any]:
     }
 
 
-@app.command("show")
+@app.command("show", epilog=example("petalops registry show champion"))
 def show_cmd(
     version: Annotated[str, typer.Argument(help="Version number or alias (e.g. 3, champion).")],
     config: ConfigOption = None,
@@ -124,7 +130,7 @@ def show_cmd(
     Console().print(table)
 
 
-@alias_app.command("set")
+@alias_app.command("set", epilog=example("petalops registry alias set champion 2"))
 def alias_set(
     alias: Annotated[str, typer.Argument(help="Alias name, e.g. champion.")],
     version: Annotated[str, typer.Argument(help="Version number.")],
@@ -139,7 +145,7 @@ def alias_set(
     typer.echo(f"{settings.project}@{alias} -> v{version}")
 
 
-@alias_app.command("rm")
+@alias_app.command("rm", epilog=example("petalops registry alias rm challenger"))
 def alias_rm(
     alias: Annotated[str, typer.Argument(help="Alias name.")],
     config: ConfigOption = None,

@@ -16,15 +16,23 @@ from typing import Annotated, Any
 
 import typer
 
-from petalops.cli.common import ConfigOption, JsonOption, SetOption, print_json, settings_from
+from petalops.cli.common import (
+    ConfigOption,
+    JsonOption,
+    SetOption,
+    example,
+    group,
+    print_json,
+    reading,
+    settings_from,
+)
 from petalops.errors import ConfigError
 from petalops.rollout.plan import ACTIVE_PHASES, RolloutPlan
 from petalops.rollout.strategies.registry import names as strategy_names
 from petalops.rollout.strategies.registry import of as strategy_of
 
-app = typer.Typer(
-    help="Progressive delivery: canary, blue-green and shadow, judged and rolled back by itself.",
-    no_args_is_help=True,
+app = group(
+    "Progressive delivery: canary, blue-green and shadow, judged and rolled back by itself."
 )
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -55,18 +63,21 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-@app.command("start")
+@app.command(
+    "start", epilog=example("petalops rollout start 2 --strategy canary --steps 5,25,50,100")
+)
 def start(
     version: Annotated[str, typer.Argument(help="Registered version to roll out, e.g. 3.")],
     strategy: Annotated[
         str | None,
-        typer.Option(help=f"{' | '.join(strategy_names())} (default: settings)."),
+        typer.Option(metavar="NAME", help=f"{' | '.join(strategy_names())} (default: settings)."),
     ] = None,
     steps: Annotated[
-        str | None, typer.Option(help="Canary weights in percent, e.g. 5,25,50,100.")
+        str | None,
+        typer.Option(metavar="PERCENTS", help="Canary weights in percent, e.g. 5,25,50,100."),
     ] = None,
     interval: Annotated[
-        str | None, typer.Option(help="Analysis interval per step, e.g. 60s.")
+        str | None, typer.Option(metavar="DURATION", help="Analysis interval per step, e.g. 60s.")
     ] = None,
     max_error_rate: Annotated[
         float | None, typer.Option(help="Highest challenger 5xx rate, e.g. 0.01.")
@@ -83,14 +94,22 @@ def start(
     min_samples: Annotated[
         int | None, typer.Option(help="Requests per variant before any verdict, e.g. 200.")
     ] = None,
-    duration: Annotated[str | None, typer.Option(help="Shadow duration, e.g. 10m.")] = None,
+    duration: Annotated[
+        str | None, typer.Option(metavar="DURATION", help="Shadow duration, e.g. 10m.")
+    ] = None,
     keep_warm: Annotated[
         str | None,
-        typer.Option(help="Blue-green: keep the old version warm (instant flip back), e.g. 10m."),
+        typer.Option(
+            metavar="DURATION",
+            help="Blue-green: keep the old version warm (instant flip back), e.g. 10m.",
+        ),
     ] = None,
     warm: Annotated[
         str | None,
-        typer.Option(help="Time for every worker to load the new version before it answers."),
+        typer.Option(
+            metavar="DURATION",
+            help="Time for every worker to load the new version before it answers.",
+        ),
     ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
@@ -184,7 +203,7 @@ def _status_table(status: dict[str, Any]) -> None:
         console.print(f"verdict so far: {window['decision']} — {'; '.join(window['reasons'])}")
 
 
-@app.command("status")
+@app.command("status", epilog=example("petalops rollout status --watch 5"))
 def status(
     config: ConfigOption = None,
     overrides: SetOption = None,
@@ -196,7 +215,7 @@ def status(
     """Strategy, step, weights, per-variant numbers, the verdict so far, time to next step."""
     from petalops.rollout.api import rollout_status
 
-    settings = settings_from(config, overrides)
+    settings = reading(settings_from(config, overrides))
     while True:
         data = rollout_status(settings)
         if as_json:
@@ -209,9 +228,9 @@ def status(
         time.sleep(watch)
 
 
-@app.command("promote")
+@app.command("promote", epilog=example("petalops rollout promote --reason 'looks good'"))
 def promote(
-    reason: Annotated[str, typer.Option(help="Recorded in the history.")] = "",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Recorded in the history.")] = "",
     config: ConfigOption = None,
     overrides: SetOption = None,
     as_json: JsonOption = False,
@@ -227,9 +246,9 @@ def promote(
     typer.echo(f"{out['result']}: version {plan.get('version')} is the champion")
 
 
-@app.command("abort")
+@app.command("abort", epilog=example("petalops rollout abort --reason 'p99 too high'"))
 def abort(
-    reason: Annotated[str, typer.Option(help="Recorded in the history.")] = "",
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Recorded in the history.")] = "",
     config: ConfigOption = None,
     overrides: SetOption = None,
     as_json: JsonOption = False,
@@ -248,9 +267,9 @@ def abort(
     )
 
 
-@app.command("history")
+@app.command("history", epilog=example("petalops rollout history --limit 20"))
 def history(
-    rollout: Annotated[str | None, typer.Option(help="Only this rollout id.")] = None,
+    rollout: Annotated[str | None, typer.Option(metavar="ID", help="Only this rollout id.")] = None,
     limit: Annotated[int, typer.Option(help="Newest N decisions.")] = 50,
     config: ConfigOption = None,
     overrides: SetOption = None,
@@ -259,7 +278,7 @@ def history(
     """Every rollout decision with its numbers, oldest first."""
     from petalops.rollout.api import rollout_history
 
-    rows = rollout_history(settings_from(config, overrides), rollout, limit)
+    rows = rollout_history(reading(settings_from(config, overrides)), rollout, limit)
     if as_json:
         print_json(rows)
         return
@@ -284,13 +303,13 @@ def _history_line(row: dict[str, Any]) -> str:
     )
 
 
-@app.command("run")
+@app.command("run", epilog=example("petalops rollout run --until-done"))
 def run(
     until_done: Annotated[
         bool, typer.Option("--until-done", help="Exit when the current rollout ends.")
     ] = False,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+        int | None, typer.Option(metavar="PORT", help="Serve Prometheus metrics on 127.0.0.1:PORT.")
     ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,

@@ -13,15 +13,20 @@ from petalops.cli.common import ConfigOption, JsonOption, SetOption, print_json,
 def train(
     config: ConfigOption = None,
     data: Annotated[
-        str | None, typer.Option("--data", help="CSV or Parquet file (default: the Iris set).")
+        str | None,
+        typer.Option("--data", metavar="PATH", help="CSV or Parquet file (default: the Iris set)."),
     ] = None,
     overrides: SetOption = None,
     experiment: Annotated[
-        str | None, typer.Option("--experiment", help="MLflow experiment name.")
+        str | None, typer.Option("--experiment", metavar="NAME", help="MLflow experiment name.")
     ] = None,
     export: Annotated[
         Path | None,
-        typer.Option("--export", help="Also write metrics.json and the model files here."),
+        typer.Option(
+            "--export",
+            metavar="DIRECTORY",
+            help="Also write metrics.json and the model files here.",
+        ),
     ] = None,
     skip_if_unchanged: Annotated[
         bool,

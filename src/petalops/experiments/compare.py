@@ -18,6 +18,7 @@ LINEAGE_TAGS = {
     "petalops.data_sha256": "data.sha256",
     "petalops.data_snapshot": "data.snapshot",
     "petalops.git_commit": "code.git_commit",
+    "petalops.gate": "gate",
     "petalops.lib.scikit-learn": "lib.scikit-learn",
 }
 

@@ -10,8 +10,7 @@ from typing import Any
 
 from petalops.config import Settings
 from petalops.errors import PetalopsError
-from petalops.pipeline.snapshot import SNAPSHOT_TAG
-from petalops.registry.store import read_run_json
+from petalops.registry.resolve import SNAPSHOT_TAG, read_run_json
 
 
 def gate_checks(settings: Settings, run_id: str) -> dict[str, str]:

@@ -269,6 +269,15 @@ def tune(
             scores = cv_scores(settings, x, y, dataset.features, params, folds, score_name)
             effective = {**settings.model.params, **params}
             with store.tracked_run(settings, run_name=label, nested=True) as run_id:
+                # The same dataset input a train run carries, so MLflow's UI links each trial
+                # to the data it was scored on.
+                store.log_dataset(
+                    dataset.frame,
+                    dataset.source_path,
+                    settings.project,
+                    dataset.target,
+                    dataset.fingerprint.sha256,
+                )
                 store.log_run_data(
                     {**{f"model.params.{k}": v for k, v in effective.items()}, "cv": folds},
                     {

@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sqlalchemy as sa
 
 from petalops.errors import InputError
-from petalops.monitoring.drift import DriftReport, drift_report
 from petalops.monitoring.quality import live_quality
 from petalops.monitoring.store import MonitorStore, Window
+
+if TYPE_CHECKING:
+    from petalops.monitoring.drift import DriftReport
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # `--since 1h` at 10,000 predictions/s would be 36 M rows: analyse the newest of them only.
@@ -68,6 +70,10 @@ def current_drift(
         since=time.time() - seconds if seconds is not None else None,
     )
     reference = f"{info.name}/{info.version}"
+    # Here, not at the top: drift needs scipy.stats (~1 s to import), which `monitor status`
+    # (the rest of this module) never does.
+    from petalops.monitoring.drift import drift_report
+
     report = drift_report(window, profile, settings.monitor, reference=reference)
     return DriftResult(report=report, window=window, profile=profile, reference=reference)
 

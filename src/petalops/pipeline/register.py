@@ -4,13 +4,19 @@ before it, else ``challenger`` (a rollout decides whether it serves)."""
 from __future__ import annotations
 
 from petalops.config import Settings
+from petalops.errors import NotFoundError
 from petalops.pipeline.load import TrainingData
-from petalops.registry.store import list_versions, register_version, set_alias
+from petalops.registry import list_versions
+from petalops.registry.store import register_version, set_alias
 
 
 def find_registered(settings: Settings, key: str) -> tuple[str, str] | None:
     """``(version, run id)`` of a version already trained with this train key, if any."""
-    for info in list_versions(settings):
+    try:
+        versions = list_versions(settings)
+    except NotFoundError:  # no registry yet: nothing was trained
+        return None
+    for info in versions:
         if info.tags.get("petalops.train_key") == key:
             return info.version, info.run_id
     return None

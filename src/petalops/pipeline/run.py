@@ -35,7 +35,7 @@ from petalops.pipeline.gate import GateResult, run_gate
 from petalops.pipeline.load import TrainingData, load
 from petalops.pipeline.register import find_registered, register_model
 from petalops.pipeline.snapshot import record_snapshot
-from petalops.registry.store import get_run
+from petalops.registry import get_run
 
 STEPS = ("load", "split", "fit", "evaluate", "compile", "gate", "track", "register")
 StepCallback = Callable[[str], None]

@@ -24,8 +24,8 @@ from typing import Any
 from petalops.config import IRIS_SOURCE, Settings
 from petalops.data.load import Dataset
 from petalops.registry import store
+from petalops.registry.resolve import SNAPSHOT_TAG as SNAPSHOT_TAG
 
-SNAPSHOT_TAG = "petalops.data_snapshot"
 SNAPSHOT_DIR = "data"
 SNAPSHOT_FILE = "snapshot.parquet"
 SNAPSHOT_ARTIFACT = f"{SNAPSHOT_DIR}/{SNAPSHOT_FILE}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ import sklearn
 from sklearn.pipeline import Pipeline
 
 import petalops
-from petalops.config import Settings
+from petalops.config import IRIS_SOURCE, Settings
 from petalops.data.load import Dataset
 from petalops.pipeline.evaluate import Scores, plot_confusion
 from petalops.pipeline.gate import GateResult
@@ -71,6 +72,51 @@ def git_commit(cwd: Path | None = None) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def git_remote(cwd: Path | None = None) -> str | None:
+    """The ``origin`` remote's URL of the git work tree at ``cwd`` (``None`` without one)."""
+    try:
+        out = subprocess.run(
+            ["git", "remote", "get-url", "origin"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=cwd,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def source_tags(cwd: Path | None = None) -> dict[str, str]:
+    """MLflow's own source tags (its UI links the commit from them) for the work tree at
+    ``cwd``: set here because MLflow's automatic git context looks at the entry-point script,
+    which for `petalops train` is the console script inside the virtualenv, not the project."""
+    commit = git_commit(cwd)
+    if not commit:
+        return {}
+    tags = {"mlflow.source.git.commit": commit, "petalops.git_commit": commit}
+    remote = git_remote(cwd)
+    if remote:
+        tags["mlflow.source.git.repoURL"] = remote
+        tags["mlflow.source.name"] = remote
+    return tags
+
+
+def next_run_name(settings: Settings, dataset: Dataset) -> str:
+    """``train-<data>-<n>``: the data's name and the next free number among such runs."""
+    stem = "iris" if dataset.source.startswith(IRIS_SOURCE) else Path(dataset.source).stem
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "data"
+    prefix = f"train-{name}-"
+    taken = [
+        run.tags.get("mlflow.runName", "")
+        for run in store.find_runs(
+            settings, f"tags.`mlflow.runName` LIKE '{prefix}%'", max_results=1000
+        )
+    ]
+    numbers = [int(t.removeprefix(prefix)) for t in taken if t.removeprefix(prefix).isdigit()]
+    return f"{prefix}{max(numbers, default=0) + 1}"
+
+
 def run_params(settings: Settings, dataset: Dataset) -> dict[str, Any]:
     """The run's params: the model, the split, the seed and where the data came from."""
     return {
@@ -95,10 +141,7 @@ def run_tags(data: TrainingData, gate: GateResult) -> dict[str, str]:
         "petalops.gate": "passed" if gate.passed else "failed",
         **{f"petalops.lib.{k}": v for k, v in library_versions().items()},
     }
-    commit = git_commit()
-    if commit:
-        tags["petalops.git_commit"] = commit
-    return tags
+    return {**tags, **source_tags()}
 
 
 def write_artifacts(
@@ -137,7 +180,8 @@ def tracked_run(
 ) -> Iterator[str]:
     """Start the run and log its params, metrics, tags and dataset; yields the run id."""
     dataset = data.dataset
-    with store.tracked_run(settings, run_name=run_name) as run_id:
+    name = run_name or next_run_name(settings, dataset)
+    with store.tracked_run(settings, run_name=name) as run_id:
         store.log_run_data(params, metrics, tags)
         store.log_dataset(
             dataset.frame, dataset.source_path, settings.project, dataset.target, data.sha256

@@ -22,14 +22,19 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from petalops.config import Settings
 from petalops.errors import IntegrityError, NotFoundError, RegistryUnavailableError
 from petalops.runtime.bundle import verify_bundle
 from petalops.runtime.model import ModelRuntime, open_bundle
 
+if TYPE_CHECKING:
+    from petalops.registry.store import RunRecord
+
 SHA_TAG = "petalops.sha256"
+# The run tag naming the data snapshot (pipeline.snapshot writes it, lineage reads it).
+SNAPSHOT_TAG = "petalops.data_snapshot"
 BUNDLE_PATH = "petalops"
 _REF = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*?)?(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$"
@@ -195,6 +200,229 @@ def resolve(settings: Settings, ref: str | None = None, timeout: float = 5.0) ->
     from petalops.registry.store import get_version
 
     return get_version(settings, version or "", alias=alias, name=name)
+
+
+def _open_sqlite(db: Path, timeout: float) -> sqlite3.Connection:
+    """The embedded store, read-only: a missing file is an error, never a new empty store."""
+    if not db.is_file():
+        raise NotFoundError(f"no model registry at {db}; run `petalops train` first")
+    try:
+        return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=timeout)
+    except sqlite3.Error as exc:
+        raise RegistryUnavailableError(f"cannot open the registry {db}: {exc}") from None
+
+
+def _sqlite_rows(db: Path, query: str, args: tuple[Any, ...], timeout: float) -> list[Any]:
+    con = _open_sqlite(db, timeout)
+    try:
+        return con.execute(query, args).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            raise NotFoundError(f"the registry at {db} is empty; run `petalops train`") from None
+        raise RegistryUnavailableError(f"cannot read the registry {db}: {exc}") from None
+    finally:
+        con.close()
+
+
+def list_versions(
+    settings: Settings, name: str | None = None, timeout: float = 5.0
+) -> list[VersionInfo]:
+    """Every version of a registered model, newest first, read as cheaply as ``resolve``
+    (`petalops registry list` must not pay MLflow's import for a table of tags)."""
+    model = name or settings.project
+    uri = settings.tracking_uri
+    db = _sqlite_path(uri)
+    if db is not None:
+        versions = _sqlite_rows(
+            db,
+            "SELECT mv.version, mv.run_id, COALESCE(r.artifact_uri, '') FROM model_versions mv "
+            "LEFT JOIN runs r ON r.run_uuid = mv.run_id WHERE mv.name=?",
+            (model,),
+            timeout,
+        )
+        tags: dict[str, dict[str, str]] = {}
+        for version, key, value in _sqlite_rows(
+            db, "SELECT version, key, value FROM model_version_tags WHERE name=?", (model,), timeout
+        ):
+            tags.setdefault(str(version), {})[key] = value
+        aliases: dict[str, list[str]] = {}
+        for alias, version in _sqlite_rows(
+            db,
+            "SELECT alias, version FROM registered_model_aliases WHERE name=?",
+            (model,),
+            timeout,
+        ):
+            aliases.setdefault(str(version), []).append(alias)
+        infos = [
+            VersionInfo(
+                name=model,
+                version=str(version),
+                run_id=run_id or "",
+                sha256=tags.get(str(version), {}).get(SHA_TAG, ""),
+                artifact_uri=artifact_uri,
+                aliases=sorted(aliases.get(str(version), [])),
+                tags=tags.get(str(version), {}),
+            )
+            for version, run_id, artifact_uri in versions
+        ]
+    elif uri.startswith(("http://", "https://")):
+        try:
+            registered = _rest_get(uri, "registered-models/get", {"name": model}, timeout)
+        except NotFoundError:
+            return []
+        aliases = {}
+        for pair in registered.get("registered_model", {}).get("aliases", []):
+            aliases.setdefault(str(pair.get("version")), []).append(pair.get("alias", ""))
+        infos = []
+        params = {"filter": f"name='{model}'", "max_results": "1000"}
+        while True:
+            page = _rest_get(uri, "model-versions/search", params, timeout)
+            for mv in page.get("model_versions", []):
+                mv_tags = {t["key"]: t.get("value", "") for t in mv.get("tags", [])}
+                infos.append(
+                    VersionInfo(
+                        name=model,
+                        version=str(mv.get("version")),
+                        run_id=mv.get("run_id", ""),
+                        sha256=mv_tags.get(SHA_TAG, ""),
+                        aliases=sorted(aliases.get(str(mv.get("version")), [])),
+                        tags=mv_tags,
+                    )
+                )
+            if not page.get("next_page_token"):
+                break
+            params = {**params, "page_token": page["next_page_token"]}
+    else:
+        from petalops.registry import store
+
+        return store.list_versions(settings, model)
+    return sorted(infos, key=lambda i: int(i.version), reverse=True)
+
+
+def get_run(settings: Settings, run_id: str, timeout: float = 5.0) -> RunRecord:
+    """A run's parameters, latest metrics and tags, without MLflow's client where it can."""
+    from petalops.registry.store import RunRecord
+
+    uri = settings.tracking_uri
+    db = _sqlite_path(uri)
+    missing = NotFoundError(f"run {run_id!r} does not exist; see the MLflow UI (`petalops ui`)")
+    if db is not None:
+        started = _sqlite_rows(
+            db, "SELECT start_time FROM runs WHERE run_uuid=?", (run_id,), timeout
+        )
+        if not started:
+            raise missing
+        facts = {
+            table: dict(
+                _sqlite_rows(
+                    db, f"SELECT key, value FROM {table} WHERE run_uuid=?", (run_id,), timeout
+                )
+            )
+            for table in ("params", "tags")
+        }
+        metrics = {
+            key: float("nan") if is_nan else float(value)
+            for key, value, is_nan in _sqlite_rows(
+                db,
+                "SELECT key, value, is_nan FROM latest_metrics WHERE run_uuid=?",
+                (run_id,),
+                timeout,
+            )
+        }
+        return RunRecord(
+            run_id=run_id,
+            params={k: str(v) for k, v in facts["params"].items()},
+            metrics=metrics,
+            tags={k: str(v) for k, v in facts["tags"].items()},
+            start_time=int(started[0][0] or 0),
+        )
+    if uri.startswith(("http://", "https://")):
+        try:
+            run = _rest_get(uri, "runs/get", {"run_id": run_id}, timeout).get("run", {})
+        except NotFoundError:
+            raise missing from None
+        data = run.get("data", {})
+        return RunRecord(
+            run_id=run_id,
+            params={p["key"]: p.get("value", "") for p in data.get("params", [])},
+            metrics={m["key"]: float(m.get("value", "nan")) for m in data.get("metrics", [])},
+            tags={t["key"]: t.get("value", "") for t in data.get("tags", [])},
+            start_time=int(run.get("info", {}).get("start_time") or 0),
+        )
+    from petalops.registry import store
+
+    return store.get_run(settings, run_id)
+
+
+def read_run_json(settings: Settings, run_id: str, path: str, timeout: float = 10.0) -> Any:
+    """A small JSON artifact of a run (gate.json, the config), read from the artifact
+    directory or MLflow's artifact proxy without the MLflow client where it can."""
+    uri = settings.tracking_uri
+    artifact_uri = ""
+    db = _sqlite_path(uri)
+    if db is not None:
+        rows = _sqlite_rows(
+            db, "SELECT artifact_uri FROM runs WHERE run_uuid=?", (run_id,), timeout
+        )
+        artifact_uri = str(rows[0][0] or "") if rows else ""
+    elif uri.startswith(("http://", "https://")):
+        run = _rest_get(uri, "runs/get", {"run_id": run_id}, timeout)
+        artifact_uri = run.get("run", {}).get("info", {}).get("artifact_uri", "")
+    local = _file_path(artifact_uri)
+    if local is not None:
+        file = local / path
+        if not file.is_file():
+            raise NotFoundError(f"run {run_id} has no artifact {path!r}")
+        return json.loads(file.read_text(encoding="utf-8"))
+    proxied = _proxy_url(uri, artifact_uri) if artifact_uri else None
+    if proxied is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            dest = Path(tmp) / Path(path).name
+            _download(f"{proxied.removesuffix('/' + BUNDLE_PATH)}/{path}", dest, timeout)
+            return json.loads(dest.read_text(encoding="utf-8"))
+    from petalops.registry import store
+
+    return store.read_run_json(settings, run_id, path)
+
+
+def model_state(
+    settings: Settings, name: str | None = None, timeout: float = 5.0
+) -> tuple[dict[str, str], dict[str, str]]:
+    """A registered model's aliases (``{alias: version}``) and tags, read together and as
+    cheaply as ``resolve`` (`petalops rollout status` and every controller tick read them).
+    An unknown model has neither; a missing embedded store is a NotFoundError."""
+    model = name or settings.project
+    uri = settings.tracking_uri
+    db = _sqlite_path(uri)
+    if db is not None:
+        aliases = _sqlite_rows(
+            db,
+            "SELECT alias, version FROM registered_model_aliases WHERE name=?",
+            (model,),
+            timeout,
+        )
+        tags = _sqlite_rows(
+            db, "SELECT key, value FROM registered_model_tags WHERE name=?", (model,), timeout
+        )
+        return {str(a): str(v) for a, v in aliases}, {str(k): str(v) for k, v in tags}
+    if uri.startswith(("http://", "https://")):
+        try:
+            data = _rest_get(uri, "registered-models/get", {"name": model}, timeout)
+        except NotFoundError:
+            return {}, {}
+        registered = data.get("registered_model", {})
+        return (
+            {str(a["alias"]): str(a["version"]) for a in registered.get("aliases", [])},
+            {str(t["key"]): str(t.get("value", "")) for t in registered.get("tags", [])},
+        )
+    from petalops.registry import store
+
+    aliases_of = {}
+    for alias in store.ALIASES:
+        version = store.alias_version(settings, alias, name=model)
+        if version is not None:
+            aliases_of[alias] = version
+    return aliases_of, store.model_tags(settings, name=model)
 
 
 def model_tag(settings: Settings, name: str, key: str, timeout: float = 5.0) -> str | None:

@@ -47,14 +47,10 @@ class ControlPlane:
         self.name = name or settings.project
 
     def read(self) -> RegistryState:
-        from petalops.registry import store
+        from petalops.registry import model_state
 
-        tags = store.model_tags(self.settings, name=self.name)
-        aliases = {}
-        for alias in ALIASES:
-            version = store.alias_version(self.settings, alias, name=self.name)
-            if version is not None:
-                aliases[alias] = version
+        all_aliases, tags = model_state(self.settings, name=self.name)
+        aliases = {alias: all_aliases[alias] for alias in ALIASES if alias in all_aliases}
         traffic_raw = tags.get(TRAFFIC_TAG, "")
         return RegistryState(
             aliases=aliases,
@@ -65,10 +61,10 @@ class ControlPlane:
 
     def version_exists(self, version: str) -> bool:
         from petalops.errors import NotFoundError
-        from petalops.registry import store
+        from petalops.registry import resolve
 
         try:
-            store.get_version(self.settings, version, name=self.name)
+            resolve(self.settings, f"{self.name}/{version}")
         except NotFoundError:
             return False
         return True

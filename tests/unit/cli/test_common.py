@@ -46,3 +46,14 @@ def test_a_missing_petalops_module_is_not_passed_off_as_a_slim_install(
     monkeypatch.setattr(sys, "argv", ["petalops"])
     with pytest.raises(ModuleNotFoundError, match="petalops.nope"):
         run_guarded(app)
+
+
+def test_reading_an_absent_monitoring_database_creates_none(tmp_path: Path) -> None:
+    from petalops.cli.common import reading
+    from petalops.config import Settings
+
+    settings = Settings(home=tmp_path / ".petalops")
+    assert reading(settings).monitor_url == "sqlite://"  # empty, in memory
+    (tmp_path / ".petalops").mkdir()
+    (tmp_path / ".petalops" / "monitor.db").write_bytes(b"")
+    assert reading(settings).monitor_url == settings.monitor_url

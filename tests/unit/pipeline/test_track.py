@@ -67,6 +67,34 @@ def test_the_commit_is_recorded_only_inside_a_git_work_tree(tmp_path: Path) -> N
     assert track.git_commit(tmp_path) == head
 
 
+def test_mlflow_source_tags_name_the_commit_and_the_repository(tmp_path: Path) -> None:
+    assert track.source_tags(tmp_path) == {}
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "one"], check=True)
+    head = track.git_commit(tmp_path)
+    assert track.source_tags(tmp_path) == {
+        "mlflow.source.git.commit": head,
+        "petalops.git_commit": head,
+    }
+    subprocess.run([*git, "remote", "add", "origin", "https://git.example/p.git"], check=True)
+    tags = track.source_tags(tmp_path)
+    assert tags["mlflow.source.git.repoURL"] == tags["mlflow.source.name"]
+    assert tags["mlflow.source.name"] == "https://git.example/p.git"
+
+
+def test_train_runs_get_readable_numbered_names(empty_settings: Settings) -> None:
+    data = load(empty_settings)
+    names = []
+    for _ in range(2):
+        with track.tracked_run(
+            empty_settings, data, params={}, metrics={}, tags={}, run_name=None
+        ) as run_id:
+            pass
+        names.append(client(empty_settings).get_run(run_id).info.run_name)
+    assert names == ["train-iris-1", "train-iris-2"]
+
+
 def test_every_artifact_file_is_written(tmp_path: Path) -> None:
     data = load(Settings())
     track.write_artifacts(tmp_path, data, SCORES, PASSED, {"clf.coef_": [[1.0]]})

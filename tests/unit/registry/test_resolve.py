@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from petalops.config import Settings
-from petalops.errors import RegistryUnavailableError
+from petalops.errors import NotFoundError, RegistryUnavailableError
 from petalops.registry.resolve import VersionInfo, _proxy_url, fetch_bundle
 
 
@@ -47,3 +48,59 @@ def test_unproxied_artifacts_without_mlflow_name_the_fix(
     with pytest.raises(RegistryUnavailableError, match="--serve-artifacts"):
         fetch_bundle(settings, info)
     assert not any((tmp_path / ".petalops" / "cache" / "iris").glob("*")), "no partial bundle"
+
+
+# The no-MLflow reads agree with MLflow's client on the same embedded store, and never
+# create a store that is not there.
+
+
+def test_list_versions_reads_what_mlflow_reads(trained_settings: Settings) -> None:
+    from petalops.registry import list_versions, store
+
+    fast = list_versions(trained_settings)
+    assert [v.version for v in fast] == ["2", "1"]
+    # MLflow's search leaves the run's artifact location out; the fast read has it.
+    assert [replace(v, artifact_uri="") for v in fast] == store.list_versions(trained_settings)
+    assert all(v.artifact_uri.startswith("file://") for v in fast)
+
+
+def test_get_run_reads_what_mlflow_reads(trained_settings: Settings) -> None:
+    from petalops.registry import get_run, resolve, store
+
+    run_id = resolve(trained_settings, "iris@champion").run_id
+    fast = get_run(trained_settings, run_id)
+    slow = store.get_run(trained_settings, run_id)
+    assert (fast.params, fast.tags, fast.start_time) == (slow.params, slow.tags, slow.start_time)
+    assert fast.metrics == pytest.approx(slow.metrics)
+    assert fast.metrics["accuracy"] > 0.5
+
+
+def test_model_state_reads_aliases_and_tags(trained_settings: Settings) -> None:
+    from petalops.registry import model_state, store
+
+    store.set_model_tag(trained_settings, "petalops.traffic", '{"strategy": "canary"}')
+    aliases, tags = model_state(trained_settings)
+    assert aliases == {"champion": "1", "challenger": "2"}
+    assert tags["petalops.traffic"] == '{"strategy": "canary"}'
+    assert model_state(trained_settings, "no-such-model") == ({}, {})
+
+
+def test_read_run_json_reads_an_artifact(trained_settings: Settings) -> None:
+    from petalops.registry import read_run_json, resolve, store
+
+    run_id = resolve(trained_settings).run_id
+    gate = read_run_json(trained_settings, run_id, "gate.json")
+    assert gate == store.read_run_json(trained_settings, run_id, "gate.json")
+    assert gate["checks"]
+    with pytest.raises(NotFoundError, match="has no artifact 'nope.json'"):
+        read_run_json(trained_settings, run_id, "nope.json")
+
+
+def test_reads_of_a_missing_store_create_nothing(tmp_path: Path) -> None:
+    from petalops.registry import get_run, list_versions, model_state
+
+    settings = Settings(home=tmp_path / ".petalops")
+    for read in (list_versions, model_state, lambda s: get_run(s, "abc")):
+        with pytest.raises(NotFoundError, match="no model registry at .*run `petalops train`"):
+            read(settings)
+    assert not (tmp_path / ".petalops").exists()

@@ -1,0 +1,116 @@
+"""Start-up cost of the everyday commands, next to `python -c "import mlflow"`, in one run.
+
+    python bench/cli.py [--runs 5] [--home DIR]
+
+Trains a throw-away project (v1 @champion, v2 @challenger) in a temporary directory, or uses
+``--home``; then runs each command ``--runs`` times as its own process (the order interleaved
+round by round, so a burst of load elsewhere spreads over every command) and prints the
+median wall time, its ratio to ``import mlflow`` (the issue's goal: ≤ 0.3) and the peak RSS
+of the process. `petalops train` (real training, MLflow logging) is timed too. Nothing here
+asserts on time; run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PYTHON = sys.executable
+PETALOPS = [PYTHON, "-m", "petalops"]
+ONE_ROW = "[5.1,3.5,1.4,0.2]"
+
+# (label, argv, run after each timed run and not timed: puts the state back)
+Command = tuple[str, list[str], list[str] | None]
+COMMANDS: list[Command] = [
+    ('python -c "pass"', [PYTHON, "-c", "pass"], None),
+    ('python -c "import mlflow"', [PYTHON, "-c", "import mlflow"], None),
+    ("petalops --help", [*PETALOPS, "--help"], None),
+    ("petalops config", [*PETALOPS, "config"], None),
+    ("petalops registry list", [*PETALOPS, "registry", "list"], None),
+    ("petalops registry show champion", [*PETALOPS, "registry", "show", "champion"], None),
+    ("petalops rollout status", [*PETALOPS, "rollout", "status"], None),
+    ("petalops rollout history", [*PETALOPS, "rollout", "history"], None),
+    (
+        "petalops rollout start 2",
+        [*PETALOPS, "rollout", "start", "2", "--strategy", "canary"],
+        [*PETALOPS, "rollout", "abort", "--reason", "bench"],
+    ),
+    ("petalops monitor status", [*PETALOPS, "monitor", "status"], None),
+    ("petalops predict (one row)", [*PETALOPS, "predict", "--input", ONE_ROW], None),
+    ("petalops train --skip-if-unchanged", [*PETALOPS, "train", "--skip-if-unchanged"], None),
+    ("petalops train --no-register", [*PETALOPS, "train", "--no-register"], None),
+]
+
+
+@dataclass
+class Timings:
+    walls: list[float] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+    codes: set[int] = field(default_factory=set)
+
+
+def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MB) and exit code of one process (os.wait4: its own rusage)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, process.returncode
+
+
+def prepare(home: Path, env: dict[str, str]) -> None:
+    """v1 @champion and v2 @challenger (other parameters), as `petalops train` makes them."""
+    for extra in ([], ["--set", "model.params.C=0.3"]):
+        subprocess.run([*PETALOPS, "train", *extra], env=env, cwd=home.parent, check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per command")
+    parser.add_argument("--home", type=Path, help="an existing project's .petalops (trained)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="petalops-bench-cli-") as tmp:
+        home = args.home or Path(tmp) / ".petalops"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
+        env |= {"PETALOPS_HOME": str(home.resolve()), "GIT_PYTHON_REFRESH": "quiet"}
+        if args.home is None:
+            print("training v1 and v2 in a throw-away project …", file=sys.stderr)
+            prepare(home, env)
+        results = {label: Timings() for label, _, _ in COMMANDS}
+        for round_ in range(args.runs):
+            print(f"round {round_ + 1}/{args.runs}", file=sys.stderr)
+            for label, argv, undo in COMMANDS:
+                wall, rss, code = run_once(argv, env, home.parent)
+                timing = results[label]
+                timing.walls.append(wall)
+                timing.peak_rss_mb = max(timing.peak_rss_mb, rss)
+                timing.codes.add(code)
+                if undo is not None:
+                    subprocess.run(undo, env=env, cwd=home.parent, capture_output=True)
+
+    mlflow = statistics.median(results['python -c "import mlflow"'].walls)
+    print(f"\n{args.runs} runs each, median wall time; ratio = wall / `import mlflow`\n")
+    print(f"{'command':<38} {'wall s':>7} {'min s':>7} {'ratio':>6} {'peak RSS MB':>12}  exit")
+    for label, _, _ in COMMANDS:
+        timing = results[label]
+        median = statistics.median(timing.walls)
+        codes = ",".join(str(c) for c in sorted(timing.codes))
+        print(
+            f"{label:<38} {median:7.3f} {min(timing.walls):7.3f} {median / mlflow:6.2f} "
+            f"{timing.peak_rss_mb:12.1f}  {codes}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Everyday commands never import MLflow, scikit-learn or pandas (each costs seconds to
+import): what a command imported is read from ``sys.modules`` of a real process at exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from petalops.config import Settings
+
+pytestmark = pytest.mark.slow
+
+HEAVY = ("mlflow", "sklearn", "pandas")
+PROBE = (
+    "import atexit, json, os, sys\n"
+    "heavy = set(json.loads(os.environ['PROBE_HEAVY']))\n"
+    "atexit.register(lambda: sys.stderr.write('\\nIMPORTED ' + json.dumps(sorted("
+    "{m.split('.')[0] for m in sys.modules} & heavy)) + '\\n'))\n"
+    "sys.argv[0] = 'petalops'\n"
+    "from petalops.cli.app import main\n"
+    "main()\n"
+)
+
+
+def imported(args: list[str], home: Path, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        cwd=home.parent,
+        env={**env, "PETALOPS_HOME": str(home), "PROBE_HEAVY": json.dumps(heavy)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("IMPORTED "), out.stderr
+    found: list[str] = json.loads(line.removeprefix("IMPORTED "))
+    return found
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["registry", "--help"],
+        ["config"],
+        ["registry", "list"],
+        ["registry", "show", "champion"],
+        ["rollout", "status"],
+        ["rollout", "history"],
+        ["monitor", "status"],
+        ["predict", "--input", "[5.1,3.5,1.4,0.2]"],
+    ],
+    ids=" ".join,
+)
+def test_everyday_commands_import_no_training_stack(
+    args: list[str], trained_settings: Settings
+) -> None:
+    assert imported(args, trained_settings.home_dir) == []
+
+
+def test_train_skip_if_unchanged_does_not_import_mlflow(trained_settings: Settings) -> None:
+    # Loading and fingerprinting the data still needs pandas (petalops.data); the registry
+    # lookup that decides "unchanged" needs no MLflow.
+    args = ["train", "--skip-if-unchanged"]
+    assert imported(args, trained_settings.home_dir, heavy=("mlflow",)) == []
+
+
+def test_monitor_status_does_not_import_scipy(trained_settings: Settings) -> None:
+    # Only drift needs scipy.stats, the costliest import left in the command.
+    assert imported(["monitor", "status"], trained_settings.home_dir, heavy=("scipy",)) == []
