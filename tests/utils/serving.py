@@ -45,6 +45,7 @@ class BundleSource:
     fail: Exception | None = None
     faults: dict[str, str] = field(default_factory=dict)
     loads: list[str] = field(default_factory=list)
+    known: list[str] = field(default_factory=list)
 
     def _info(self, version: str) -> VersionInfo:
         if version not in self.bundles:
@@ -64,6 +65,12 @@ class BundleSource:
 
     def resolve_version(self, version: str) -> VersionInfo:
         return self._info(version)
+
+    def last_known_good(self) -> list[VersionInfo]:
+        return [self._info(version) for version in self.known]
+
+    def remember(self, info: VersionInfo) -> None:
+        self.known = [info.version, *(v for v in self.known if v != info.version)]
 
     def load(self, info: VersionInfo) -> ModelRuntime:
         self.loads.append(info.version)

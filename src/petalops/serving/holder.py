@@ -186,6 +186,10 @@ class RuntimeHolder:
         self.last_reconcile: float | None = None
         self.last_error: str | None = None
         self.reconciles = 0
+        # Where the champion came from: the registry, or this home's last-known-good record
+        # when the registry was unreachable as the worker started.
+        self.origin: str | None = None
+        self._remembered: tuple[str, str] | None = None
         self._pinned: OrderedDict[str, Served] = OrderedDict()
         self._pin_locks: dict[str, asyncio.Lock] = {}
         self._lock = asyncio.Lock()
@@ -208,15 +212,51 @@ class RuntimeHolder:
                 desired = await asyncio.to_thread(self.source.desired)
             except Exception as exc:
                 self._failed("resolve", exc)
+                await self._fall_back(exc)
                 return self.status()
             try:
                 snapshot = await self._build(desired)
             except Exception as exc:
                 self._failed("load", exc)
+                await self._fall_back(exc)
                 return self.status()
             self.last_error = None
+            self.origin = "registry"
             self._swap(snapshot)
+            await self._remember(desired.champion)
             return self.status()
+
+    async def _fall_back(self, exc: BaseException) -> None:
+        """With nothing serving and the registry unreachable, serve the newest bundle this
+        home served before that still verifies against its recorded sha256."""
+        if self.snapshot.champion is not None or not isinstance(exc, RegistryUnavailableError):
+            return
+        try:
+            known = await asyncio.to_thread(self.source.last_known_good)
+        except Exception as error:
+            self._failed("last_known_good", error)
+            return
+        for info in known:
+            try:
+                served = await asyncio.to_thread(load_served, self.source, info)
+            except Exception as error:
+                self._failed("last_known_good", error)
+                continue
+            self.origin = "last_known_good"
+            self._swap(Snapshot(champion=served))
+            self.log.event("last_known_good_loaded", version=info.version, sha256=info.sha256)
+            return
+
+    async def _remember(self, champion: VersionInfo) -> None:
+        key = (champion.version, champion.sha256)
+        if key == self._remembered:
+            return
+        try:
+            await asyncio.to_thread(self.source.remember, champion)
+        except Exception as exc:  # the record only matters in an outage; serving goes on
+            self.log.event("last_known_good_unrecorded", error=repr(exc))
+            return
+        self._remembered = key
 
     async def _build(self, desired: Desired) -> Snapshot:
         current = self.snapshot
@@ -270,6 +310,7 @@ class RuntimeHolder:
     def status(self) -> dict[str, Any]:
         return {
             "ready": self.ready,
+            "origin": self.origin,
             "serving": self.snapshot.describe(),
             "pinned": list(self._pinned),
             "last_reconcile": self.last_reconcile,

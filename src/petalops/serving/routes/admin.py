@@ -21,6 +21,7 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 class AdminStatus(BaseModel):
     pid: int
     ready: bool
+    origin: str | None
     serving: dict[str, Any]
     pinned: list[str]
     last_reconcile: float | None
