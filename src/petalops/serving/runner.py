@@ -12,6 +12,7 @@ from petalops.config import Settings
 from petalops.monitoring.spool import LOADER_ENV, SPOOL_ENV, loader_config, spool_dir
 from petalops.registry import parse_ref
 from petalops.serving.app import SETTINGS_ENV
+from petalops.serving.lifeline import PARENT_ENV, mark_parent
 from petalops.serving.metrics import MULTIPROC_ENV
 
 FACTORY = "petalops.serving.app:app_from_env"
@@ -22,7 +23,9 @@ HTTP_PROTOCOL = "petalops.serving.protocol:CoalescingHttpToolsProtocol"
 def prepare_environment(settings: Settings) -> None:
     """Hand the resolved settings to the workers and set up multiprocess metrics."""
     os.environ[SETTINGS_ENV] = settings.model_dump_json(by_alias=True)
+    os.environ.pop(PARENT_ENV, None)
     if settings.serve.workers > 1:
+        mark_parent()
         directory = settings.home_dir / "serve" / f"prometheus-{settings.serve.port}"
         # A stale directory would add dead workers' counts to the new server's.
         shutil.rmtree(directory, ignore_errors=True)
