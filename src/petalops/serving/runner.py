@@ -128,6 +128,7 @@ def run(settings: Settings) -> None:
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=serve.shutdown_seconds,
+            timeout_keep_alive=serve.keep_alive_seconds,  # type: ignore[arg-type]
         )
     finally:
         if loader is not None:
