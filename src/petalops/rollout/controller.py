@@ -311,7 +311,9 @@ class Controller:
         # Out of traffic first; the challenger alias goes last.
         self._write_traffic(_out_of_traffic(plan))
         out_ms = (time.perf_counter() - started) * 1000 if started is not None else None
-        self.plane.delete_alias("challenger")
+        # Only the version this plan rolled out: a challenger set since is not ours to drop.
+        if self.plane.read().challenger in (None, plan.version):
+            self.plane.delete_alias("challenger")
         done = plan.evolve(phase=final, ended=self.clock())
         self._save(done)
         extra = dict(detail or {})
