@@ -117,6 +117,9 @@ class ServeSettings(_Section):
     max_in_flight: int = Field(256, ge=1, examples=[256])
     # None: no deadline. Else a request still running after it is answered 503.
     request_deadline_seconds: float | None = Field(None, gt=0, examples=[2.0])
+    # Set it on any non-local bind: POST /v1/feedback then needs "Authorization: Bearer
+    # <token>" (or the admin token), so a client that can reach the port cannot relabel.
+    feedback_token: str = Field("", examples=["a-long-random-secret"])
 
 
 class MonitorSettings(_Section):

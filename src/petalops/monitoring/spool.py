@@ -62,6 +62,8 @@ WRITERS_LOCK = "writers.lock"
 # serve.shutdown_seconds, far below this).
 WRITERS_WAIT_SECONDS = 60.0
 PURGE_EVERY_SECONDS = 3600.0
+# A label sent before its prediction waits this long for the row, then counts as unmatched.
+PENDING_LABEL_SECONDS = 3600.0
 # A .part file this old is adopted even when its writer cannot be checked (another host).
 ORPHAN_SECONDS = 60.0
 # One loader transaction carries at most this many bytes of spool files.
@@ -361,6 +363,13 @@ class SpoolLoader:
                     if removed:
                         log.info("prediction log: retention removed %d rows", removed)
                 self.store.purge_spool_loads(now - 86400.0)
+                unmatched = self.store.purge_pending(now - PENDING_LABEL_SECONDS)
+                if unmatched:
+                    log.warning(
+                        "feedback: %d labels never met their prediction in %.0f s; dropped",
+                        unmatched,
+                        PENDING_LABEL_SECONDS,
+                    )
         except Exception:
             log.warning("prediction spool: housekeeping failed", exc_info=True)
 

@@ -35,6 +35,7 @@ from petalops.serving.http import HttpError
 from petalops.serving.source import Desired, ModelSource
 
 PINNED_VERSIONS = 4
+PIN_TAG = "petalops.allow_pin"
 TRIGGER_POLL_SECONDS = 0.25
 
 
@@ -105,6 +106,21 @@ def not_ready() -> HttpError:
         "no model is loaded yet; wait for GET /readyz to answer 200 (train one with "
         "`petalops train` if the registry is empty)",
         headers=[(b"retry-after", b"1")],
+    )
+
+
+def _may_pin(info: VersionInfo) -> None:
+    """Only versions that hold an alias, or carry the allow tag, may be pinned with
+    X-Model-Version: any caller could otherwise bypass the traffic split and make every
+    worker load (and keep loading) arbitrary old versions."""
+    if info.aliases or info.tags.get(PIN_TAG) == "true":
+        return
+    raise HttpError(
+        403,
+        f"version {info.version} holds no alias and is not tagged {PIN_TAG}=true, so it "
+        f"cannot be pinned; give it an alias, or set that version tag "
+        "(MLflow UI, or MlflowClient.set_model_version_tag)",
+        "X-Model-Version",
     )
 
 
@@ -337,10 +353,11 @@ class RuntimeHolder:
             if cached is None:
                 try:
                     info = await asyncio.to_thread(self.source.resolve_version, version)
+                    _may_pin(info)
                     cached = await asyncio.to_thread(load_served, self.source, info)
                 except NotFoundError:
                     raise _no_such_version(version) from None
-                except RegistryUnavailableError:
+                except (RegistryUnavailableError, HttpError):
                     raise
                 except PetalopsError as exc:
                     raise UnservableError(

@@ -217,3 +217,17 @@ def test_no_fallback_when_the_registry_answers(settings: Settings, source: Bundl
     app = create_app(settings, source=source, open_sink=False)
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.get("/readyz").status_code == 503
+
+
+def test_only_aliased_or_allowed_versions_can_be_pinned(
+    client: TestClient, source: BundleSource
+) -> None:
+    source.allow_pin = False
+    source.aliases = {"champion": "1", "previous": "2"}
+    refused = client.post("/predict", json={"features": ROW}, headers={"X-Model-Version": "3"})
+    assert refused.status_code == 403
+    assert "petalops.allow_pin" in refused.json()["error"]
+    assert refused.json()["field"] == "X-Model-Version"
+    assert "3" not in source.loads
+    aliased = client.post("/predict", json={"features": ROW}, headers={"X-Model-Version": "2"})
+    assert aliased.status_code == 200 and aliased.json()["model_version"] == "2"
