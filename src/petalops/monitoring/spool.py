@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from petalops.logs import JsonFormatter
 from petalops.monitoring import metrics
 from petalops.monitoring.record import to_values
 from petalops.monitoring.sink import HEALTH_EVERY_SECONDS, BoundedSink, writer_id
@@ -452,7 +453,9 @@ def main() -> None:
     # Here, not at the top: the supervisor imports this module (SQLAlchemy costs ~0.4 s).
     from petalops.monitoring.store import MonitorStore
 
-    logging.basicConfig(level=logging.INFO, format="petalops spool loader: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # Loading can wait a little, a request cannot: when the cores are busy the kernel runs
     # the serving workers first. (Niceness 5 still leaves it enough to keep up.)
     with contextlib.suppress(OSError):

@@ -9,11 +9,13 @@ import sys
 import threading
 
 from petalops.config import Settings
+from petalops.logs import json_log_config
 from petalops.monitoring.spool import LOADER_ENV, SPOOL_ENV, loader_config, spool_dir
 from petalops.registry import parse_ref
 from petalops.serving.app import SETTINGS_ENV
 from petalops.serving.lifeline import PARENT_ENV, mark_parent
 from petalops.serving.metrics import MULTIPROC_ENV
+from petalops.serving.routes.admin import DEFAULT_ADMIN_TOKEN
 
 FACTORY = "petalops.serving.app:app_from_env"
 # httptools, with each response's header block and body sent in one write.
@@ -112,6 +114,11 @@ def run(settings: Settings) -> None:
         f"petalops: serving {settings.model_ref} on http://{serve.host}:{serve.port} "
         f"with {serve.workers} worker(s); docs at /docs, readiness at /readyz\n"
     )
+    if settings.admin_token == DEFAULT_ADMIN_TOKEN:
+        sys.stderr.write(
+            f"petalops: admin routes disabled: PETALOPS_ADMIN_TOKEN is the shipped example "
+            f"{DEFAULT_ADMIN_TOKEN!r}; set it to a secret of your own\n"
+        )
     loader = start_spool_loader(settings)
     try:
         uvicorn.run(
@@ -125,6 +132,7 @@ def run(settings: Settings) -> None:
             lifespan="on",
             access_log=False,
             log_level="warning",
+            log_config=json_log_config("WARNING"),
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=serve.shutdown_seconds,

@@ -13,6 +13,7 @@ from petalops.serving.codec import Codec, Route
 from petalops.serving.http import Call, HttpError, Receive, json_body
 from petalops.serving.openapi import Docs
 from petalops.serving.reply import Reply
+from petalops.serving.routes.admin import DEFAULT_ADMIN_TOKEN
 
 EXAMPLE: dict[str, Any] = {"request_id": "0b8e6c1e-3f", "label": "setosa"}
 
@@ -84,7 +85,9 @@ class Feedback(Codec[None]):
         server = self.server
         settings = server.settings
         given = call.authorization.partition(b" ")[2].strip()
-        admin = _matches(given, settings.admin_token)
+        admin = settings.admin_token != DEFAULT_ADMIN_TOKEN and _matches(
+            given, settings.admin_token
+        )
         token = settings.serve.feedback_token
         if token and not (admin or _matches(given, token)):
             raise HttpError(
