@@ -30,6 +30,7 @@ from typing import Any
 
 from petalops.config import Settings
 from petalops.errors import ConfigError, ConflictError, PetalopsError
+from petalops.health import beat
 from petalops.rollout import history, metrics
 from petalops.rollout.analysis import Thresholds, Verdict, decide
 from petalops.rollout.control_plane import ControlPlane, RegistryState
@@ -96,6 +97,7 @@ class Controller:
         try:
             while not stop.is_set():
                 plan = self._tick_or_keep(plan)
+                beat(self.settings.home_dir, "rollout")  # the liveness probe's heartbeat
                 if on_tick is not None:
                     on_tick(plan)
                 if _finished(plan, until_done):
