@@ -1,13 +1,14 @@
 """Docker HEALTHCHECK for every role of the petalops image (standard library only).
 
 The role is read from PID 1's command line: the server is healthy when /readyz answers 200,
-the MLflow server when /health does; the rollout controller and the monitor are healthy
-while they run.
+the MLflow server when /health does; the rollout controller and the monitor when the
+heartbeat their loop writes each round is fresh (``python -m petalops.health``).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -39,7 +40,12 @@ def main() -> int:
         argv = ["serve"]
     kind = role_of(argv)
     if kind == "worker":
-        return 0
+        words = {Path(arg).name for arg in argv if arg}
+        loop = "rollout" if "rollout" in words else "monitor" if "monitor" in words else None
+        if loop is None:
+            return 0
+        age = "60" if loop == "rollout" else "180"
+        return subprocess.call([sys.executable, "-m", "petalops.health", loop, "--max-age", age])
     url = url_for(kind, dict(os.environ))
     try:
         with urllib.request.urlopen(url, timeout=3) as response:

@@ -151,7 +151,12 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, on_signal)
 
     print(f"lease {namespace}/{name}: {identity} waiting", flush=True)
+    heartbeat = os.environ.get("PETALOPS_HEARTBEAT_FILE", "")
     while not stopping:
+        if heartbeat:  # a standby is alive too: its liveness probe reads this file
+            with contextlib.suppress(OSError):
+                Path(heartbeat).parent.mkdir(parents=True, exist_ok=True)
+                Path(heartbeat).write_text(f"{time.time():.3f}\n", encoding="utf-8")
         try:
             if client.try_acquire():
                 break

@@ -106,6 +106,20 @@ class ServeSettings(_Section):
     test_faults: bool = False
     log_predictions: bool = True
     shutdown_seconds: int = Field(10, ge=0, examples=[10])
+    # Slow and abusive clients (serving/protocol.py): a connection is closed when its header
+    # block, or answered 408 when its body, is not in within these; idle keep-alive
+    # connections close after keep_alive_seconds. Past max_connections (per worker) or
+    # max_in_flight requests (per worker) a request is answered 503 + Retry-After.
+    header_timeout_seconds: float = Field(10.0, gt=0, examples=[10])
+    body_timeout_seconds: float = Field(30.0, gt=0, examples=[30])
+    keep_alive_seconds: float = Field(5.0, gt=0, examples=[5])
+    max_connections: int = Field(1000, ge=1, examples=[1000])
+    max_in_flight: int = Field(256, ge=1, examples=[256])
+    # None: no deadline. Else a request still running after it is answered 503.
+    request_deadline_seconds: float | None = Field(None, gt=0, examples=[2.0])
+    # Set it on any non-local bind: POST /v1/feedback then needs "Authorization: Bearer
+    # <token>" (or the admin token), so a client that can reach the port cannot relabel.
+    feedback_token: str = Field("", examples=["a-long-random-secret"])
 
 
 class MonitorSettings(_Section):

@@ -51,7 +51,7 @@ def test_shifted_traffic_closes_the_loop(trained_settings: Settings) -> None:
         store,
         [{"request_id": f"q{i}", "label": int(label)} for i, label in enumerate(y)],
         champion.classes,
-    )
+    ).labelled
     assert labelled == len(y)
 
     result = Watcher(settings, store, retrain=True).tick()

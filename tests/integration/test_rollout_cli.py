@@ -70,6 +70,12 @@ def test_start_status_abort_history(trained_settings: Settings) -> None:
     code, out = invoke(trained_settings, "abort", "--reason", "changed my mind")
     assert code == 0, out
     assert "all traffic on champion 1" in out
+    # After the end, status says how it ended (not the last window's "inconclusive").
+    code, out = invoke(trained_settings, "status", "--json")
+    assert json.loads(out)["outcome"]["phase"] == "aborted"
+    code, out = invoke(trained_settings, "status")
+    assert "ended: aborted: version 2 stopped by hand; champion 1 kept" in out
+    assert "verdict so far" not in out
 
     code, out = invoke(trained_settings, "history", "--json")
     events = json.loads(out)

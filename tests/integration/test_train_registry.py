@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -135,3 +138,42 @@ def test_model_tag_reads_without_mlflow(trained_settings: Settings) -> None:
         '{"strategy": "canary", "weight": 5}'
     )
     assert model_tag(trained_settings, "nope", "petalops.traffic") is None
+
+
+@pytest.mark.slow
+def test_two_trains_started_together_in_a_fresh_folder_both_succeed(tmp_path: Path) -> None:
+    home = tmp_path / ".petalops"
+    env = {**os.environ, "PETALOPS_HOME": str(home)}
+    env.pop("PETALOPS_MLFLOW_URI", None)
+    command = [sys.executable, "-m", "petalops", "train", "--set", "seed=7"]
+    runs = [
+        subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=300)[0].decode(errors="replace") for run in runs]
+    codes = [run.returncode for run in runs]
+    assert codes == [0, 0], outputs
+    settings = Settings(home=home)
+    versions = list_versions(settings)
+    assert sorted(v.version for v in versions) == ["1", "2"]
+    aliases = sorted(alias for v in versions for alias in v.aliases)
+    assert aliases == ["challenger", "champion"], aliases  # one first train, not two
+
+
+def test_train_during_a_rollout_leaves_its_challenger_alone(trained_settings: Settings) -> None:
+    from petalops.rollout.api import request, start_rollout
+
+    rollout_id = start_rollout(trained_settings, "2", "canary", steps="10,100")
+    third = train(trained_settings.model_copy(update={"seed": 11}))
+    assert (third.version, third.alias) == ("3", "")
+    assert resolve(trained_settings, "iris@challenger").version == "2"
+    # Someone points @challenger at v3 by hand mid-rollout; the abort leaves it there.
+    set_alias(trained_settings, "challenger", "3")
+    answer = request(trained_settings, "abort", "test")
+    assert answer["plan"]["rollout_id"] == rollout_id and answer["plan"]["phase"] == "aborted"
+    assert resolve(trained_settings, "iris@challenger").version == "3"
+    assert resolve(trained_settings, "iris@champion").version == "1"
+    fourth = train(trained_settings.model_copy(update={"seed": 13}))
+    assert fourth.alias == "challenger"  # the rollout is over: training takes it again

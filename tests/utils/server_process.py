@@ -27,9 +27,11 @@ class ServerProcess:
         workers: int = 1,
         reconcile_seconds: float = 60.0,
         extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
         self.home = home
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = home.parent / f"server-{self.port}.log"
         env = {
@@ -37,6 +39,7 @@ class ServerProcess:
             "PETALOPS_HOME": str(home),
             "PETALOPS_ADMIN_TOKEN": TOKEN,
             "PETALOPS_RECONCILE_SECONDS": str(reconcile_seconds),
+            **(env or {}),
         }
         command = [
             sys.executable,
@@ -83,6 +86,21 @@ class ServerProcess:
         self._log.close()
         return self.process.returncode
 
+    def children(self) -> dict[int, str]:
+        """The server's child processes now: ``{pid: command line}``."""
+        return children_of(self.process.pid)
+
+    def worker_pids(self) -> list[int]:
+        """The uvicorn workers (spawned by multiprocessing) among the children."""
+        return sorted(
+            pid for pid, cmd in self.children().items() if "--multiprocessing-fork" in cmd
+        )
+
+    def loader_pid(self) -> int | None:
+        """The prediction spool loader among the children."""
+        found = [pid for pid, cmd in self.children().items() if "monitoring.spool" in cmd]
+        return found[0] if found else None
+
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -95,3 +113,30 @@ class ServerProcess:
 
     def admin(self, path: str) -> httpx.Response:
         return httpx.post(self.url + path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """Live child processes of ``pid`` (zombies left out): ``{pid: command line}``."""
+    out: dict[int, str] = {}
+    try:
+        listed = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return out
+    for child in (int(p) for p in listed):
+        if is_running(child):
+            try:
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            out[child] = cmd
+    return out
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    state = next((line for line in status.splitlines() if line.startswith("State:")), "")
+    return "zombie" not in state and "(dead)" not in state

@@ -22,6 +22,7 @@ from petalops.registry import VersionInfo
 from petalops.rollout.routing import TrafficPolicy
 from petalops.runtime.model import ModelRuntime, open_bundle
 from petalops.serving.faults import FAULT_TAG, with_faults
+from petalops.serving.holder import PIN_TAG
 from petalops.serving.source import Desired
 
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -45,11 +46,16 @@ class BundleSource:
     fail: Exception | None = None
     faults: dict[str, str] = field(default_factory=dict)
     loads: list[str] = field(default_factory=list)
+    known: list[str] = field(default_factory=list)
+    # Every version may be pinned with X-Model-Version unless a test says otherwise.
+    allow_pin: bool = True
 
     def _info(self, version: str) -> VersionInfo:
         if version not in self.bundles:
             raise NotFoundError(f"model {self.name!r} has no version {version}")
-        return VersionInfo(self.name, version, "run", self.bundles[version][1])
+        aliases = sorted(a for a, v in self.aliases.items() if v == version)
+        tags = {PIN_TAG: "true"} if self.allow_pin else {}
+        return VersionInfo(self.name, version, "run", self.bundles[version][1], "", aliases, tags)
 
     def desired(self) -> Desired:
         if self.fail is not None:
@@ -64,6 +70,12 @@ class BundleSource:
 
     def resolve_version(self, version: str) -> VersionInfo:
         return self._info(version)
+
+    def last_known_good(self) -> list[VersionInfo]:
+        return [self._info(version) for version in self.known]
+
+    def remember(self, info: VersionInfo) -> None:
+        self.known = [info.version, *(v for v in self.known if v != info.version)]
 
     def load(self, info: VersionInfo) -> ModelRuntime:
         self.loads.append(info.version)

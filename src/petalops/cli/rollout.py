@@ -200,7 +200,10 @@ def _status_table(status: dict[str, Any]) -> None:
                 _pct(stats["accuracy"]),
             )
         console.print(table)
-        console.print(f"verdict so far: {window['decision']} — {'; '.join(window['reasons'])}")
+        if not status.get("outcome"):
+            console.print(f"verdict so far: {window['decision']} — {'; '.join(window['reasons'])}")
+    if status.get("outcome"):
+        console.print(f"ended: [bold]{status['outcome']['summary']}[/bold]")
 
 
 @app.command("status", epilog=example("petalops rollout status --watch 5"))

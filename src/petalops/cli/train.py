@@ -130,6 +130,11 @@ def _print_summary(result: object, project: str) -> None:
         if result.version
         else ("not registered (--no-register)")
     )
+    if result.version and not result.alias:
+        where = (
+            f"registered {project} v{result.version} with no alias: a rollout is running and "
+            f"owns @challenger; roll v{result.version} out after it ends"
+        )
     console.print(f"run {result.run_id}  data {result.data_sha256[:12]}  {where}")
     if result.exported:
         console.print(f"exported: {', '.join(result.exported)}")

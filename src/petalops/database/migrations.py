@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from petalops.database.schema import metadata, schema_versions
+from petalops.database.schema import metadata, pending_labels, schema_versions
 
 # Any fixed 64-bit key: it names the lock of this schema among the server's advisory locks.
 _POSTGRES_LOCK_KEY = 0x7065_7461_6C6F_7073  # "petalops"
@@ -53,12 +53,17 @@ def _create_tables(conn: sa.Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
+def _create_pending_labels(conn: sa.Connection) -> None:
+    pending_labels.create(conn, checkfirst=True)
+
+
 STEPS: tuple[Step, ...] = (
     Step(
         1,
         "prediction log, loop events, log health, spool loads and rollout state",
         _create_tables,
     ),
+    Step(2, "labels waiting for their prediction (pending_labels)", _create_pending_labels),
 )
 
 

@@ -125,6 +125,22 @@ rollout_commands = sa.Table(
     sa.Column("result", sa.Text, nullable=True),
 )
 
+# Labels sent for a request id whose prediction is not in ``predictions`` yet (still in a
+# worker's spool): joined when its rows arrive, forgotten (and counted) after a while.
+# ``row`` -1 means "the request's only row". Its own MetaData: migration step 2 creates it,
+# and step 1 keeps creating exactly the tables it always did.
+labels_metadata = sa.MetaData()
+
+pending_labels = sa.Table(
+    "pending_labels",
+    labels_metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("row", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("label", sa.Integer, nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Index("ix_pending_labels_ts", "ts"),
+)
+
 # Kept apart from ``metadata``: the migrations create it before anything else and never
 # touch it as a data table.
 versions_metadata = sa.MetaData()

@@ -186,7 +186,7 @@ def _predict_in_process(
         )
         feedback.append({"request_id": request_id, "label": runtime.classes[int(label)]})
     logger.close()
-    return record_feedback_batch(store, feedback, runtime.classes)
+    return record_feedback_batch(store, feedback, runtime.classes).labelled
 
 
 def _print_drift(settings: Settings, store: MonitorStore, console: Console) -> None:

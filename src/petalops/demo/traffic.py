@@ -8,6 +8,7 @@ Only loopback addresses are accepted: this is a test tool, not a load tester.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import Counter
@@ -23,6 +24,10 @@ from petalops.errors import ConfigError
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 CLASSES = ("setosa", "versicolor", "virginica")
+
+
+LABEL_QUEUE = 10_000
+LABEL_BATCH = 100
 
 
 @dataclass
@@ -92,6 +97,12 @@ class Traffic:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
+        # Labels go out from one thread of their own, in batches: a traffic thread that
+        # waited on each feedback call could not keep its rate (the rollout then judged
+        # too few requests on a 2-core machine).
+        self._labels: queue.Queue[tuple[str, str]] = queue.Queue(maxsize=LABEL_QUEUE)
+        self._labeller: threading.Thread | None = None
+        self._sent_all = threading.Event()
 
     def _rows(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         x, y = load_iris(return_X_y=True)
@@ -102,7 +113,6 @@ class Traffic:
     def _worker(self, index: int, deadline: float, rows: np.ndarray, labels: np.ndarray) -> None:
         rng = np.random.default_rng(self.seed + index)
         interval = self.threads / self.rate
-        feedback = self.feedback
         with httpx.Client(base_url=self.url, timeout=self.timeout) as client:
             i = 0
             next_at = time.monotonic()
@@ -111,8 +121,8 @@ class Traffic:
                 caller = f"caller-{int(rng.integers(0, self.callers))}"
                 try:
                     data = self._predict(client, row, caller)
-                    if data is not None and feedback:
-                        feedback = self._label(client, data, int(labels[i % len(labels)]))
+                    if data is not None and self.feedback:
+                        self._queue_label(data, int(labels[i % len(labels)]))
                 except httpx.HTTPError as exc:
                     self._fail(f"{type(exc).__name__}: {exc}")
                 with self._lock:
@@ -140,16 +150,48 @@ class Traffic:
             r.timeline.append((sent_at, version, variant, caller))
         return data
 
-    def _label(self, client: httpx.Client, data: dict[str, Any], label: int) -> bool:
-        """Send the true label of an answer; False when this server has no feedback route."""
-        sent = client.post(
-            "/v1/feedback", json={"request_id": data["request_id"], "label": CLASSES[label]}
-        )
+    def _queue_label(self, data: dict[str, Any], label: int) -> None:
+        """Hand an answer's true label to the labeller thread; dropped if it falls behind."""
+        try:
+            self._labels.put_nowait((str(data["request_id"]), CLASSES[label]))
+        except queue.Full:
+            self._fail("feedback queue full: a label was dropped")
+
+    def _labeller_loop(self) -> None:
+        """Send queued labels in batches until the traffic is over and the queue empty."""
+        with httpx.Client(base_url=self.url, timeout=self.timeout) as client:
+            while True:
+                try:
+                    first = self._labels.get(timeout=0.1)
+                except queue.Empty:
+                    if self._sent_all.is_set():
+                        return
+                    continue
+                batch = [first]
+                while len(batch) < LABEL_BATCH:
+                    try:
+                        batch.append(self._labels.get_nowait())
+                    except queue.Empty:
+                        break
+                if not self._label(client, batch):
+                    self.feedback = False  # no feedback route on this server
+                    return
+
+    def _label(self, client: httpx.Client, batch: list[tuple[str, str]]) -> bool:
+        """Send true labels; False when this server has no feedback route."""
+        items = [{"request_id": request_id, "label": label} for request_id, label in batch]
+        try:
+            sent = client.post("/v1/feedback", json={"items": items})
+        except httpx.HTTPError as exc:
+            self._fail(f"feedback: {type(exc).__name__}: {exc}")
+            return True
         if sent.status_code == 404 and "request" not in sent.text:
             return False
         if sent.status_code < 300:
             with self._lock:
-                self.report.labelled += 1
+                self.report.labelled += len(batch)
+        else:
+            self._fail(f"feedback HTTP {sent.status_code}: {sent.text[:200]}")
         return True
 
     def _pace(self, next_at: float) -> float:
@@ -174,12 +216,21 @@ class Traffic:
         ]
         for worker in self._workers:
             worker.start()
+        if self.feedback:
+            self._labeller = threading.Thread(target=self._labeller_loop, daemon=True)
+            self._labeller.start()
         return self
+
+    def _finish_labels(self) -> None:
+        self._sent_all.set()
+        if self._labeller is not None:
+            self._labeller.join(self.timeout + 5)
 
     def stop(self) -> TrafficReport:
         self._stop.set()
         for worker in self._workers:
             worker.join(self.timeout + 5)
+        self._finish_labels()
         return self.report
 
     def run(self, seconds: float) -> TrafficReport:
@@ -187,4 +238,5 @@ class Traffic:
         self.start(seconds)
         for worker in self._workers:
             worker.join()
+        self._finish_labels()
         return self.report

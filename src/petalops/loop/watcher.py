@@ -15,6 +15,7 @@ from typing import Any
 
 from petalops.config import Settings
 from petalops.errors import NotFoundError, PetalopsError
+from petalops.health import beat
 from petalops.loop.cycle import Cycle, CycleResult, Trainer, default_trainer, run_cycle
 from petalops.loop.rollouts import RolloutStarter, default_rollout_starter, track_rollouts
 from petalops.monitoring.alerts import RETRAIN_TRIGGERS, Alert, Evaluation, evaluate, post_webhook
@@ -153,6 +154,7 @@ class Watcher:
             else:
                 if on_tick is not None:
                     on_tick(result)
+            beat(self.settings.home_dir, "monitor")  # the liveness probe's heartbeat
             done += 1
             if iterations is not None and done >= iterations:
                 break

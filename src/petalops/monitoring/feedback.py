@@ -4,6 +4,12 @@
 :func:`record_feedback`. A label is a class name or a class index; it is written to
 every logged row of that request and row index, shadow copies included, so that the
 challenger's live accuracy can be measured too.
+
+Labels drive live accuracy, canary verdicts and retraining, so they are guarded against
+poisoning: a label is written once (a different second label is a 409 naming the first;
+``overwrite`` is for the admin), a batch naming one row twice is refused (422), and a
+label for a prediction not logged yet (still in a worker's spool) waits in
+``pending_labels`` and is joined when its row arrives, never a spurious 404.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from petalops.errors import InputError, NotFoundError
+from petalops.errors import ConflictError, InputError, NotFoundError
 from petalops.monitoring.store import MonitorStore
 
 EXAMPLE = '{"request_id": "3f2a...", "label": "setosa"}'
@@ -24,6 +30,7 @@ class Feedback:
     request_id: str
     label: str | int
     row: int | None = None
+    overwrite: bool = False
 
 
 def label_index(label: Any, classes: Sequence[str]) -> int:
@@ -49,7 +56,18 @@ def _coerce(item: Feedback | Mapping[str, Any]) -> Feedback:
     row = item.get("row")
     if row is not None and (isinstance(row, bool) or not isinstance(row, int) or row < 0):
         raise InputError(f"row must be a non-negative integer, got {row!r}")
-    return Feedback(request_id=str(item["request_id"]), label=item["label"], row=row)
+    overwrite = item.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise InputError(f"overwrite must be true or false, got {overwrite!r}")
+    return Feedback(str(item["request_id"]), item["label"], row, overwrite)
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """Rows labelled now, and labels waiting for a prediction not logged yet."""
+
+    labelled: int
+    pending: int = 0
 
 
 def record_feedback_batch(
@@ -58,27 +76,45 @@ def record_feedback_batch(
     classes: Sequence[str],
     *,
     logger: Any = None,
-) -> int:
-    """Join labels to logged predictions, all or nothing; returns the rows labelled.
+    may_overwrite: bool = False,
+) -> FeedbackResult:
+    """Join labels to logged predictions, all or nothing.
 
-    Raises InputError (422) for a label outside ``classes`` and NotFoundError (404) for a
-    request id (or row) that was never logged. Pass the running ``PredictionLogger`` as
-    ``logger`` so that a prediction still in its queue is written before the lookup.
+    Raises InputError (422) for a label outside ``classes``, a row named twice, or
+    ``overwrite`` without ``may_overwrite``; NotFoundError (404) for a row a logged request
+    does not have; ConflictError (409) for a label that differs
+    from the one already recorded. Sending the same label again changes nothing. A request
+    id not logged yet keeps its label waiting (``pending``). ``logger`` is accepted for
+    callers of the earlier signature and no longer waited on.
     """
+    del logger  # waiting for the log to flush is what made feedback slow and racy
     parsed = [_coerce(item) for item in items]
     if not parsed:
         raise InputError(f"no feedback given; example: {EXAMPLE}")
     indexes = [label_index(item.label, classes) for item in parsed]
+    seen: set[tuple[str, int | None]] = set()
+    for item in parsed:
+        key = (item.request_id, item.row)
+        if key in seen:
+            where = "" if item.row is None else f" row {item.row}"
+            raise InputError(f"request {item.request_id!r}{where} is labelled twice in one batch")
+        seen.add(key)
+        if item.overwrite and not may_overwrite:
+            raise InputError(
+                "overwrite needs the admin token (Authorization: Bearer <PETALOPS_ADMIN_TOKEN>)"
+            )
     request_ids = sorted({item.request_id for item in parsed})
-    found = store.rows_for_requests(request_ids)
-    if len(found) < len(request_ids) and logger is not None:
-        logger.flush(timeout=2.0)
-        found = store.rows_for_requests(request_ids)
+    found = store.labels_for_requests(request_ids)
+    waiting = store.pending_for([rid for rid in request_ids if rid not in found])
     writes: list[tuple[str, int, int]] = []
+    pending: list[tuple[str, int, int]] = []
     for item, index in zip(parsed, indexes, strict=True):
         rows = found.get(item.request_id)
         if not rows:
-            raise NotFoundError(f"no logged prediction has request id {item.request_id!r}")
+            key = (item.request_id, -1 if item.row is None else item.row)
+            _check_once(item, index, waiting.get(key), classes)
+            pending.append((*key, index))
+            continue
         if item.row is None:
             if len(rows) > 1:
                 raise InputError(
@@ -86,12 +122,29 @@ def record_feedback_batch(
                     'say which one with "row": 0..'
                     f"{max(rows)}"
                 )
-            writes.append((item.request_id, next(iter(rows)), index))
+            row = next(iter(rows))
         elif item.row not in rows:
-            raise NotFoundError(f"request {item.request_id!r} has no row {item.row}")
+            raise NotFoundError(
+                f"request {item.request_id!r} has no row {item.row} (rows 0..{max(rows)})"
+            )
         else:
-            writes.append((item.request_id, item.row, index))
-    return store.set_labels(writes, time.time())
+            row = item.row
+        _check_once(item, index, rows[row], classes)
+        writes.append((item.request_id, row, index))
+    now = time.time()
+    labelled = store.set_labels(writes, now) if writes else 0
+    return FeedbackResult(labelled, store.add_pending(pending, now))
+
+
+def _check_once(item: Feedback, index: int, existing: int | None, classes: Sequence[str]) -> None:
+    if existing is None or existing == index or item.overwrite:
+        return
+    where = "" if item.row is None else f" row {item.row}"
+    raise ConflictError(
+        f"request {item.request_id!r}{where} is already labelled "
+        f"{classes[existing] if existing < len(classes) else existing!r}; labels are written "
+        'once ("overwrite": true with the admin token replaces one)'
+    )
 
 
 def record_feedback(
@@ -102,8 +155,8 @@ def record_feedback(
     *,
     row: int | None = None,
     logger: Any = None,
-) -> int:
-    """Join one label to the logged prediction(s) of ``request_id``; returns rows labelled."""
+) -> FeedbackResult:
+    """Join one label to the logged prediction(s) of ``request_id``."""
     return record_feedback_batch(store, [Feedback(request_id, label, row)], classes, logger=logger)
 
 
@@ -122,7 +175,16 @@ def feedback_items(body: Any) -> list[Feedback | Mapping[str, Any]]:
 
 
 def record_feedback_body(
-    store: MonitorStore, body: Any, classes: Sequence[str], *, logger: Any = None
+    store: MonitorStore,
+    body: Any,
+    classes: Sequence[str],
+    *,
+    logger: Any = None,
+    may_overwrite: bool = False,
 ) -> dict[str, int]:
-    """What ``POST /v1/feedback`` does with a parsed JSON body: ``{"labelled": rows}``."""
-    return {"labelled": record_feedback_batch(store, feedback_items(body), classes, logger=logger)}
+    """What ``POST /v1/feedback`` does with a parsed JSON body:
+    ``{"labelled": rows, "pending": labels waiting for their prediction}``."""
+    result = record_feedback_batch(
+        store, feedback_items(body), classes, logger=logger, may_overwrite=may_overwrite
+    )
+    return {"labelled": result.labelled, "pending": result.pending}

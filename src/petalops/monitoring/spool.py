@@ -32,7 +32,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections import deque
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from petalops.logs import JsonFormatter
 from petalops.monitoring import metrics
 from petalops.monitoring.record import to_values
 from petalops.monitoring.sink import HEALTH_EVERY_SECONDS, BoundedSink, writer_id
@@ -56,7 +56,15 @@ LOADER_ENV = "_PETALOPS_SPOOL_LOADER"
 READY = ".jsonl"
 PARTIAL = ".part"
 LOCK_NAME = "loader.lock"
+# Every live SpoolWriter holds a shared flock on this file; the loader, told to stop, keeps
+# loading until it can take it exclusively: no writer is left to spool a last row.
+WRITERS_LOCK = "writers.lock"
+# How long a stopping loader waits for the writers (a worker's drain is bounded by
+# serve.shutdown_seconds, far below this).
+WRITERS_WAIT_SECONDS = 60.0
 PURGE_EVERY_SECONDS = 3600.0
+# A label sent before its prediction waits this long for the row, then counts as unmatched.
+PENDING_LABEL_SECONDS = 3600.0
 # A .part file this old is adopted even when its writer cannot be checked (another host).
 ORPHAN_SECONDS = 60.0
 # One loader transaction carries at most this many bytes of spool files.
@@ -128,6 +136,8 @@ class SpoolWriter(BoundedSink):
         self._seq = itertools.count()
         self._last_error_log = 0.0
         directory.mkdir(parents=True, exist_ok=True)
+        self._presence = (directory / WRITERS_LOCK).open("a")
+        fcntl.flock(self._presence, fcntl.LOCK_SH)
         self._start()
 
     @classmethod
@@ -167,6 +177,12 @@ class SpoolWriter(BoundedSink):
         so ``flush()`` waits for the loader, and is False on timeout when none runs."""
         self._reap()
         return not self._spooled
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Spool what is queued, then let a stopping loader know this writer is done."""
+        super().close(timeout)
+        if not self._presence.closed:
+            self._presence.close()  # releases the shared lock
 
     # -- the background thread --------------------------------------------------------
 
@@ -348,14 +364,41 @@ class SpoolLoader:
                     if removed:
                         log.info("prediction log: retention removed %d rows", removed)
                 self.store.purge_spool_loads(now - 86400.0)
+                unmatched = self.store.purge_pending(now - PENDING_LABEL_SECONDS)
+                if unmatched:
+                    log.warning(
+                        "feedback: %d labels never met their prediction in %.0f s; dropped",
+                        unmatched,
+                        PENDING_LABEL_SECONDS,
+                    )
         except Exception:
             log.warning("prediction spool: housekeeping failed", exc_info=True)
 
-    def run(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
-        """Load until ``stop`` is set, then once more (what the workers spooled last)."""
+    def writers_done(self) -> bool:
+        """Whether no SpoolWriter has this directory open (each holds a shared lock)."""
+        try:
+            with (self.directory / WRITERS_LOCK).open("a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
+    def run(
+        self,
+        stop: threading.Event,
+        poll_seconds: float = 0.2,
+        writers_wait: float = WRITERS_WAIT_SECONDS,
+    ) -> None:
+        """Load until ``stop`` is set, then on until every writer has closed (bounded by
+        ``writers_wait``), then once more: the rows the workers spooled last."""
         failing = False
+        stopped_at: float | None = None
         while True:
-            stopping = stop.is_set()
+            if stop.is_set() and stopped_at is None:
+                stopped_at = time.monotonic()
+            stopping = stopped_at is not None and (
+                self.writers_done() or time.monotonic() - stopped_at >= writers_wait
+            )
             try:
                 self.load_once()
                 if failing:
@@ -367,8 +410,13 @@ class SpoolLoader:
                 failing = True
             self.housekeeping(force=stopping)
             if stopping:
+                if stopped_at is not None and not self.writers_done():
+                    log.warning("prediction spool: writers still open at exit; stopped")
                 return
-            stop.wait(poll_seconds * (10 if failing else 1))
+            if stopped_at is None:
+                stop.wait(poll_seconds * (10 if failing else 1))
+            else:
+                time.sleep(poll_seconds)
 
 
 def _writer_alive(name: str, host: str) -> bool | None:
@@ -405,7 +453,9 @@ def main() -> None:
     # Here, not at the top: the supervisor imports this module (SQLAlchemy costs ~0.4 s).
     from petalops.monitoring.store import MonitorStore
 
-    logging.basicConfig(level=logging.INFO, format="petalops spool loader: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # Loading can wait a little, a request cannot: when the cores are busy the kernel runs
     # the serving workers first. (Niceness 5 still leaves it enough to keep up.)
     with contextlib.suppress(OSError):
@@ -413,14 +463,17 @@ def main() -> None:
     config = orjson.loads(os.environ[LOADER_ENV])
     directory = Path(config["directory"])
     stop = threading.Event()
-    # Ctrl-C reaches the whole process group: the loader keeps going until the workers have
-    # spooled their last rows and the server closes the pipe.
+    # Ctrl-C reaches the whole process group: the loader keeps going until the server
+    # closes the pipe. SIGTERM (to the group, as supervisors send it) or the pipe closing
+    # stops it only once the workers' writers have closed (`SpoolLoader.run`).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     def watch_stdin() -> None:
-        with contextlib.suppress(Exception):
-            while sys.stdin.buffer.read(1024):
+        # os.read, not sys.stdin: a daemon thread blocked inside a buffered reader at
+        # interpreter exit aborts it ("Fatal Python error: _enter_buffered_busy").
+        with contextlib.suppress(OSError):
+            while os.read(0, 1024):
                 pass
         stop.set()
 

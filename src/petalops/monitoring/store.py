@@ -21,7 +21,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from petalops.database import open_database
-from petalops.database.schema import log_health, loop_events, predictions, spool_loads
+from petalops.database.schema import (
+    log_health,
+    loop_events,
+    pending_labels,
+    predictions,
+    spool_loads,
+)
 from petalops.monitoring.record import INSERT_COLUMNS, dumps, to_row
 
 LIVE_VARIANTS = ("champion", "challenger")
@@ -88,6 +94,106 @@ class MonitorStore:
             # Plain DB-API executemany on tuples: SQLAlchemy's per-row parameter handling
             # cost ~3x the CPU of the insert itself.
             conn.exec_driver_sql(sql, list(values))
+        self._join_pending(conn, sorted({str(v[0]) for v in values}))
+
+    def _join_pending(self, conn: sa.Connection, request_ids: Sequence[str]) -> int:
+        """Give rows just inserted the labels that were sent before they arrived; returns
+        the rows labelled. Nearly always one cheap query on an empty table."""
+        if (
+            not request_ids
+            or conn.execute(sa.select(pending_labels.c.row).limit(1)).first() is None
+        ):
+            return 0
+        p, c = pending_labels.c, predictions.c
+        waiting: list[tuple[str, int, int]] = []
+        for start in range(0, len(request_ids), 500):
+            chunk = list(request_ids[start : start + 500])
+            waiting += [
+                (str(rid), int(row), int(label))
+                for rid, row, label in conn.execute(
+                    sa.select(p.request_id, p.row, p.label).where(p.request_id.in_(chunk))
+                )
+            ]
+        labelled = 0
+        now = time.time()
+        for request_id, row, label in waiting:
+            rows = sorted(
+                set(
+                    conn.execute(
+                        sa.select(c.row).where(c.request_id == request_id).distinct()
+                    ).scalars()
+                )
+            )
+            target = rows[0] if row == -1 and len(rows) == 1 else row
+            if target not in rows:
+                continue  # a batch labelled without "row", or no such row: stays unmatched
+            result = conn.execute(
+                predictions.update()
+                .where(c.request_id == request_id, c.row == target, c.label.is_(None))
+                .values(label=label, label_ts=now)
+            )
+            labelled += int(result.rowcount or 0)
+            conn.execute(pending_labels.delete().where(p.request_id == request_id, p.row == row))
+        return labelled
+
+    def labels_for_requests(self, request_ids: Sequence[str]) -> dict[str, dict[int, int | None]]:
+        """For each request id logged: its row indexes and the label each has (or None)."""
+        c = predictions.c
+        found: dict[str, dict[int, int | None]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(request_ids), 500):
+                chunk = list(request_ids[start : start + 500])
+                query = (
+                    sa.select(c.request_id, c.row, sa.func.max(c.label))
+                    .where(c.request_id.in_(chunk))
+                    .group_by(c.request_id, c.row)
+                )
+                for request_id, row, label in conn.execute(query):
+                    found.setdefault(str(request_id), {})[int(row)] = (
+                        None if label is None else int(label)
+                    )
+        return found
+
+    def pending_for(self, request_ids: Sequence[str]) -> dict[tuple[str, int], int]:
+        """The labels waiting for these request ids: ``{(request_id, row): label}``."""
+        p = pending_labels.c
+        found: dict[tuple[str, int], int] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(request_ids), 500):
+                chunk = list(request_ids[start : start + 500])
+                query = sa.select(p.request_id, p.row, p.label).where(p.request_id.in_(chunk))
+                for request_id, row, label in conn.execute(query):
+                    found[(str(request_id), int(row))] = int(label)
+        return found
+
+    def add_pending(self, items: Sequence[tuple[str, int, int]], ts: float) -> int:
+        """Keep labels for predictions not logged yet; rows already arrived meanwhile are
+        labelled at once. Returns how many wait."""
+        if not items:
+            return 0
+        p = pending_labels.c
+        with self.engine.begin() as conn:
+            for request_id, row, _label in items:
+                conn.execute(
+                    pending_labels.delete().where(p.request_id == request_id, p.row == row)
+                )
+            conn.execute(
+                pending_labels.insert(),
+                [{"request_id": r, "row": w, "label": lab, "ts": ts} for r, w, lab in items],
+            )
+            # The loader may have committed the rows between the lookup and this insert.
+            ids = sorted({r for r, _, _ in items})
+            self._join_pending(conn, ids)
+            waiting = conn.execute(
+                sa.select(sa.func.count()).select_from(pending_labels).where(p.request_id.in_(ids))
+            ).scalar()
+        return int(waiting or 0)
+
+    def purge_pending(self, older_than: float) -> int:
+        """Forget labels whose prediction never arrived; returns how many (unmatched)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(pending_labels.delete().where(pending_labels.c.ts < older_than))
+        return int(result.rowcount or 0)
 
     def load_spool(self, files: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> int:
         """Insert the rows of spool files (name, rows as :func:`to_values` tuples) not

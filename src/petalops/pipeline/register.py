@@ -1,13 +1,28 @@
 """The register step: a gated run becomes a model version, ``champion`` if there was none
-before it, else ``challenger`` (a rollout decides whether it serves)."""
+before it, else ``challenger`` (a rollout decides whether it serves) — but never while a
+rollout runs: that rollout owns ``@challenger``, and the new version waits, unaliased."""
 
 from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+from collections.abc import Iterator
 
 from petalops.config import Settings
 from petalops.errors import NotFoundError
 from petalops.pipeline.load import TrainingData
 from petalops.registry import list_versions
-from petalops.registry.store import register_version, set_alias
+from petalops.registry.store import (
+    alias_version,
+    model_tags,
+    register_version,
+    set_alias,
+)
+
+# The tag `petalops.rollout.control_plane` publishes the plan in. Read as data here: the
+# pipeline sits below the rollout package and never imports it.
+ROLLOUT_PLAN_TAG = "petalops.rollout"
 
 
 def find_registered(settings: Settings, key: str) -> tuple[str, str] | None:
@@ -22,6 +37,30 @@ def find_registered(settings: Settings, key: str) -> tuple[str, str] | None:
     return None
 
 
+def running_rollout(settings: Settings) -> str | None:
+    """``"<rollout id> (version N)"`` of the rollout in progress, or None. A plan is over
+    once it records when it ended (promoted, rolled back, aborted, passed)."""
+    raw = model_tags(settings).get(ROLLOUT_PLAN_TAG, "")
+    try:
+        plan = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    if not isinstance(plan, dict) or plan.get("ended") or not plan.get("phase"):
+        return None
+    return f"{plan.get('rollout_id', '?')} (version {plan.get('version', '?')})"
+
+
+@contextlib.contextmanager
+def registering(settings: Settings) -> Iterator[None]:
+    """One registration at a time from this home: two `petalops train` started together
+    would otherwise both see "no champion" and both take ``@champion``."""
+    path = settings.home_dir / "register.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def register_model(
     settings: Settings,
     data: TrainingData,
@@ -33,19 +72,27 @@ def register_model(
     champion_version: str | None,
 ) -> tuple[str, str]:
     """Register the run's model and give it its alias (``challenger`` when a champion
-    exists); ``(version, alias)``."""
-    version = register_version(
-        settings,
-        model_uri,
-        run_id,
-        digest,
-        {
-            "petalops.train_key": data.key,
-            "petalops.data_sha256": data.sha256,
-            "petalops.accuracy": f"{accuracy:.6f}",
-            "petalops.gate": "passed",
-        },
-    )
-    alias = "challenger" if champion_version else "champion"
-    set_alias(settings, alias, version)
-    return version, alias
+    exists, none while a rollout runs); ``(version, alias)``, the alias ``""`` for none."""
+    with registering(settings):
+        version = register_version(
+            settings,
+            model_uri,
+            run_id,
+            digest,
+            {
+                "petalops.train_key": data.key,
+                "petalops.data_sha256": data.sha256,
+                "petalops.accuracy": f"{accuracy:.6f}",
+                "petalops.gate": "passed",
+            },
+        )
+        # Read again under the lock: a concurrent first train may have taken @champion
+        # since the gate looked.
+        champion = champion_version or alias_version(settings, "champion")
+        if champion is None:
+            set_alias(settings, "champion", version)
+            return version, "champion"
+        if running_rollout(settings) is not None:
+            return version, ""
+        set_alias(settings, "challenger", version)
+        return version, "challenger"

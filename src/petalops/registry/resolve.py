@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from petalops.config import Settings
 from petalops.errors import IntegrityError, NotFoundError, RegistryUnavailableError
+from petalops.registry.cache import BundleCache
 from petalops.runtime.bundle import verify_bundle
 from petalops.runtime.model import ModelRuntime, open_bundle
 
@@ -535,16 +536,12 @@ def _fetch_over_proxy(
 
 def fetch_bundle(settings: Settings, info: VersionInfo) -> Path:
     """The verified bundle directory of a version, from the local cache or the artifact store."""
-    target = settings.cache_dir / info.name / info.version
-    if (target / "manifest.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{info.version}-", dir=target.parent))
-    try:
+
+    def fetch(staging: Path) -> None:
         local = _file_path(info.artifact_uri)
         if local is not None and (local / BUNDLE_PATH).is_dir():
-            shutil.copytree(local / BUNDLE_PATH, staging / BUNDLE_PATH)
-        elif _fetch_over_proxy(settings, info, staging / BUNDLE_PATH):
+            shutil.copytree(local / BUNDLE_PATH, staging)
+        elif _fetch_over_proxy(settings, info, staging):
             pass
         else:
             if importlib.util.find_spec("mlflow") is None:
@@ -555,20 +552,17 @@ def fetch_bundle(settings: Settings, info: VersionInfo) -> Path:
                 )
             from petalops.registry.store import download_run_artifacts
 
-            download_run_artifacts(settings, info.run_id, BUNDLE_PATH, staging)
-        try:
-            (staging / BUNDLE_PATH).rename(target)
-        except OSError:  # another process won the race; its copy is as good as ours
-            if not (target / "manifest.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+            with tempfile.TemporaryDirectory(dir=staging.parent) as download:
+                downloaded = download_run_artifacts(
+                    settings, info.run_id, BUNDLE_PATH, Path(download)
+                )
+                downloaded.rename(staging)
+
+    return BundleCache(settings.cache_dir).fill(info.name, info.version, info.sha256, fetch)
 
 
-def load_runtime(settings: Settings, ref: str | None = None) -> ModelRuntime:
-    """Resolve, fetch, checksum-verify and open a model version."""
-    info = resolve(settings, ref)
+def open_runtime(settings: Settings, info: VersionInfo) -> ModelRuntime:
+    """Fetch (or find in the cache), checksum-verify and open a version already resolved."""
     if not info.sha256:
         raise IntegrityError(
             f"version {info.version} of {info.name!r} has no {SHA_TAG} tag; it was not "
@@ -578,9 +572,13 @@ def load_runtime(settings: Settings, ref: str | None = None) -> ModelRuntime:
     try:
         return open_bundle(directory, info.name, info.version, info.sha256)
     except IntegrityError:
-        # A damaged cache copy is dropped so the next load fetches a fresh one.
-        shutil.rmtree(directory, ignore_errors=True)
+        BundleCache(settings.cache_dir).discard(info.name, info.version)
         raise
+
+
+def load_runtime(settings: Settings, ref: str | None = None) -> ModelRuntime:
+    """Resolve, fetch, checksum-verify and open a model version."""
+    return open_runtime(settings, resolve(settings, ref))
 
 
 def load_profile(settings: Settings, ref: str | None = None) -> dict[str, Any]:

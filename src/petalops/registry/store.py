@@ -6,6 +6,7 @@ This is the only module that imports MLflow (the read-only fast paths live in re
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import io
 import json
@@ -42,7 +43,19 @@ def _client_for(tracking_uri: str) -> MlflowClient:
     _quiet_mlflow()
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if not tracking_uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    # MLflow creates and migrates the SQLite schema on first use, unguarded: two processes
+    # doing it at once fail ("duplicate column name", "_alembic_tmp_... already exists").
+    # One at a time here; the second finds the schema in place.
+    lock = Path(tracking_uri[len("sqlite:///") :] + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        mlflow_client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        mlflow_client.search_experiments(max_results=1)
+        mlflow_client.search_registered_models(max_results=1)
+    return mlflow_client
 
 
 def client(settings: Settings) -> MlflowClient:

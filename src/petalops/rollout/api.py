@@ -274,10 +274,34 @@ def rollout_status(settings: Settings) -> dict[str, Any]:
         if plan
         else [],
     }
+    out["outcome"] = None
     if plan is not None:
         out["window"] = _window_of(store, settings, plan, now)
         out["next_step_in_s"] = _next_step_in(plan, now)
+        out["outcome"] = _outcome_of(plan)
     return out
+
+
+_ENDINGS = {
+    "promoted": "promoted: version {version} is the champion (was {baseline})",
+    "passed": "passed: version {version} passed its shadow run against {baseline}",
+    "rolled_back": "rolled back: version {version} failed; champion {baseline} kept",
+    "aborted": "aborted: version {version} stopped by hand; champion {baseline} kept",
+}
+
+
+def _outcome_of(plan: RolloutPlan) -> dict[str, Any] | None:
+    """How an ended rollout ended, in one line (None while it runs): the last window's
+    verdict alone would read "inconclusive" after a promotion that emptied it."""
+    if plan.active:
+        return None
+    text = _ENDINGS.get(plan.phase, plan.phase + ": version {version} against {baseline}")
+    return {
+        "phase": plan.phase,
+        "ended": plan.ended or None,
+        "reason": plan.reason,
+        "summary": text.format(version=plan.version, baseline=plan.baseline),
+    }
 
 
 def _controller_of(store: RolloutStore, settings: Settings, now: float) -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ from typing import Any
 
 from petalops.config import Settings
 from petalops.errors import ConfigError, ConflictError, PetalopsError
+from petalops.health import beat
 from petalops.rollout import history, metrics
 from petalops.rollout.analysis import Thresholds, Verdict, decide
 from petalops.rollout.control_plane import ControlPlane, RegistryState
@@ -96,6 +97,7 @@ class Controller:
         try:
             while not stop.is_set():
                 plan = self._tick_or_keep(plan)
+                beat(self.settings.home_dir, "rollout")  # the liveness probe's heartbeat
                 if on_tick is not None:
                     on_tick(plan)
                 if _finished(plan, until_done):
@@ -311,7 +313,9 @@ class Controller:
         # Out of traffic first; the challenger alias goes last.
         self._write_traffic(_out_of_traffic(plan))
         out_ms = (time.perf_counter() - started) * 1000 if started is not None else None
-        self.plane.delete_alias("challenger")
+        # Only the version this plan rolled out: a challenger set since is not ours to drop.
+        if self.plane.read().challenger in (None, plan.version):
+            self.plane.delete_alias("challenger")
         done = plan.evolve(phase=final, ended=self.clock())
         self._save(done)
         extra = dict(detail or {})

@@ -28,6 +28,7 @@ from petalops.serving.dispatcher import Dispatcher
 from petalops.serving.fallback import Fallback, build_api
 from petalops.serving.holder import RuntimeHolder
 from petalops.serving.http import Receive, Scope, Send
+from petalops.serving.lifeline import follow_parent
 from petalops.serving.metrics import RequestMetrics, worker_exited
 from petalops.serving.openapi import Docs, paths
 from petalops.serving.router import Router
@@ -210,6 +211,7 @@ def create_app(
 
 def app_from_env() -> PetalopsApp:
     """uvicorn's factory in each worker: the settings `petalops serve` resolved, as JSON."""
+    follow_parent()  # a worker of `petalops serve --workers N` dies with its parent
     payload = os.environ.get(SETTINGS_ENV)
     settings = Settings(**orjson.loads(payload)) if payload else load_settings()
     return create_app(settings)

@@ -35,6 +35,7 @@ from petalops.serving.http import HttpError
 from petalops.serving.source import Desired, ModelSource
 
 PINNED_VERSIONS = 4
+PIN_TAG = "petalops.allow_pin"
 TRIGGER_POLL_SECONDS = 0.25
 
 
@@ -105,6 +106,21 @@ def not_ready() -> HttpError:
         "no model is loaded yet; wait for GET /readyz to answer 200 (train one with "
         "`petalops train` if the registry is empty)",
         headers=[(b"retry-after", b"1")],
+    )
+
+
+def _may_pin(info: VersionInfo) -> None:
+    """Only versions that hold an alias, or carry the allow tag, may be pinned with
+    X-Model-Version: any caller could otherwise bypass the traffic split and make every
+    worker load (and keep loading) arbitrary old versions."""
+    if info.aliases or info.tags.get(PIN_TAG) == "true":
+        return
+    raise HttpError(
+        403,
+        f"version {info.version} holds no alias and is not tagged {PIN_TAG}=true, so it "
+        f"cannot be pinned; give it an alias, or set that version tag "
+        "(MLflow UI, or MlflowClient.set_model_version_tag)",
+        "X-Model-Version",
     )
 
 
@@ -186,6 +202,10 @@ class RuntimeHolder:
         self.last_reconcile: float | None = None
         self.last_error: str | None = None
         self.reconciles = 0
+        # Where the champion came from: the registry, or this home's last-known-good record
+        # when the registry was unreachable as the worker started.
+        self.origin: str | None = None
+        self._remembered: tuple[str, str] | None = None
         self._pinned: OrderedDict[str, Served] = OrderedDict()
         self._pin_locks: dict[str, asyncio.Lock] = {}
         self._lock = asyncio.Lock()
@@ -208,15 +228,51 @@ class RuntimeHolder:
                 desired = await asyncio.to_thread(self.source.desired)
             except Exception as exc:
                 self._failed("resolve", exc)
+                await self._fall_back(exc)
                 return self.status()
             try:
                 snapshot = await self._build(desired)
             except Exception as exc:
                 self._failed("load", exc)
+                await self._fall_back(exc)
                 return self.status()
             self.last_error = None
+            self.origin = "registry"
             self._swap(snapshot)
+            await self._remember(desired.champion)
             return self.status()
+
+    async def _fall_back(self, exc: BaseException) -> None:
+        """With nothing serving and the registry unreachable, serve the newest bundle this
+        home served before that still verifies against its recorded sha256."""
+        if self.snapshot.champion is not None or not isinstance(exc, RegistryUnavailableError):
+            return
+        try:
+            known = await asyncio.to_thread(self.source.last_known_good)
+        except Exception as error:
+            self._failed("last_known_good", error)
+            return
+        for info in known:
+            try:
+                served = await asyncio.to_thread(load_served, self.source, info)
+            except Exception as error:
+                self._failed("last_known_good", error)
+                continue
+            self.origin = "last_known_good"
+            self._swap(Snapshot(champion=served))
+            self.log.event("last_known_good_loaded", version=info.version, sha256=info.sha256)
+            return
+
+    async def _remember(self, champion: VersionInfo) -> None:
+        key = (champion.version, champion.sha256)
+        if key == self._remembered:
+            return
+        try:
+            await asyncio.to_thread(self.source.remember, champion)
+        except Exception as exc:  # the record only matters in an outage; serving goes on
+            self.log.event("last_known_good_unrecorded", error=repr(exc))
+            return
+        self._remembered = key
 
     async def _build(self, desired: Desired) -> Snapshot:
         current = self.snapshot
@@ -270,6 +326,7 @@ class RuntimeHolder:
     def status(self) -> dict[str, Any]:
         return {
             "ready": self.ready,
+            "origin": self.origin,
             "serving": self.snapshot.describe(),
             "pinned": list(self._pinned),
             "last_reconcile": self.last_reconcile,
@@ -296,10 +353,11 @@ class RuntimeHolder:
             if cached is None:
                 try:
                     info = await asyncio.to_thread(self.source.resolve_version, version)
+                    _may_pin(info)
                     cached = await asyncio.to_thread(load_served, self.source, info)
                 except NotFoundError:
                     raise _no_such_version(version) from None
-                except RegistryUnavailableError:
+                except (RegistryUnavailableError, HttpError):
                     raise
                 except PetalopsError as exc:
                     raise UnservableError(

@@ -9,10 +9,13 @@ import sys
 import threading
 
 from petalops.config import Settings
+from petalops.logs import json_log_config
 from petalops.monitoring.spool import LOADER_ENV, SPOOL_ENV, loader_config, spool_dir
 from petalops.registry import parse_ref
 from petalops.serving.app import SETTINGS_ENV
+from petalops.serving.lifeline import PARENT_ENV, mark_parent
 from petalops.serving.metrics import MULTIPROC_ENV
+from petalops.serving.routes.admin import DEFAULT_ADMIN_TOKEN
 
 FACTORY = "petalops.serving.app:app_from_env"
 # httptools, with each response's header block and body sent in one write.
@@ -22,7 +25,9 @@ HTTP_PROTOCOL = "petalops.serving.protocol:CoalescingHttpToolsProtocol"
 def prepare_environment(settings: Settings) -> None:
     """Hand the resolved settings to the workers and set up multiprocess metrics."""
     os.environ[SETTINGS_ENV] = settings.model_dump_json(by_alias=True)
+    os.environ.pop(PARENT_ENV, None)
     if settings.serve.workers > 1:
+        mark_parent()
         directory = settings.home_dir / "serve" / f"prometheus-{settings.serve.port}"
         # A stale directory would add dead workers' counts to the new server's.
         shutil.rmtree(directory, ignore_errors=True)
@@ -109,6 +114,11 @@ def run(settings: Settings) -> None:
         f"petalops: serving {settings.model_ref} on http://{serve.host}:{serve.port} "
         f"with {serve.workers} worker(s); docs at /docs, readiness at /readyz\n"
     )
+    if settings.admin_token == DEFAULT_ADMIN_TOKEN:
+        sys.stderr.write(
+            f"petalops: admin routes disabled: PETALOPS_ADMIN_TOKEN is the shipped example "
+            f"{DEFAULT_ADMIN_TOKEN!r}; set it to a secret of your own\n"
+        )
     loader = start_spool_loader(settings)
     try:
         uvicorn.run(
@@ -122,9 +132,11 @@ def run(settings: Settings) -> None:
             lifespan="on",
             access_log=False,
             log_level="warning",
+            log_config=json_log_config("WARNING"),
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=serve.shutdown_seconds,
+            timeout_keep_alive=serve.keep_alive_seconds,  # type: ignore[arg-type]
         )
     finally:
         if loader is not None:

@@ -10,7 +10,9 @@ from typing import Protocol
 
 from petalops.config import Settings
 from petalops.errors import NotFoundError
-from petalops.registry import VersionInfo, load_runtime, model_tag, parse_ref, resolve
+from petalops.registry import VersionInfo, model_tag, parse_ref, resolve
+from petalops.registry.cache import BundleCache
+from petalops.registry.resolve import open_runtime
 from petalops.rollout.routing import TRAFFIC_TAG, TrafficPolicy
 from petalops.runtime.model import ModelRuntime
 
@@ -33,6 +35,10 @@ class ModelSource(Protocol):
     def resolve_version(self, version: str) -> VersionInfo: ...
 
     def load(self, info: VersionInfo) -> ModelRuntime: ...
+
+    def last_known_good(self) -> list[VersionInfo]: ...
+
+    def remember(self, info: VersionInfo) -> None: ...
 
 
 class RegistrySource:
@@ -69,13 +75,25 @@ class RegistrySource:
         return resolve(self.settings, f"{self.name}/{version}")
 
     def load(self, info: VersionInfo) -> ModelRuntime:
-        # By number, not alias: the alias may have moved since `desired()` read it.
-        runtime = load_runtime(self.settings, f"{info.name}/{info.version}")
+        # The version `desired()` resolved, by number and sha256: a cached bundle opens
+        # without asking the registry again (it may be down by now).
+        runtime = open_runtime(self.settings, info)
         if self.settings.serve.test_faults:
             from petalops.serving.faults import with_faults
 
             return with_faults(runtime, info.tags)
         return runtime
+
+    def last_known_good(self) -> list[VersionInfo]:
+        """The verified champions this home served, newest first (for a registry outage)."""
+        return [
+            VersionInfo(name=k.name, version=k.version, run_id="", sha256=k.sha256)
+            for k in BundleCache(self.settings.cache_dir).last_known_good(self.name)
+        ]
+
+    def remember(self, info: VersionInfo) -> None:
+        """Record ``info`` as this home's last-known-good champion."""
+        BundleCache(self.settings.cache_dir).remember(info.name, info.version, info.sha256)
 
     def _optional(self, alias: str) -> VersionInfo | None:
         try:

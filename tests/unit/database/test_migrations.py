@@ -19,7 +19,7 @@ from tests.utils.monitor_db import (
 
 from petalops.database.engine import create_engine
 from petalops.database.migrations import STEPS, Step, applied_versions, migrate
-from petalops.database.schema import schema_versions
+from petalops.database.schema import pending_labels, schema_versions
 
 
 def _tables(engine: sa.Engine) -> set[str]:
@@ -52,13 +52,15 @@ def _add_column(name: str, calls: list[str] | None = None) -> Callable[[sa.Conne
 def test_a_fresh_database_gets_every_table_and_its_version(engine: sa.Engine) -> None:
     assert applied_versions(engine) == []
     assert migrate(engine) == STEPS[-1].version
-    assert _tables(engine) == set(MONITOR_TABLES) | set(ROLLOUT_TABLES) | {schema_versions.name}
+    assert _tables(engine) == set(MONITOR_TABLES) | set(ROLLOUT_TABLES) | {
+        schema_versions.name,
+        pending_labels.name,
+    }
     assert applied_versions(engine) == [step.version for step in STEPS]
     with engine.connect() as conn:
-        [(name, applied)] = conn.execute(
-            sa.select(schema_versions.c.name, schema_versions.c.applied)
-        )
-    assert name == STEPS[0].name
+        rows = list(conn.execute(sa.select(schema_versions.c.name, schema_versions.c.applied)))
+    _, applied = rows[0]
+    assert [r[0] for r in rows] == [step.name for step in STEPS]
     assert applied == pytest.approx(time.time(), abs=60)
 
 
@@ -71,8 +73,8 @@ def test_migrating_again_changes_nothing(engine: sa.Engine) -> None:
 def test_a_database_created_before_versions_keeps_its_rows(engine: sa.Engine) -> None:
     create_old_database(engine)
     insert_old_rows(engine)
-    assert migrate(engine) == 1
-    assert applied_versions(engine) == [1]
+    assert migrate(engine) == STEPS[-1].version
+    assert applied_versions(engine) == [step.version for step in STEPS]
     for table in (*MONITOR_TABLES, *ROLLOUT_TABLES):
         assert _count(engine, table) == 1, table
     with engine.connect() as conn:
@@ -90,10 +92,10 @@ def test_a_database_of_monitoring_alone_gets_the_rollout_tables(engine: sa.Engin
 
 
 def test_later_steps_run_in_order_once_each(engine: sa.Engine) -> None:
-    migrate(engine)
+    migrate(engine, STEPS[:1])
     calls: list[str] = []
     steps = [
-        *STEPS,
+        *STEPS[:1],
         Step(2, "add tenant", _add_column("tenant", calls)),
         Step(3, "add region", _add_column("region", calls)),
     ]
@@ -111,20 +113,20 @@ def test_on_a_fresh_database_step_one_and_a_later_idempotent_step_agree(
 ) -> None:
     # Step 1 creates the tables as schema.py defines them now; a later step must then be a
     # no-op. Here the later step adds a column that is not in schema.py, so it does add it.
-    steps = [*STEPS, Step(2, "add tenant", _add_column("tenant"))]
+    steps = [*STEPS[:1], Step(2, "add tenant", _add_column("tenant"))]
     assert migrate(engine, steps) == 2
     assert "tenant" in {c["name"] for c in sa.inspect(engine).get_columns("predictions")}
 
 
 def test_a_failing_step_leaves_the_schema_as_it_was(engine: sa.Engine) -> None:
-    migrate(engine)
+    migrate(engine, STEPS[:1])
 
     def broken(conn: sa.Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE predictions ADD COLUMN half_done TEXT")
         raise RuntimeError("step 2 failed half way")
 
     with pytest.raises(RuntimeError, match="half way"):
-        migrate(engine, [*STEPS, Step(2, "broken", broken)])
+        migrate(engine, [*STEPS[:1], Step(2, "broken", broken)])
     assert applied_versions(engine) == [1]
     assert "half_done" not in {c["name"] for c in sa.inspect(engine).get_columns("predictions")}
 
@@ -139,9 +141,9 @@ def test_steps_out_of_order_are_refused(engine: sa.Engine) -> None:
 
 
 def test_a_database_migrated_by_newer_code_is_left_alone(engine: sa.Engine) -> None:
-    newer = [*STEPS, Step(2, "from a newer petalops", _add_column("tenant"))]
+    newer = [*STEPS, Step(len(STEPS) + 1, "from a newer petalops", _add_column("tenant"))]
     migrate(engine, newer)
-    assert migrate(engine) == 2  # older code: nothing to do, no error
+    assert migrate(engine) == len(STEPS) + 1  # older code: nothing to do, no error
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["fresh", "at-version-1"])
@@ -150,7 +152,7 @@ def test_processes_starting_together_migrate_once(tmp_path: Path, existing: bool
     marker = tmp_path / "runs"
     if existing:  # a rolling upgrade: the new workers all find step 2 missing
         first = create_engine(url)
-        migrate(first)
+        migrate(first, STEPS[:1])
         first.dispose()
     assert migrate_together(url, marker, processes=4) == [2] * 4
     engine = create_engine(url)

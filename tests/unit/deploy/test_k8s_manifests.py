@@ -317,3 +317,15 @@ def test_serving_pods_run_the_serve_only_image_and_the_rest_the_full_one(target:
         for container in containers(doc):
             if "petalops" in container["image"]:
                 assert not container["image"].endswith("-serve"), doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_rollout_controller_and_monitor_have_heartbeat_probes(target: str) -> None:
+    docs = build(target)
+    for name, role in (("petalops-rollout", "rollout"), ("petalops-monitor", "monitor")):
+        container = pod_spec(one(docs, "Deployment", name))["containers"][0]
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        assert env["PETALOPS_HEARTBEAT_FILE"] == f"/var/lib/petalops/health/{role}.heartbeat"
+        for probe in ("readinessProbe", "livenessProbe"):
+            command = container[probe]["exec"]["command"]
+            assert command[:4] == ["python3", "-m", "petalops.health", role], command

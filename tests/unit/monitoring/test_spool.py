@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -192,7 +193,7 @@ def test_unwritable_spool_drops_and_counts(
     spool: Path, store: MonitorStore, make_record: Record
 ) -> None:
     writer = SpoolWriter(spool, store, flush_seconds=0.01)
-    spool.rmdir()
+    shutil.rmtree(spool)  # its writers.lock too
     spool.write_text("not a directory")  # every file the writer opens fails
     dropped_before = metrics.LOG_DROPPED._value.get()
     assert writer.log_many([make_record(f"x{i}") for i in range(7)]) == 7
@@ -230,3 +231,34 @@ def test_malformed_records_are_dropped_alone(
     assert loader.load_once() == 1
     assert writer.dropped == 2
     assert loader.skipped == 1
+
+
+def test_a_stopped_loader_loads_on_until_the_last_writer_closes(
+    spool: Path, store: MonitorStore, make_record: Record
+) -> None:
+    writer = SpoolWriter(spool, store, flush_seconds=0.01)
+    loader = SpoolLoader(spool, store)
+    assert not loader.writers_done()
+    stop = threading.Event()
+    thread = threading.Thread(target=loader.run, args=(stop, 0.02))
+    thread.start()
+    stop.set()  # as SIGTERM to the whole group: the loader hears it before the worker
+    time.sleep(0.2)
+    assert thread.is_alive()  # a writer is still open: it may spool more
+    writer.log_many([make_record(f"late-{i}") for i in range(50)])
+    writer.close()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert loader.writers_done()
+    assert request_ids(store) == [f"late-{i}" for i in range(50)]
+
+
+def test_a_stopped_loader_gives_up_on_a_writer_that_never_closes(
+    spool: Path, store: MonitorStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = SpoolWriter(spool, store, flush_seconds=0.01)
+    stop = threading.Event()
+    stop.set()
+    SpoolLoader(spool, store).run(stop, 0.02, writers_wait=0.3)
+    assert "writers still open at exit" in caplog.text
+    writer.close()

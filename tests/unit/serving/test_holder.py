@@ -10,8 +10,10 @@ from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 from tests.utils.serving import BundleSource
 
-from petalops.errors import RegistryUnavailableError
+from petalops.config import Settings
+from petalops.errors import NotFoundError, RegistryUnavailableError
 from petalops.rollout.routing import TrafficPolicy
+from petalops.serving.app import create_app
 from petalops.serving.holder import Snapshot
 
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -177,3 +179,55 @@ def test_a_non_linear_model_serves_through_onnx_runtime(client: TestClient) -> N
     assert infer["outputs"][0]["data"] == [0, 2]
     runtime = client.app.server.holder._pinned["3"].runtime  # type: ignore[attr-defined]
     assert type(runtime).__name__ == "OnnxRuntime"
+
+
+def test_a_worker_starting_during_an_outage_serves_the_last_known_good(
+    settings: Settings, source: BundleSource
+) -> None:
+    source.known = ["2"]  # what this home served before, verified
+    source.fail = RegistryUnavailableError("registry at http://x is unreachable")
+    app = create_app(settings, source=source, open_sink=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/readyz").status_code == 200
+        status = client.get("/admin/status", headers=AUTH).json()
+        assert status["origin"] == "last_known_good" and status["serving"]["champion"] == "2"
+        assert client.post("/predict", json={"features": ROW}).json()["model_version"] == "2"
+        source.fail = None  # the registry is back: it decides again
+        status = client.post("/admin/reload", headers=AUTH).json()
+        assert status["origin"] == "registry" and status["serving"]["champion"] == "1"
+        assert status["last_error"] is None
+        assert source.known == ["1", "2"]  # the registry's champion is recorded
+
+
+def test_a_last_known_good_that_no_longer_verifies_is_skipped(
+    settings: Settings, source: BundleSource
+) -> None:
+    (source.bundles["2"][0] / "linear.json").write_text("{}")
+    source.known = ["2", "1"]
+    source.fail = RegistryUnavailableError("registry at http://x is unreachable")
+    app = create_app(settings, source=source, open_sink=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        status = client.get("/admin/status", headers=AUTH).json()
+        assert status["serving"]["champion"] == "1" and status["origin"] == "last_known_good"
+
+
+def test_no_fallback_when_the_registry_answers(settings: Settings, source: BundleSource) -> None:
+    source.known = ["2"]
+    source.fail = NotFoundError("model 'iris' has no alias 'champion'")
+    app = create_app(settings, source=source, open_sink=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/readyz").status_code == 503
+
+
+def test_only_aliased_or_allowed_versions_can_be_pinned(
+    client: TestClient, source: BundleSource
+) -> None:
+    source.allow_pin = False
+    source.aliases = {"champion": "1", "previous": "2"}
+    refused = client.post("/predict", json={"features": ROW}, headers={"X-Model-Version": "3"})
+    assert refused.status_code == 403
+    assert "petalops.allow_pin" in refused.json()["error"]
+    assert refused.json()["field"] == "X-Model-Version"
+    assert "3" not in source.loads
+    aliased = client.post("/predict", json={"features": ROW}, headers={"X-Model-Version": "2"})
+    assert aliased.status_code == 200 and aliased.json()["model_version"] == "2"

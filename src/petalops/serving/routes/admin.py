@@ -16,11 +16,14 @@ from pydantic import BaseModel
 from petalops.serving.server import Server
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+# The example value shipped in .env.example and the k8s Secret: never a real secret.
+DEFAULT_ADMIN_TOKEN = "change-me"
 
 
 class AdminStatus(BaseModel):
     pid: int
     ready: bool
+    origin: str | None
     serving: dict[str, Any]
     pinned: list[str]
     last_reconcile: float | None
@@ -39,6 +42,12 @@ def require_admin(request: Request, server: Annotated[Server, Depends(get_server
     if not token:
         raise HTTPException(
             403, "admin routes are disabled: set PETALOPS_ADMIN_TOKEN to enable them"
+        )
+    if token == DEFAULT_ADMIN_TOKEN:
+        raise HTTPException(
+            403,
+            f"admin routes are disabled: PETALOPS_ADMIN_TOKEN is the shipped example "
+            f"{DEFAULT_ADMIN_TOKEN!r}; set it to a secret of your own",
         )
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Any
 
 import orjson
@@ -12,6 +13,7 @@ from petalops.serving.codec import Codec, Route
 from petalops.serving.http import Call, HttpError, Receive, json_body
 from petalops.serving.openapi import Docs
 from petalops.serving.reply import Reply
+from petalops.serving.routes.admin import DEFAULT_ADMIN_TOKEN
 
 EXAMPLE: dict[str, Any] = {"request_id": "0b8e6c1e-3f", "label": "setosa"}
 
@@ -20,6 +22,9 @@ class FeedbackItem(BaseModel):
     request_id: str = Field(description="The request id a prediction answered with")
     label: str | int = Field(description="The true class: its name or its index")
     row: int | None = Field(None, description="Row of a batch request (default: every row)")
+    overwrite: bool = Field(
+        False, description="Replace a label already recorded (needs the admin token)"
+    )
 
 
 class FeedbackBatch(BaseModel):
@@ -28,6 +33,9 @@ class FeedbackBatch(BaseModel):
 
 class FeedbackResult(BaseModel):
     labelled: int = Field(description="How many logged prediction rows received the label")
+    pending: int = Field(
+        description="Labels for predictions not logged yet: joined when their rows arrive"
+    )
 
 
 class Feedback(Codec[None]):
@@ -54,8 +62,12 @@ class Feedback(Codec[None]):
                 request_example=EXAMPLE,
                 responses={
                     200: ("Rows labelled", docs.ref(FeedbackResult)),
-                    409: ("The prediction log is off on this server", docs.error),
-                    **docs.errors(400, 404, 413, 415, 422),
+                    409: (
+                        "A different label is already recorded, or the prediction log is off",
+                        docs.error,
+                    ),
+                    401: ("Missing or wrong serve.feedback_token", docs.error),
+                    **docs.errors(400, 413, 415, 422),
                 },
             )
         ]
@@ -63,11 +75,26 @@ class Feedback(Codec[None]):
     async def feedback(self, call: Call, receive: Receive) -> Reply:
         """Record the true class of earlier predictions, one `{"request_id", "label"}` or a batch.
 
-        Feeds live accuracy, drift-triggered retraining and the rollout analysis. An unknown
-        request id answers 404 and a label outside the model's classes 422; a batch is applied
-        all or nothing.
+        Feeds live accuracy, drift-triggered retraining and the rollout analysis. A label is
+        written once: a different one later answers 409 (`overwrite` needs the admin
+        token). A request id whose prediction is not logged yet waits (`pending`) and is
+        joined when it arrives. A label outside the model's classes, or one row twice in a
+        batch, answers 422; a batch is applied all or nothing. With `serve.feedback_token`
+        set, the call needs `Authorization: Bearer <token>`.
         """
         server = self.server
+        settings = server.settings
+        given = call.authorization.partition(b" ")[2].strip()
+        admin = settings.admin_token != DEFAULT_ADMIN_TOKEN and _matches(
+            given, settings.admin_token
+        )
+        token = settings.serve.feedback_token
+        if token and not (admin or _matches(given, token)):
+            raise HttpError(
+                401,
+                "feedback needs 'Authorization: Bearer <serve.feedback_token>' on this server",
+                headers=[(b"www-authenticate", b"Bearer")],
+            )
         body = await json_body(call, receive, self.max_body, EXAMPLE)
         sink = server.side.sink
         store = getattr(sink, "store", None)
@@ -86,8 +113,14 @@ class Feedback(Codec[None]):
         from petalops.monitoring.feedback import record_feedback_body
 
         # The store is blocking I/O: keep it off the event loop.
-        result = await asyncio.to_thread(record_feedback_body, store, body, classes, logger=sink)
+        result = await asyncio.to_thread(
+            record_feedback_body, store, body, classes, may_overwrite=admin
+        )
         return Reply(body=orjson.dumps(result))
+
+
+def _matches(given: bytes, token: str) -> bool:
+    return bool(token) and hmac.compare_digest(given, token.encode())
 
 
 CODEC = Feedback

@@ -20,3 +20,10 @@ def test_admin_disabled_without_a_token(client: TestClient) -> None:
     response = client.post("/admin/reload", headers=AUTH)
     assert response.status_code == 403
     assert "PETALOPS_ADMIN_TOKEN" in response.json()["error"]
+
+
+def test_the_shipped_example_token_is_refused(client: TestClient) -> None:
+    client.app.server.settings.admin_token = "change-me"  # type: ignore[attr-defined]
+    response = client.post("/admin/reload", headers={"Authorization": "Bearer change-me"})
+    assert response.status_code == 403
+    assert "'change-me'" in response.json()["error"] and "secret" in response.json()["error"]
