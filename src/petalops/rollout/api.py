@@ -191,9 +191,7 @@ def request(
     one tick. With no live controller, this process takes the lease and applies it itself.
     """
     if command not in COMMANDS:
-        raise ConfigError(
-            f"unknown rollout command {command!r}; use one of {', '.join(COMMANDS)}"
-        )
+        raise ConfigError(f"unknown rollout command {command!r}; use one of {', '.join(COMMANDS)}")
     store = RolloutStore(settings.monitor_url)
     name = lease_name(settings)
     holder = holder_id("cli:")
