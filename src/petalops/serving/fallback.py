@@ -48,7 +48,7 @@ class Fallback:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         path = scope["path"]
-        known = path in _KNOWN or path.startswith("/admin/")
+        known = path in _KNOWN or path.startswith(("/admin/", "/ui"))
         label = path if known else UNMATCHED
 
         async def send_with_id(message: Message) -> None:
