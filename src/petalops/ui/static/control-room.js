@@ -186,7 +186,11 @@ function drawQuality(s) {
     `${last.variant}: ${fmt(last.accuracy, 4)} on ${last.labelled} labels`;
   chart("quality", container, {
     signature: keys.join("|"),
-    scales: { y: { range: [0, 1] } },
+    scales: {
+      // One point (or a few seconds) would otherwise stretch the axis over years.
+      x: { range: (u, min, max) => (max - min < 120 ? [min - 60, max + 60] : [min, max]) },
+      y: { range: [0, 1] },
+    },
     series: [{}, ...keys.map((k, i) => ({
       label: k, stroke: COLORS[i % COLORS.length], dash: DASHES[i % DASHES.length], width: 2,
       points: { show: true },
@@ -230,11 +234,11 @@ function drawDrift(s) {
     const h = histograms[name];
     if (h) {
       const centers = h.edges.slice(0, -1).map((e, i) => (e + h.edges[i + 1]) / 2);
-      const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.45], align: 0 }) : undefined;
+      const bars = uPlot.paths.bars({ size: [0.8], gap: 1 });
       chart("drift:" + name, card.querySelector(".chart"), {
         signature: "bars", height: 150, scales: { x: { time: false } },
         series: [{ label: name }, { label: "reference", stroke: "#0b5cad", fill: "rgba(11,92,173,.35)", paths: bars },
-          { label: "live window", stroke: "#c45a00", fill: "rgba(196,90,0,.35)", paths: bars, dash: [4, 3] }],
+          { label: "live window", stroke: "#c45a00", fill: "rgba(196,90,0,.25)", paths: bars, width: 2 }],
         axes: [{}, { label: "share" }],
       }, [centers, h.reference, h.window]);
     }
