@@ -93,7 +93,9 @@ class Page:
     """One tab on the control room, with every console error and every request that tried
     to leave 127.0.0.1 recorded."""
 
-    def __init__(self, browser: Any, url: str, width: int = 1280, height: int = 800) -> None:
+    def __init__(
+        self, browser: Any, url: str, width: int = 1280, height: int = 800, path: str = "/ui"
+    ) -> None:
         self.context = browser.new_context(viewport={"width": width, "height": height})
         self.errors: list[str] = []
         self.outside: list[str] = []
@@ -101,10 +103,11 @@ class Page:
         self.page = self.context.new_page()
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.goto(url + "/ui")
-        self.page.wait_for_function(
-            "document.getElementById('status').textContent === 'live'", timeout=30_000
-        )
+        self.page.goto(url + path)
+        if path == "/ui":
+            self.page.wait_for_function(
+                "document.getElementById('status').textContent === 'live'", timeout=30_000
+            )
 
     def _offline(self, route: Any) -> None:
         if route.request.url.startswith("http://127.0.0.1:"):
@@ -259,6 +262,17 @@ def test_nothing_overflows_the_screen(
             "c => c.getBoundingClientRect().right > window.innerWidth + 0.5).map(c => c.id)"
         )
         assert cards == []
+    finally:
+        tab.close()
+    assert tab.errors == [] and tab.outside == []
+
+
+def test_docs_render_offline(browser: Any, canary: tuple[ServerProcess, Settings]) -> None:
+    tab = Page(browser, canary[0].url, path="/docs")
+    try:
+        tab.page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+        paths = tab.page.locator(".opblock-summary-path").all_inner_texts()
+        assert "/predict" in [p.strip() for p in paths]
     finally:
         tab.close()
     assert tab.errors == [] and tab.outside == []

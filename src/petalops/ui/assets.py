@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 # The page's URL paths and the file under petalops/ui/static each one answers.
 ROUTES = {
@@ -19,6 +20,11 @@ _TYPES = {
     ".js": b"text/javascript; charset=utf-8",
     ".css": b"text/css; charset=utf-8",
 }
+
+
+def swagger_dir() -> Path:
+    """The folder of Swagger UI's files (``/docs``), vendored from npm swagger-ui-dist."""
+    return Path(str(resources.files("petalops.ui") / "static" / "swagger"))
 
 
 def read(name: str) -> bytes:
