@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from sklearn.datasets import load_iris
+from tests.utils.processes import free_port, stop, wait_http
 from tests.utils.server_process import TOKEN, ServerProcess
 
 from petalops.config import Settings
@@ -276,3 +279,30 @@ def test_docs_render_offline(browser: Any, canary: tuple[ServerProcess, Settings
     finally:
         tab.close()
     assert tab.errors == [] and tab.outside == []
+
+
+def test_a_watch_only_host_shows_the_same_canary(
+    browser: Any, canary: tuple[ServerProcess, Settings], tmp_path: Path
+) -> None:
+    """`petalops ui --control-room`: the page from a process that loads no model."""
+    port = free_port()
+    env = {**os.environ, "PETALOPS_HOME": str(canary[1].home_dir)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "petalops", "ui", "--control-room", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/ui", 60, process)
+        tab = Page(browser, f"http://127.0.0.1:{port}")
+        try:
+            tab.page.wait_for_selector("#versions tbody tr")
+            assert "v2" in tab.text("#versions")
+            assert tab.page.locator("button[data-action=promote]").is_disabled()
+        finally:
+            tab.close()
+        assert tab.errors == [] and tab.outside == []
+    finally:
+        stop(process)
