@@ -34,10 +34,15 @@ from petalops.rollout.routing import TRAFFIC_TAG, TrafficPolicy
 FRESH_SECONDS = 2.0
 POLL_SECONDS = 3.0
 # Drift, alerts and live accuracy read up to drift_window rows: refreshed less often.
-SLOW_SECONDS = 15.0
+SLOW_SECONDS = 30.0
 # The per-variant traffic figures cover this many newest seconds.
 TRAFFIC_SECONDS = 60.0
-# Live accuracy points kept (one per slow refresh: an hour at 15 s).
+# The newest rows per variant the traffic percentiles are read from.
+LATENCY_ROWS = 2000
+# The rollout's step window is judged again at most this often while its plan is unchanged
+# (it reads every row of the step; the controller itself judges it once per interval).
+ROLLOUT_SECONDS = 10.0
+# Live accuracy points kept (one per slow refresh: two hours at 30 s).
 QUALITY_POINTS = 240
 LIVE_VARIANTS = ("champion", "challenger")
 
@@ -106,11 +111,13 @@ def build_state(
     *,
     now: float | None = None,
     slow_seconds: float = SLOW_SECONDS,
+    rollout_seconds: float = ROLLOUT_SECONDS,
 ) -> dict[str, Any]:
     """The whole page as plain data (see docs/control-room.md for its fields).
 
     ``previous`` is the last document: its slow sections are reused until they are
-    ``slow_seconds`` old, and the live accuracy series continues from it.
+    ``slow_seconds`` old, its rollout section while the plan is unchanged and younger than
+    ``rollout_seconds``, and the live accuracy series continues from it.
     """
     settings = sources.settings
     now = time.time() if now is None else now
@@ -136,7 +143,17 @@ def build_state(
             traffic_raw=catalog.tags.get(TRAFFIC_TAG, ""),
             plan_raw=catalog.tags.get(PLAN_TAG, ""),
         )
-        document["rollout"] = _guard(errors, "rollout", lambda: _rollout(sources, state), None)
+        last = previous or {}
+        if (
+            last.get("rollout") is not None
+            and last.get("plan_raw") == state.plan_raw
+            and now - float(last.get("rollout_at", 0)) < rollout_seconds
+        ):
+            document["rollout"], document["rollout_at"] = last["rollout"], last["rollout_at"]
+        else:
+            document["rollout"] = _guard(errors, "rollout", lambda: _rollout(sources, state), None)
+            document["rollout_at"] = now
+        document["plan_raw"] = state.plan_raw
         plan = (document["rollout"] or {}).get("plan")
         if plan:
             document["history"] = _guard(
@@ -201,24 +218,62 @@ def _history(sources: Sources, rollout_id: str) -> list[dict[str, Any]]:
 
 
 def _traffic(sources: Sources, aliases: dict[str, str], now: float) -> dict[str, Any]:
-    """Request rate, error rate, p50 and p99 per variant over the last TRAFFIC_SECONDS."""
-    from petalops.rollout.analysis import summarize
+    """Request rate, error rate, p50 and p99 per variant over the last TRAFFIC_SECONDS.
 
-    store = sources.rollouts()
+    Counted in the database, and the percentiles from the newest LATENCY_ROWS rows: at
+    thousands of requests a second a minute of rows is too many to read every refresh.
+    """
+    import sqlalchemy as sa  # loaded with the stores (see Sources.monitor)
+
+    from petalops.database.schema import predictions
+
+    c = predictions.c
+    since = now - TRAFFIC_SECONDS
     out: dict[str, Any] = {}
-    for variant in LIVE_VARIANTS:
-        version = aliases.get(variant)
-        if version is None:
-            continue
-        samples = store.samples(sources.settings.project, variant, version, now - TRAFFIC_SECONDS)
-        stats = summarize(samples).to_dict()
-        out[variant] = {
-            "version": version,
-            "seconds": TRAFFIC_SECONDS,
-            "rate_per_s": round(stats["requests"] / TRAFFIC_SECONDS, 3),
-            **{k: stats[k] for k in ("requests", "errors", "error_rate", "p50_ms", "p99_ms")},
-        }
+    engine = sources.rollouts().engine
+    with engine.connect() as conn:
+        for variant in LIVE_VARIANTS:
+            version = aliases.get(variant)
+            if version is None:
+                continue
+            rows = (
+                c.model_name == sources.settings.project,
+                c.variant == variant,
+                c.model_version == version,
+                c.ts >= since,
+            )
+            count, errors = conn.execute(
+                sa.select(
+                    sa.func.count(), sa.func.sum(sa.case((c.status >= 500, 1), else_=0))
+                ).where(*rows)
+            ).one()
+            latencies = np.asarray(
+                conn.execute(
+                    sa.select(c.latency_ms)
+                    .where(*rows, c.latency_ms.is_not(None))
+                    .order_by(c.ts.desc())
+                    .limit(LATENCY_ROWS)
+                )
+                .scalars()
+                .all(),
+                dtype=np.float64,
+            )
+            count, errors = int(count or 0), int(errors or 0)
+            out[variant] = {
+                "version": version,
+                "seconds": TRAFFIC_SECONDS,
+                "rate_per_s": round(count / TRAFFIC_SECONDS, 3),
+                "requests": count,
+                "errors": errors,
+                "error_rate": round(errors / count, 4) if count else None,
+                "p50_ms": _percentile(latencies, 50),
+                "p99_ms": _percentile(latencies, 99),
+            }
     return out
+
+
+def _percentile(values: np.ndarray[Any, Any], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 4) if len(values) else None
 
 
 def _slow(
