@@ -27,6 +27,7 @@ import orjson
 
 from petalops.config import Settings
 from petalops.registry.catalog import Catalog, RunData, gate_checks, read_catalog
+from petalops.registry.resolve import _sqlite_path
 from petalops.rollout.control_plane import PLAN_TAG, RegistryState
 from petalops.rollout.routing import TRAFFIC_TAG, TrafficPolicy
 
@@ -34,15 +35,15 @@ from petalops.rollout.routing import TRAFFIC_TAG, TrafficPolicy
 FRESH_SECONDS = 2.0
 POLL_SECONDS = 3.0
 # Drift, alerts and live accuracy read up to drift_window rows: refreshed less often.
-SLOW_SECONDS = 30.0
+SLOW_SECONDS = 60.0
 # The per-variant traffic figures cover this many newest seconds.
 TRAFFIC_SECONDS = 60.0
 # The newest rows per variant the traffic percentiles are read from.
 LATENCY_ROWS = 2000
-# The rollout's step window is judged again at most this often while its plan is unchanged
-# (it reads every row of the step; the controller itself judges it once per interval).
+# The rollout (its step window reads every row of the step) and the per-variant traffic are
+# read again at most this often while the plan and the aliases are unchanged.
 ROLLOUT_SECONDS = 10.0
-# Live accuracy points kept (one per slow refresh: two hours at 30 s).
+# Live accuracy points kept (one per slow refresh: four hours at 60 s).
 QUALITY_POINTS = 240
 LIVE_VARIANTS = ("champion", "challenger")
 
@@ -60,6 +61,26 @@ class Sources:
         self.profiles: dict[str, dict[str, Any]] = {}
         self._monitor: Any = None
         self._rollouts: Any = None
+        self._catalog: tuple[Any, Catalog] | None = None
+
+    def catalog(self) -> Catalog:
+        """The registry's catalog; an embedded store is read again only once its file
+        changed (every refresh otherwise costs a connection and six queries)."""
+        db = _sqlite_path(self.settings.tracking_uri)
+        stamp = None
+        if db is not None:
+            with contextlib.suppress(OSError):
+                stamp = tuple(
+                    (p.stat().st_mtime_ns, p.stat().st_size)
+                    for p in (db, db.with_name(db.name + "-wal"))
+                    if p.exists()
+                )
+        if stamp is not None and self._catalog is not None and stamp == self._catalog[0]:
+            return self._catalog[1]
+        catalog = read_catalog(self.settings, runs=self.runs)
+        if stamp is not None:
+            self._catalog = (stamp, catalog)
+        return catalog
 
     def monitor(self) -> Any:
         if self._monitor is None:
@@ -122,9 +143,7 @@ def build_state(
     settings = sources.settings
     now = time.time() if now is None else now
     errors: dict[str, str] = {}
-    catalog: Catalog | None = _guard(
-        errors, "registry", lambda: read_catalog(settings, runs=sources.runs), None
-    )
+    catalog: Catalog | None = _guard(errors, "registry", sources.catalog, None)
     document: dict[str, Any] = {
         "generated": now,
         "model": settings.project,
@@ -144,24 +163,19 @@ def build_state(
             plan_raw=catalog.tags.get(PLAN_TAG, ""),
         )
         last = previous or {}
-        if (
-            last.get("rollout") is not None
+        fresh = (
+            last.get("rollout_at") is not None
             and last.get("plan_raw") == state.plan_raw
-            and now - float(last.get("rollout_at", 0)) < rollout_seconds
-        ):
-            document["rollout"], document["rollout_at"] = last["rollout"], last["rollout_at"]
-        else:
-            document["rollout"] = _guard(errors, "rollout", lambda: _rollout(sources, state), None)
-            document["rollout_at"] = now
-        document["plan_raw"] = state.plan_raw
-        plan = (document["rollout"] or {}).get("plan")
-        if plan:
-            document["history"] = _guard(
-                errors, "history", lambda: _history(sources, plan["rollout_id"]), []
-            )
-        document["traffic"] = _guard(
-            errors, "traffic", lambda: _traffic(sources, catalog.aliases, now), {}
+            and last.get("aliases") == catalog.aliases
+            and now - float(last["rollout_at"]) < rollout_seconds
         )
+        if fresh:
+            for key in ("rollout", "history", "traffic", "rollout_at", "live_errors"):
+                document[key] = last.get(key)
+        else:
+            document.update(_live(sources, state, now))
+        document["plan_raw"] = state.plan_raw
+        errors.update(document.get("live_errors") or {})
     slow = (previous or {}).get("slow") or {}
     if not slow or now - float(slow.get("computed", 0)) >= slow_seconds:
         slow = _slow(sources, catalog, previous, now, errors)
@@ -170,6 +184,25 @@ def build_state(
     document["slow"] = slow
     document["errors"] = errors
     return document
+
+
+def _live(sources: Sources, state: RegistryState, now: float) -> dict[str, Any]:
+    """The rollout, its decisions and the per-variant traffic: read again when the plan or
+    the aliases change, else every ``rollout_seconds`` (each reads the prediction log)."""
+    errors: dict[str, str] = {}
+    rollout = _guard(errors, "rollout", lambda: _rollout(sources, state), None)
+    plan = (rollout or {}).get("plan")
+    history = (
+        _guard(errors, "history", lambda: _history(sources, plan["rollout_id"]), []) if plan else []
+    )
+    traffic = _guard(errors, "traffic", lambda: _traffic(sources, state.aliases, now), {})
+    return {
+        "rollout": rollout,
+        "history": history,
+        "traffic": traffic,
+        "rollout_at": now,
+        "live_errors": errors,
+    }
 
 
 def _versions(

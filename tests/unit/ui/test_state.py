@@ -141,3 +141,15 @@ def test_building_it_never_imports_mlflow(trained_settings: Settings) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_the_live_part_is_read_again_when_the_plan_changes(trained_settings: Settings) -> None:
+    sources = Sources(trained_settings)
+    first = build_state(sources, now=1000.0)
+    assert first["rollout"]["plan"] is None
+    assert build_state(sources, first, now=1001.0)["rollout_at"] == 1000.0  # reused
+    assert sources.catalog() is sources.catalog()  # the registry file did not change
+    start_rollout(trained_settings, "2", "canary", warm_s=0)
+    moved = build_state(sources, first, now=1002.0)  # a new plan: read at once
+    assert moved["rollout_at"] == 1002.0 and moved["rollout"]["plan"]["version"] == "2"
+    assert build_state(sources, moved, now=1013.0, rollout_seconds=10)["rollout_at"] == 1013.0
