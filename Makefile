@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
 	@touch $(STAMP)
 
-.PHONY: help install run train serve test tools lint format bench e2e clean
+.PHONY: help install run train serve test tools vendor-ui lint format bench e2e clean
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
@@ -48,6 +48,18 @@ tools:
 	    chmod +x /usr/sbin/policy-rc.d; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
 	  else echo "note: promtool not found (apt install prometheus); its checks will be skipped"; fi; }
+	@# The control room's browser tests drive Debian's Chromium (no browser download here).
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (Debian package) for the control room's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium not found (apt install chromium); the browser tests will be skipped"; fi; }
+
+# uPlot (MIT, the control room's charts) and swagger-ui-dist (Apache-2.0, /docs) from the
+# npm registry into src/petalops/ui/static, with their licences; the result is committed,
+# so installing petalops needs no npm and its pages need no CDN.
+vendor-ui: ## re-vendor the pages' browser libraries (UPLOT_VERSION, SWAGGER_UI_VERSION)
+	bash scripts/vendor-ui.sh
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
@@ -63,6 +75,7 @@ bench: $(STAMP) ## run the benchmarks (prints figures next to baselines; minutes
 	$(BIN)/python bench/predict_batch.py
 	$(BIN)/python bench/prediction_log.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/ui_cost.py
 
 clean: ## remove the virtualenv and the embedded stores
 	rm -rf $(VENV) .petalops artifacts

@@ -176,3 +176,36 @@ def test_the_rest_reads_agree_with_mlflows_client(mlflow_server: str, tmp_path: 
     assert model_state(settings, "missing-model") == ({}, {})
     assert read_run_json(settings, run_id, "gate.json")["checks"]
     assert not (tmp_path / ".petalops" / "mlflow.db").exists()
+
+
+def test_the_catalog_reads_a_tracking_server_over_rest(mlflow_server: str, tmp_path: Path) -> None:
+    from petalops.registry.catalog import _client_catalog, gate_checks, read_catalog
+
+    settings = Settings(mlflow_uri=mlflow_server, home=tmp_path / ".petalops")
+    if not _registered(settings):  # run alone, this test trains its own version
+        train(settings)
+    fast = read_catalog(settings)  # REST
+    slow = _client_catalog(settings, "iris", 20, {})
+    assert fast.aliases == slow.aliases and fast.aliases["champion"]
+    assert [v.version for v in fast.versions] == [v.version for v in slow.versions]
+    for a, b in zip(fast.versions, slow.versions, strict=True):
+        assert (a.sha256, a.tags, a.run.params, a.run.tags) == (
+            b.sha256,
+            b.tags,
+            b.run.params,
+            b.run.tags,
+        )
+        assert a.run.metrics == pytest.approx(b.run.metrics)
+    # gate.json through the server's artifact proxy, as the bundle is fetched.
+    assert fast.versions[0].artifact_uri.startswith("mlflow-artifacts:")
+    assert {c["name"] for c in gate_checks(settings, fast.versions[0])} >= {"min_accuracy"}
+
+
+def _registered(settings: Settings) -> bool:
+    from petalops.errors import NotFoundError
+    from petalops.registry.catalog import read_catalog
+
+    try:
+        return bool(read_catalog(settings).versions)
+    except NotFoundError:
+        return False

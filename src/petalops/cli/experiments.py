@@ -359,9 +359,27 @@ def ui(
     ] = "127.0.0.1",
     config: ConfigOption = None,
     overrides: SetOption = None,
+    control_room: Annotated[
+        bool,
+        typer.Option(
+            "--control-room",
+            help="Serve the control room (what `petalops serve` shows at /ui) instead, "
+            "for a host that only watches: registry, rollout, drift, live accuracy.",
+        ),
+    ] = False,
 ) -> None:
     """Open the MLflow UI on the embedded store: runs, datasets and the registry."""
     import signal
+
+    if control_room:
+        import uvicorn
+
+        from petalops.ui.watch import create_watch_app
+
+        settings = settings_from(config, overrides)
+        typer.echo(f"control room at http://{host}:{port}/ui (Ctrl-C to stop)", err=True)
+        uvicorn.run(create_watch_app(settings), host=host, port=port, log_level="warning")
+        return
 
     from petalops.experiments.ui import start_ui, stop_ui, wait_until_serving
 

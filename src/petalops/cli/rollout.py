@@ -1,4 +1,4 @@
-"""`petalops rollout start | status | promote | abort | history | run`.
+"""`petalops rollout start | status | promote | abort | pause | resume | history | run`.
 
 The rollout library (MLflow, SQLAlchemy), Rich and prometheus-client are imported inside the
 commands so that `petalops --help` stays fast; the plan and the strategy registry are small.
@@ -179,6 +179,8 @@ def _status_table(status: dict[str, Any]) -> None:
         f"(steps {steps})"
         + (f", next decision in {status['next_step_in_s']}s" if status["next_step_in_s"] else "")
     )
+    if plan.get("paused_at"):
+        console.print(f"paused since {_clock(plan['paused_at'])}: `petalops rollout resume`")
     if plan["reason"]:
         console.print(f"reason: {plan['reason']}")
     window = status["window"]
@@ -267,6 +269,48 @@ def abort(
     typer.echo(
         f"{out['result']}: all traffic on champion {plan.get('baseline')}, "
         f"version {plan.get('version')} out of traffic"
+    )
+
+
+@app.command("pause", epilog=example("petalops rollout pause --reason 'on-call look'"))
+def pause(
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Recorded in the history.")] = "",
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Hold the rollout where it is: same step and weights, nothing judged, until resumed."""
+    from petalops.rollout.api import request
+
+    out = request(settings_from(config, overrides), "pause", reason)
+    if as_json:
+        print_json(out)
+        return
+    plan = out["plan"] or {}
+    typer.echo(
+        f"{out['result']}: rollout {plan.get('rollout_id')} holds at step "
+        f"{int(plan.get('step', 0)) + 1}; `petalops rollout resume` continues it"
+    )
+
+
+@app.command("resume", epilog=example("petalops rollout resume"))
+def resume(
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Recorded in the history.")] = "",
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Continue a paused rollout at the step it held; the step's window starts again."""
+    from petalops.rollout.api import request
+
+    out = request(settings_from(config, overrides), "resume", reason)
+    if as_json:
+        print_json(out)
+        return
+    plan = out["plan"] or {}
+    typer.echo(
+        f"{out['result']}: rollout {plan.get('rollout_id')} continues at step "
+        f"{int(plan.get('step', 0)) + 1}"
     )
 
 

@@ -2,8 +2,8 @@
 
 * ``start_rollout(settings, version, strategy=...)`` writes a new plan and returns its id;
   a controller (`petalops rollout run`, or one embedded in `petalops serve`) carries it out.
-* ``request(settings, "promote" | "abort")`` hands a command to the running controller, or
-  applies it here when none is running.
+* ``request(settings, "promote" | "abort" | "pause" | "resume")`` hands a command to the
+  running controller, or applies it here when none is running.
 * ``rollout_status`` and ``rollout_history``: what `petalops rollout status | history` show.
 * ``parse_steps`` and ``thresholds_from``: the plan's inputs from flags and settings.
 * ``version_rollouts``: the rollouts one version went through (`petalops registry show`).
@@ -176,19 +176,22 @@ def _publish(plane: ControlPlane, plan: RolloutPlan) -> None:
     plane.set_traffic(stamp(traffic_for(plan)))
 
 
-# -- promote / abort --------------------------------------------------------------------------
+# -- promote / abort / pause / resume ---------------------------------------------------------
+
+# What `request` hands to the controller (`Controller.apply_command`).
+COMMANDS = ("promote", "abort", "pause", "resume")
 
 
 def request(
     settings: Settings, command: str, reason: str = "", *, timeout: float | None = None
 ) -> dict[str, Any]:
-    """Promote or abort the running rollout now.
+    """Promote, abort, pause or resume the running rollout now.
 
     A running controller holds the lease: the command is queued for it and applied within
     one tick. With no live controller, this process takes the lease and applies it itself.
     """
-    if command not in ("promote", "abort"):
-        raise ConfigError(f"unknown rollout command {command!r}; use promote or abort")
+    if command not in COMMANDS:
+        raise ConfigError(f"unknown rollout command {command!r}; use one of {', '.join(COMMANDS)}")
     store = RolloutStore(settings.monitor_url)
     name = lease_name(settings)
     holder = holder_id("cli:")
@@ -255,11 +258,16 @@ def _apply_here(
 # -- status and history -----------------------------------------------------------------------
 
 
-def rollout_status(settings: Settings) -> dict[str, Any]:
-    """Everything `petalops rollout status` shows, as plain data."""
-    plane = ControlPlane(settings)
-    store = RolloutStore(settings.monitor_url)
-    state = plane.read()
+def rollout_status(
+    settings: Settings, *, state: RegistryState | None = None, store: RolloutStore | None = None
+) -> dict[str, Any]:
+    """Everything `petalops rollout status` shows, as plain data.
+
+    A caller that polls (the control room) passes the registry ``state`` it has read and
+    its open ``store``, so each call costs neither a second registry read nor a connection.
+    """
+    store = store or RolloutStore(settings.monitor_url)
+    state = state or ControlPlane(settings).read()
     plan = RolloutPlan.parse(state.plan_raw)
     now = time.time()
     out: dict[str, Any] = {
@@ -327,6 +335,8 @@ def _window_of(
 
 def _next_step_in(plan: RolloutPlan, now: float) -> float | None:
     """Seconds to the next decision of an active plan (end of the warm-up, or of the step)."""
+    if plan.paused:
+        return None  # nothing is decided until it is resumed
     if plan.active and plan.phase != "warming":
         due = max(plan.step_started + plan.step_length, plan.judged_at + plan.interval_s)
         return round(max(0.0, due - now), 1)

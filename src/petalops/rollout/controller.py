@@ -1,8 +1,8 @@
 """The rollout controller: the loop, and the state machine that moves a plan through its phases.
 
 * ``Controller(settings).run(stop)`` is the loop (`petalops rollout run`); every tick it
-  renews its lease, applies pending promote/abort commands, repairs the traffic tag from
-  the plan and judges the current step.
+  renews its lease, applies pending promote/abort/pause/resume commands, repairs the
+  traffic tag from the plan and judges the current step (a paused plan is not judged).
 * ``start_in_background(settings)`` runs that loop in a daemon thread, for embedding in
   `petalops serve`; with several workers each starts one and the lease lets one act.
 
@@ -126,7 +126,7 @@ class Controller:
     # -- commands ---------------------------------------------------------------------------
 
     def _apply_pending_commands(self) -> tuple[RolloutPlan | None, RegistryState]:
-        """Apply the queued promote/abort commands; the plan and registry state after them."""
+        """Apply the queued commands; the plan and registry state after them."""
         state = self.plane.read()
         plan = RolloutPlan.parse(state.plan_raw)
         for command in self.store.pending(self.name):
@@ -149,7 +149,8 @@ class Controller:
         return plan
 
     def apply_command(self, plan: RolloutPlan | None, command: str, reason: str) -> RolloutPlan:
-        """Apply ``promote`` or ``abort`` to the active rollout (holding the lease)."""
+        """Apply ``promote``, ``abort``, ``pause`` or ``resume`` to the active rollout
+        (holding the lease)."""
         if plan is None or not plan.active:
             raise ConflictError("no rollout is running; start one with `petalops rollout start`")
         actor = self.holder
@@ -161,7 +162,40 @@ class Controller:
             if plan.phase == "promoting":
                 raise ConflictError(f"rollout {plan.rollout_id} is already being promoted")
             return self.roll_back(plan, reason or "manual abort", action="abort", actor=actor)
-        raise ConfigError(f"unknown rollout command {command!r}; use promote or abort")
+        if command == "pause":
+            return self.pause(plan, reason or "manual pause", actor=actor)
+        if command == "resume":
+            return self.resume(plan, reason or "manual resume", actor=actor)
+        raise ConfigError(
+            f"unknown rollout command {command!r}; use promote, abort, pause or resume"
+        )
+
+    def pause(self, plan: RolloutPlan, reason: str, *, actor: str = "") -> RolloutPlan:
+        """Hold ``plan`` where it is: same step and weights, nothing judged, until resumed."""
+        if plan.paused:
+            raise ConflictError(f"rollout {plan.rollout_id} is already paused")
+        if plan.phase in ("promoting", "rolling_back"):
+            raise ConflictError(f"rollout {plan.rollout_id} is {plan.phase}; it cannot pause")
+        held = plan.evolve(paused_at=self.clock())
+        self._save(held)
+        self._record(held, "pause", reason, actor=actor)
+        return held
+
+    def resume(self, plan: RolloutPlan, reason: str, *, actor: str = "") -> RolloutPlan:
+        """Continue a paused ``plan`` at the step and weights it held.
+
+        The step's window starts again at the resume: what was logged while paused is not
+        judged (the pause was asked for because that traffic should not count).
+        """
+        if not plan.paused:
+            raise ConflictError(f"rollout {plan.rollout_id} is not paused")
+        now = self.clock()
+        resumed = plan.evolve(paused_at=0.0, step_started=now, judged_at=now)
+        self._save(resumed)
+        self._record(
+            resumed, "resume", reason, actor=actor, detail={"paused_s": now - plan.paused_at}
+        )
+        return resumed
 
     # -- the state machine ------------------------------------------------------------------
 
@@ -183,6 +217,8 @@ class Controller:
             log.warning("rollout %s: aliases not readable; holding", plan.rollout_id)
             return plan
         self._repair_traffic(plan, state)
+        if plan.paused:
+            return plan
         if plan.phase == "warming":
             if now - plan.step_started < plan.warm_s:
                 return plan

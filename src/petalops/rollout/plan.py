@@ -60,10 +60,17 @@ class RolloutPlan:
     then: str = ""  # the strategy a plan that passes continues as ("canary" after a shadow)
     ended: float = 0.0
     reason: str = ""
+    # When `petalops rollout pause` held the plan (0: not paused). A paused plan keeps its
+    # step and weights and is not judged until it is resumed.
+    paused_at: float = 0.0
 
     @property
     def active(self) -> bool:
         return self.phase in ACTIVE_PHASES
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at > 0
 
     @property
     def weight(self) -> float:

@@ -1,5 +1,12 @@
-"""The FastAPI app behind the hot routes: ``/docs``, ``/openapi.json``, ``/admin/*`` and
-unknown paths, with the OpenAPI document describing the hot routes too."""
+"""The FastAPI app behind the hot routes: ``/docs``, ``/openapi.json``, ``/admin/*``, the
+control room's page (``/ui``) and unknown paths, with the OpenAPI document describing the
+hot routes too.
+
+``/docs`` is Swagger UI 5 (npm ``swagger-ui-dist``, vendored into the package by `make
+vendor-ui`), served from the installed files (``/docs/static/*``): it works offline, where
+FastAPI's default loads it from a CDN and stays blank. ``/redoc`` is not served (ReDoc
+would be a second vendored copy of the same document's viewer).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,10 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from petalops import __version__
@@ -25,9 +34,11 @@ from petalops.serving.http import (
     new_request_id,
 )
 from petalops.serving.server import Server
+from petalops.ui import assets
 
 UNMATCHED = "unmatched"
-_KNOWN = ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect")
+_KNOWN = ("/docs", "/openapi.json", "/docs/oauth2-redirect")
+SWAGGER_STATIC = "/docs/static"
 
 
 class Fallback:
@@ -48,7 +59,10 @@ class Fallback:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         path = scope["path"]
-        known = path in _KNOWN or path.startswith("/admin/")
+        # Labels stay few: any other path is "unmatched" (no label per scanned URL).
+        known = path in _KNOWN or path in assets.ROUTES or path.startswith("/admin/")
+        if path.startswith(SWAGGER_STATIC + "/"):
+            known, path = True, SWAGGER_STATIC  # one label for Swagger UI's files
         label = path if known else UNMATCHED
 
         async def send_with_id(message: Message) -> None:
@@ -93,8 +107,27 @@ def build_api(
             'Errors are JSON `{"error", "field", "example"}`; send `X-Request-ID` to '
             "choose the request id, `X-Model-Version` to ask a registered version."
         ),
+        docs_url=None,
+        redoc_url=None,
     )
     api.state.server = server
+    api.mount(SWAGGER_STATIC, StaticFiles(directory=assets.swagger_dir()), name="swagger-ui")
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{api.title} - Swagger UI",
+            swagger_js_url=f"{SWAGGER_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_STATIC}/favicon-32x32.png",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+        )
+
+    @api.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
     for router in routers:
         api.include_router(router)
 

@@ -144,3 +144,41 @@ def test_the_default_strategy_and_warm_up_come_from_settings(settings: Settings)
     start_rollout(settings, "2")
     plan = plan_of(settings)
     assert (plan.strategy, plan.phase, plan.warm_s) == ("bluegreen", "warming", 5.0)
+
+
+def test_pause_and_resume_go_through_request_like_promote(
+    settings: Settings, controller: Controller, clock: Clock
+) -> None:
+    start_rollout(
+        settings, "2", "canary", interval_s=60, warm_s=0, thresholds=TEST_LIMITS, clock=clock
+    )
+    controller.tick()
+    controller.lease.release()
+    out = request(settings, "pause", "looking at it")
+    assert out["plan"]["paused_at"] > 0
+    status = rollout_status(settings)
+    assert status["plan"]["paused_at"] == out["plan"]["paused_at"]
+    assert status["next_step_in_s"] is None  # nothing is decided while paused
+    assert status["traffic"]["weight"] == 5
+    out = request(settings, "resume")
+    assert out["plan"]["paused_at"] == 0
+    assert [e["action"] for e in rollout_history(settings)][-2:] == ["pause", "resume"]
+    with pytest.raises(ConfigError, match="pause or resume|pause, resume"):
+        request(settings, "hold")
+
+
+def test_status_takes_the_registry_state_and_store_a_poller_holds(
+    settings: Settings, controller: Controller, clock: Clock
+) -> None:
+    from petalops.rollout.store import RolloutStore
+
+    start_rollout(settings, "2", "canary", warm_s=0, thresholds=TEST_LIMITS, clock=clock)
+    controller.tick()
+    state = ControlPlane(settings).read()
+    store = RolloutStore(settings.monitor_url)
+    try:
+        status = rollout_status(settings, state=state, store=store)
+    finally:
+        store.close()
+    assert status["plan"]["version"] == "2"
+    assert status["aliases"] == state.aliases

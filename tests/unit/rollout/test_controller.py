@@ -12,6 +12,7 @@ import pytest
 from tests.utils.rollout import TEST_LIMITS, Clock, actions, log_rows, plan_of
 
 from petalops.config import Settings
+from petalops.errors import ConflictError
 from petalops.rollout.api import rollout_history, start_rollout
 from petalops.rollout.control_plane import ControlPlane
 from petalops.rollout.controller import Controller, start_in_background
@@ -301,3 +302,61 @@ def test_embedded_controllers_in_two_workers_share_one_lease(settings: Settings)
     lease = RolloutStore(settings.monitor_url).lease(f"rollout:{settings.project}")
     assert lease is not None
     assert lease["expires"] <= time.time()  # released on stop
+
+
+def test_a_paused_canary_holds_its_step_judges_nothing_and_resumes_there(
+    settings: Settings, controller: Controller, clock: Clock
+) -> None:
+    start_rollout(
+        settings,
+        "2",
+        "canary",
+        steps="10,50,100",
+        interval_s=10,
+        warm_s=0,
+        thresholds=TEST_LIMITS,
+        clock=clock,
+    )
+    controller.tick()
+    log_rows(settings, clock, "champion", "1", 80)
+    log_rows(settings, clock, "challenger", "2", 60)
+    plan = controller.apply_command(plan_of(settings), "pause", "incident elsewhere")
+    assert plan.paused
+    assert (plan.step, plan.weight) == (0, 10.0)
+
+    # A breach and a due step while paused: nothing is judged, the weights stay.
+    log_rows(settings, clock, "challenger", "2", 60, status=500)
+    clock.advance(30)
+    plan = controller.tick()  # type: ignore[assignment]
+    assert plan is not None
+    assert (plan.phase, plan.step, plan.paused) == ("running", 0, True)
+    assert ControlPlane(settings).read().traffic.weight == 10
+    with pytest.raises(ConflictError, match="already paused"):
+        controller.apply_command(plan, "pause", "")
+
+    plan = controller.apply_command(plan, "resume", "")
+    assert not plan.paused
+    assert (plan.step, plan.weight, plan.step_started) == (0, 10.0, clock.now)
+    # The window starts again at the resume: the failures logged while paused do not count.
+    log_rows(settings, clock, "champion", "1", 80)
+    log_rows(settings, clock, "challenger", "2", 60)
+    clock.advance(11)
+    plan = controller.tick()  # type: ignore[assignment]
+    assert plan is not None
+    assert (plan.phase, plan.step, plan.weight) == ("running", 1, 50.0)
+    assert actions(settings) == ["start", "advance", "pause", "resume", "advance"]
+    resume = rollout_history(settings)[-2]
+    assert resume["detail"]["paused_s"] == pytest.approx(30.0)
+    with pytest.raises(ConflictError, match="not paused"):
+        controller.apply_command(plan, "resume", "")
+
+
+def test_a_paused_rollout_can_still_be_promoted_or_aborted(
+    settings: Settings, controller: Controller, clock: Clock
+) -> None:
+    start_rollout(settings, "2", "canary", warm_s=0, thresholds=TEST_LIMITS, clock=clock)
+    controller.tick()
+    paused = controller.apply_command(plan_of(settings), "pause", "")
+    done = controller.apply_command(paused, "abort", "")
+    assert done.phase == "aborted"
+    assert ControlPlane(settings).read().traffic.strategy == "none"

@@ -21,7 +21,7 @@ def test_every_module_under_routes_is_served(app: PetalopsApp) -> None:
     codecs, routers = routes.shipped()
     modules = {info.name for info in pkgutil.iter_modules(routes.__path__)}
     assert {codec.__module__.rsplit(".", 1)[1] for codec in codecs} == modules - {"admin"}
-    assert [router.prefix for router in routers] == ["/admin"]
+    assert [router.prefix for router in routers] == ["/admin", "/ui"]
     served = {type(route.codec or route.handler.__self__) for route in app.router.routes}  # type: ignore[union-attr]
     assert served == set(codecs)
 

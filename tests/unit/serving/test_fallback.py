@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter
@@ -62,3 +63,16 @@ def test_openapi_merges_the_hot_paths_and_components(app: PetalopsApp) -> None:
     assert document["paths"]["/hot"] == {"get": {"summary": "a hot route"}}
     assert document["components"]["schemas"]["Thing"] == {"type": "object"}
     assert document["info"]["title"] == "petalops model server"
+
+
+def test_docs_load_swagger_ui_from_the_package(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    loaded = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    loaded += re.findall(r"""url: ?["']([^"']+)["']""", page.text)
+    assert "/docs/static/swagger-ui-bundle.js" in loaded and "/openapi.json" in loaded
+    for url in loaded:
+        assert url.startswith("/"), f"/docs loads {url} from elsewhere: blank offline"
+        assert client.get(url).status_code == 200, url
+    assert client.get("/docs/oauth2-redirect").status_code == 200
+    assert client.get("/redoc").status_code == 404  # ReDoc would need a CDN

@@ -1,0 +1,127 @@
+"""The control room at ``/ui``: the page, its assets, its state document and its actions.
+
+The state and the actions are hot routes (the page polls the state from every open tab).
+The page and its files, fetched once per visit, are answered by FastAPI (``router``,
+mounted on `petalops.serving.fallback`); everything ships in the package (`petalops.ui`),
+so the page works offline. The state document is built at most once per
+`petalops.ui.state.FRESH_SECONDS` for all the workers of the machine, and only while
+someone looks (`petalops.ui.state.StateCache`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import Response
+
+from petalops.serving.codec import Codec, Route
+from petalops.serving.http import Call, Receive, json_body
+from petalops.serving.openapi import Docs
+from petalops.serving.reply import Reply
+from petalops.serving.server import Server
+from petalops.ui import assets
+from petalops.ui.actions import ACTIONS, check_token, parse_action, run_action
+from petalops.ui.state import StateCache
+
+_ACTION_SCHEMA = {
+    "type": "object",
+    "required": ["action"],
+    "properties": {
+        "action": {"type": "string", "enum": list(ACTIONS)},
+        "reason": {"type": "string", "maxLength": 500},
+        "alias": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,63}$"},
+        "version": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+    },
+}
+_ERROR = {"type": "object"}
+
+
+class ControlRoom(Codec[None]):
+    """The routes of the control room page; no prediction route."""
+
+    order = 90
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(server)
+        self.cache = StateCache(server.settings, self._serving)
+        self.example = {"action": "promote", "reason": "looks good"}
+
+    def routes(self, docs: Docs) -> list[Route]:
+        return [
+            Route(
+                method="GET",
+                path="/ui/state",
+                handler=self.state,
+                summary="Control room: the state document",
+                tag="control room",
+                responses={200: ("Registry, rollout, traffic, drift, quality, alerts", _ERROR)},
+            ),
+            Route(
+                method="POST",
+                path="/ui/actions",
+                handler=self.action,
+                summary="Control room: promote, abort, pause, resume, set an alias",
+                tag="control room",
+                request_schema=_ACTION_SCHEMA,
+                request_example=self.example,
+                responses={
+                    200: ("What the action did, and the resulting plan", _ERROR),
+                    400: ("Malformed action", _ERROR),
+                    401: ("Missing or wrong admin token", _ERROR),
+                    403: ("Actions disabled: no admin token configured", _ERROR),
+                    409: ("The rollout refused the action", _ERROR),
+                },
+            ),
+        ]
+
+    def _serving(self) -> dict[str, Any] | None:
+        snapshot = self.server.holder.snapshot
+        slots = {
+            slot: {"version": served.version, "sha256": served.sha256} if served else None
+            for slot, served in (
+                ("champion", snapshot.champion),
+                ("challenger", snapshot.challenger),
+                ("previous", snapshot.previous),
+            )
+        }
+        return {"slots": slots, "traffic": snapshot.policy.to_dict()}
+
+    async def state(self, call: Call, receive: Receive) -> Reply:
+        """The control room's state document, shared by every tab and worker for a few
+        seconds (polling it costs /predict next to nothing)."""
+        return Reply(body=await self.cache.get(), headers=[(b"cache-control", b"no-store")])
+
+    async def action(self, call: Call, receive: Receive) -> Reply:
+        """Promote, abort, pause or resume the rollout, or set an alias, with the admin token
+        (``Authorization: Bearer …``); answers what was done and the resulting plan."""
+        check_token(self.server.settings, call.authorization.decode("latin-1"))
+        body = await json_body(call, receive, self.max_body, self.example)
+        action, arguments = parse_action(body)
+        done = await asyncio.to_thread(run_action, self.server.settings, action, arguments)
+        holder = self.server.holder
+        holder.poke_all()  # the other workers pick the change up at once, this one now
+        await holder.reconcile()
+        self.cache.invalidate()
+        return Reply(body=orjson.dumps(done))
+
+
+CODEC = ControlRoom
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+@router.get("/{name}")
+@router.get("", name="page")
+async def page(name: str = "") -> Response:
+    """The control room page (``/ui``) and the files it loads (``/ui/<file>``)."""
+    shipped = assets.ROUTES.get(f"/ui/{name}" if name else "/ui")
+    if shipped is None:
+        raise HTTPException(404)
+    return Response(
+        assets.read(shipped),
+        media_type=assets.content_type(shipped).decode(),
+        headers={"cache-control": "no-cache"},
+    )

@@ -1,0 +1,370 @@
+// The control room: polls /ui/state, draws it, and sends guarded actions to /ui/actions.
+// Every value from the server is put in the page as text (textContent), never as HTML.
+"use strict";
+
+const TOKEN_KEY = "petalops.adminToken";
+const charts = {};
+let pollMs = 3000;
+let state = null;
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (cls) node.className = cls;
+  return node;
+}
+
+function fmt(value, digits = 3) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toFixed(digits);
+  return String(value);
+}
+
+function pct(value) {
+  return value === null || value === undefined ? "—" : (value * 100).toFixed(2) + " %";
+}
+
+function when(ts) {
+  if (!ts) return "—";
+  return new Date(ts * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+}
+
+function fillRows(tableId, rows) {
+  const body = $(tableId).tBodies[0];
+  body.replaceChildren(...rows.map((cells) => {
+    const tr = document.createElement("tr");
+    for (const cell of cells) tr.append(cell instanceof Node ? wrap(cell) : el("td", cell));
+    return tr;
+  }));
+}
+
+function wrap(node) {
+  const td = document.createElement("td");
+  td.append(node);
+  return td;
+}
+
+function verdictCell(passed) {
+  if (passed === true) return el("span", "✓ pass", "pass");
+  if (passed === false) return el("span", "✗ fail", "fail");
+  return el("span", "– no data", "none");
+}
+
+// -- the sections --------------------------------------------------------------------------
+
+function drawServing(s) {
+  $("model").textContent = s.model;
+  const slots = (s.serving && s.serving.slots) || {};
+  const champion = (slots.champion && slots.champion.version) || s.aliases.champion;
+  const challenger = (slots.challenger && slots.challenger.version) || s.aliases.challenger;
+  const line = $("serving");
+  line.replaceChildren();
+  if (!champion) {
+    line.append("nothing serves yet: run `petalops train`");
+    return;
+  }
+  line.append("serving ", el("strong", "v" + champion), " (champion)");
+  if (challenger) line.append(" · challenger ", el("strong", "v" + challenger));
+  const traffic = (s.rollout && s.rollout.traffic) || (s.serving && s.serving.traffic) || {};
+  if (challenger && traffic.weight !== undefined) {
+    line.append(" · " + (traffic.shadow ? "shadow (answers from the champion)" :
+      fmt(traffic.weight, 2) + " % of traffic to the challenger"));
+  }
+}
+
+function drawRollout(s) {
+  const rollout = s.rollout || {};
+  const plan = rollout.plan;
+  const summary = $("rollout-summary");
+  const weights = $("weights");
+  weights.replaceChildren();
+  if (!plan) {
+    summary.textContent = "no rollout: start one with `petalops rollout start <version>`";
+    $("verdict").textContent = "";
+    fillRows("checks", []);
+    return;
+  }
+  const state = plan.paused ? "paused" : plan.phase;
+  summary.textContent = `${plan.strategy} of v${plan.version} against v${plan.baseline} · ` +
+    `step ${plan.step + 1} of ${plan.n_steps ?? plan.steps.length} · ${state}` +
+    (rollout.next_step_in_s !== null && rollout.next_step_in_s !== undefined
+      ? ` · next decision in ${fmt(rollout.next_step_in_s, 0)} s` : "") +
+    (plan.reason ? ` · ${plan.reason}` : "");
+  const weight = Number(plan.weight ?? 0);
+  const champ = el("span", `champion v${plan.baseline} ${fmt(100 - weight, 1)} %`, "champion");
+  champ.style.width = `${100 - weight}%`;
+  const chall = el("span", `challenger v${plan.version} ${fmt(weight, 1)} %`, "challenger");
+  chall.style.width = `${weight}%`;
+  weights.append(champ, chall);
+  const window = rollout.window || {};
+  const challenger = window.challenger || {};
+  const champion = window.champion || {};
+  $("verdict").textContent = window.decision
+    ? `verdict so far: ${window.decision} — ${(window.reasons || []).join("; ") || "no reason given"}` +
+      ` (samples: challenger ${challenger.requests ?? 0}, champion ${champion.requests ?? 0})`
+    : "";
+  fillRows("checks", (window.checks || []).map((c) => [
+    c.name, fmt(c.value, 4), fmt(c.limit, 4), verdictCell(c.passed),
+  ]));
+}
+
+function drawTraffic(s) {
+  fillRows("traffic", Object.entries(s.traffic || {}).map(([variant, t]) => [
+    variant, "v" + t.version, fmt(t.rate_per_s, 2), pct(t.error_rate), fmt(t.p50_ms, 2), fmt(t.p99_ms, 2),
+  ]));
+}
+
+function drawHistory(s) {
+  fillRows("history", (s.history || []).slice().reverse().map((e) => [
+    when(e.ts), e.action, e.phase, e.step + 1, fmt(e.weight, 2) + " %", e.verdict || "—", e.reason || "",
+  ]));
+}
+
+function drawVersions(s) {
+  fillRows("versions", (s.versions || []).map((v) => {
+    const gate = el("span");
+    const failed = (v.gate_checks || []).filter((c) => !c.passed).map((c) => c.name);
+    gate.append(verdictCell(v.gate ? v.gate === "passed" : null));
+    gate.title = (v.gate_checks || []).map((c) => `${c.passed ? "✓" : "✗"} ${c.name}`).join("\n");
+    if (failed.length) gate.append(" " + failed.join(", "));
+    const checksum = el("span", v.checksum, v.checksum === "verified" ? "pass"
+      : (v.checksum === "mismatch" || v.checksum === "missing") ? "fail" : "none");
+    checksum.title = v.sha256 || "no sha256 recorded";
+    return [
+      "v" + v.version, v.aliases.map((a) => "@" + a).join(" ") || "—", when(v.created),
+      fmt(v.metrics.accuracy, 4), gate, checksum,
+      el("code", (v.data_fingerprint || "—").slice(0, 12) + (v.data_rows ? ` · ${v.data_rows} rows` : "")),
+      el("code", (v.code_commit || "—").slice(0, 10)),
+    ];
+  }));
+}
+
+function drawAlerts(s) {
+  const list = $("alerts");
+  const alerts = (s.slow && s.slow.alerts) || [];
+  list.replaceChildren(...(alerts.length ? alerts.map((a) => {
+    const item = el("li", `${a.severity.toUpperCase()}: ${a.name} — ${a.message}`, a.severity);
+    return item;
+  }) : [el("li", "none firing", "none")]));
+}
+
+function chart(key, container, options, data) {
+  const width = Math.max(200, container.clientWidth);
+  const existing = charts[key];
+  if (existing && existing.signature === options.signature && existing.width === width) {
+    existing.plot.setData(data);
+    return;
+  }
+  if (existing) existing.plot.destroy();
+  container.replaceChildren();
+  const plot = new uPlot({ ...options, width, height: options.height || 180 }, data, container);
+  charts[key] = { plot, signature: options.signature, width };
+}
+
+const COLORS = ["#0b5cad", "#c45a00", "#1a7f37", "#8250df", "#9a6700", "#cf222e"];
+const DASHES = [[], [6, 4], [2, 3], [10, 3, 2, 3]];
+
+function drawQuality(s) {
+  const points = (s.slow && s.slow.quality) || [];
+  const note = $("quality-note");
+  const container = $("quality-chart");
+  if (!points.length) {
+    note.textContent = "no labelled predictions yet (send feedback to POST /feedback)";
+    container.replaceChildren();
+    if (charts.quality) { charts.quality.plot.destroy(); delete charts.quality; }
+    return;
+  }
+  const keys = [...new Set(points.map((p) => `v${p.model_version} ${p.variant}`))];
+  const times = [...new Set(points.map((p) => p.ts))].sort((a, b) => a - b);
+  const index = new Map(times.map((t, i) => [t, i]));
+  const series = keys.map(() => times.map(() => null));
+  for (const p of points) series[keys.indexOf(`v${p.model_version} ${p.variant}`)][index.get(p.ts)] = p.accuracy;
+  const last = points[points.length - 1];
+  note.textContent = `accuracy over the newest labelled rows per version; latest v${last.model_version} ` +
+    `${last.variant}: ${fmt(last.accuracy, 4)} on ${last.labelled} labels`;
+  chart("quality", container, {
+    signature: keys.join("|"),
+    scales: {
+      // One point (or a few seconds) would otherwise stretch the axis over years.
+      x: { range: (u, min, max) => (max - min < 120 ? [min - 60, max + 60] : [min, max]) },
+      y: { range: [0, 1] },
+    },
+    series: [{}, ...keys.map((k, i) => ({
+      label: k, stroke: COLORS[i % COLORS.length], dash: DASHES[i % DASHES.length], width: 2,
+      points: { show: true },
+    }))],
+    axes: [{}, { label: "accuracy" }],
+  }, [times, ...series]);
+}
+
+function drawDrift(s) {
+  const drift = s.slow && s.slow.drift;
+  const box = $("drift");
+  const summary = $("drift-summary");
+  if (!drift) {
+    summary.textContent = (s.slow && s.slow.notes && s.slow.notes.join("; ")) || "no drift analysis yet";
+    box.replaceChildren();
+    return;
+  }
+  const rows = drift.window ? drift.window.rows : 0;
+  summary.textContent = (drift.dataset_drift ? "⚠ DATASET DRIFT" : "no dataset drift") +
+    ` · ${rows} live rows against ${drift.reference}` + (drift.reason ? ` · ${drift.reason}` : "");
+  const histograms = drift.histograms || {};
+  const names = Object.keys(drift.features || {});
+  const existing = new Map([...box.children].map((n) => [n.dataset.feature, n]));
+  const nodes = names.map((name) => {
+    const f = drift.features[name];
+    let card = existing.get(name);
+    if (!card) {
+      card = el("div", null, "feature");
+      card.dataset.feature = name;
+      card.append(el("h3"), el("table"), el("div", null, "chart"));
+    }
+    card.querySelector("h3").textContent = `${name}: ${f.drift ? "✗ drifted" : "✓ stable"}`;
+    card.querySelector("h3").className = f.drift ? "fail" : "pass";
+    const table = card.querySelector("table");
+    table.replaceChildren(...Object.entries(f.statistics || {}).map(([stat, m]) => {
+      const tr = document.createElement("tr");
+      tr.append(el("td", stat), el("td", fmt(m.value, 4)), el("td", "threshold " + fmt(m.threshold, 4)),
+        wrap(m.reached === null || m.reached === undefined ? verdictCell(null) : verdictCell(!m.reached)));
+      return tr;
+    }));
+    const h = histograms[name];
+    if (h) {
+      const centers = h.edges.slice(0, -1).map((e, i) => (e + h.edges[i + 1]) / 2);
+      const bars = uPlot.paths.bars({ size: [0.8], gap: 1 });
+      chart("drift:" + name, card.querySelector(".chart"), {
+        signature: "bars", height: 150, scales: { x: { time: false } },
+        series: [{ label: name }, { label: "reference", stroke: "#0b5cad", fill: "rgba(11,92,173,.35)", paths: bars },
+          { label: "live window", stroke: "#c45a00", fill: "rgba(196,90,0,.25)", paths: bars, width: 2 }],
+        axes: [{}, { label: "share" }],
+      }, [centers, h.reference, h.window]);
+    }
+    return card;
+  });
+  box.replaceChildren(...nodes);
+}
+
+function drawProblems(s) {
+  const problems = Object.entries(s.errors || {});
+  $("problems").hidden = !problems.length;
+  $("problem-list").replaceChildren(...problems.map(([section, why]) => el("li", `${section}: ${why}`)));
+}
+
+function draw(s) {
+  state = s;
+  drawServing(s);
+  drawRollout(s);
+  drawTraffic(s);
+  drawHistory(s);
+  drawVersions(s);
+  drawAlerts(s);
+  drawQuality(s);
+  drawDrift(s);
+  drawProblems(s);
+  drawGate();
+  $("updated").textContent = when(s.generated);
+}
+
+// -- polling -------------------------------------------------------------------------------
+
+async function poll() {
+  try {
+    const response = await fetch("/ui/state", { cache: "no-store" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const s = await response.json();
+    pollMs = Math.max(1000, (s.poll_seconds || 3) * 1000);
+    $("poll").textContent = String(pollMs / 1000);
+    draw(s);
+    $("status").textContent = "live";
+  } catch (error) {
+    $("status").textContent = `cannot reach the server (${error.message}); retrying`;
+  }
+  setTimeout(poll, document.hidden ? pollMs * 5 : pollMs);
+}
+
+// -- the token gate and the actions ----------------------------------------------------------
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+function drawGate() {
+  const has = Boolean(token());
+  const plan = state && state.rollout && state.rollout.plan;
+  const active = Boolean(plan && plan.active);
+  for (const button of document.querySelectorAll("button[data-action]")) {
+    const action = button.dataset.action;
+    let why = "";
+    if (!has) why = "enter the admin token to enable actions";
+    else if (action !== "alias" && !active) why = "no active rollout";
+    else if (action === "pause" && plan && plan.paused) why = "already paused";
+    else if (action === "resume" && plan && !plan.paused) why = "not paused";
+    button.disabled = Boolean(why);
+    button.title = why || `${action} (sends the admin token)`;
+  }
+  $("token-note").textContent = has
+    ? "Token set for this tab (session storage). Actions are enabled."
+    : "No token: actions are disabled. Enter the admin token (kept in this tab's session only).";
+  $("action-why").textContent = has ? "" : "Actions are disabled: no admin token entered.";
+}
+
+async function act(body) {
+  const output = $("action-output");
+  $("action-result").hidden = false;
+  output.textContent = `${body.action}…`;
+  try {
+    const response = await fetch("/ui/actions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token()}` },
+      body: JSON.stringify(body),
+    });
+    const answer = await response.json().catch(() => ({ error: "no JSON answer" }));
+    output.textContent = `HTTP ${response.status}\n` + JSON.stringify(answer, null, 2);
+    output.dataset.status = String(response.status);
+  } catch (error) {
+    output.textContent = `the action could not be sent: ${error.message}`;
+  }
+  refreshSoon();
+}
+
+let refresh = null;
+function refreshSoon() {
+  clearTimeout(refresh);
+  refresh = setTimeout(async () => {
+    const response = await fetch("/ui/state", { cache: "no-store" });
+    if (response.ok) draw(await response.json());
+  }, 300);
+}
+
+function wire() {
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = $("token").value.trim();
+    if (value) sessionStorage.setItem(TOKEN_KEY, value);
+    $("token").value = "";
+    drawGate();
+  });
+  $("token-forget").addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    drawGate();
+  });
+  for (const button of document.querySelectorAll(".actions button[data-action]")) {
+    button.addEventListener("click", () => {
+      const action = button.dataset.action;
+      if (action === "abort" && !window.confirm("Abort the rollout and send all traffic to the champion?")) return;
+      act({ action, reason: "from the control room" });
+    });
+  }
+  $("alias-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    act({ action: "alias", alias: $("alias-name").value, version: $("alias-version").value.trim() });
+  });
+  window.addEventListener("resize", () => { if (state) { drawQuality(state); drawDrift(state); } });
+  drawGate();
+  poll();
+}
+
+wire();
