@@ -7,8 +7,9 @@ with probability 0.8, so the expected confusion matrix of a window is a sum over
 and needs no label. Written here on numpy because no maintained library does it online:
 NannyML is an offline, pandas-frame library with its own dependency tree, far heavier than
 the few sums below. The calibration itself is fitted by scikit-learn at training time
-(:mod:`petalops.pipeline.calibrate`); applying it is ``np.interp`` (isotonic) or a sigmoid,
-the same functions scikit-learn's predictors evaluate, without importing scikit-learn here.
+(:mod:`petalops.pipeline.calibrate`); applying it is a softmax (temperature), ``np.interp``
+(isotonic) or a sigmoid, the same functions scikit-learn's calibrators evaluate, without
+importing scikit-learn here.
 
 The band is the spread of the metric the labels could give: each row's true class is drawn
 from its calibrated probabilities (``draws`` times, seeded, each draw through one of the
@@ -51,14 +52,19 @@ def calibrated(
     if calibration is None:
         return proba
     maps = calibration["maps"] if maps is None else maps
+    method = calibration["method"]
+    eps = float(calibration.get("eps", 1e-6))
+    if method == "temperature":
+        scaled = maps[0]["beta"] * np.log(np.clip(proba, eps, 1.0))
+        scaled -= scaled.max(axis=1, keepdims=True)
+        weights = np.exp(scaled)
+        return weights / weights.sum(axis=1, keepdims=True)
     if len(maps) != proba.shape[1]:
         raise DataError(
             f"the calibration has {len(maps)} classes but the logged probabilities have "
             f"{proba.shape[1]}; estimate each version against its own calibration"
         )
-    eps = float(calibration.get("eps", 1e-6))
     out = proba.copy()
-    method = calibration["method"]
     for k, spec in enumerate(maps):
         if not spec:
             continue
@@ -98,7 +104,7 @@ class Estimate:
     accuracy: Band
     macro_f1: Band
     recall: dict[str, Band]
-    calibration: str  # sigmoid, isotonic, or "none" (raw probabilities)
+    calibration: str  # temperature, isotonic, sigmoid, or "none" (raw probabilities)
     level: float = LEVEL
     labelled: int = 0
     realized: dict[str, Any] = field(default_factory=dict)

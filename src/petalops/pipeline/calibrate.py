@@ -3,16 +3,30 @@ rows and stored with the version (``profile["calibration"]``, plain JSON, never 
 
 Label-free performance estimation (:mod:`petalops.monitoring.estimate`) reads a window's
 expected accuracy off the probabilities, so they must mean what they say: of the rows given
-0.8, about 80 % right. Each class gets a one-vs-rest map from the model's probability to the
-observed frequency, fitted by scikit-learn on the held-out split:
+0.8, about 80 % right. The map from the model's probabilities to observed frequencies is
+learnt on the held-out split:
 
-* ``sigmoid`` (Platt scaling, with Platt's smoothed targets) on the log-odds of the
-  probability: two numbers a class, stable on a few dozen rows, the default below
-  ``ISOTONIC_MIN_ROWS``;
-* ``isotonic`` regression: any monotone shape, which needs many rows not to overfit
-  (scikit-learn's own guidance), chosen from ``ISOTONIC_MIN_ROWS`` held-out rows on.
+* ``temperature`` scaling, the default below ``ISOTONIC_MIN_ROWS`` held-out rows: one
+  number for all classes, ``softmax(beta * log p)``, the method of scikit-learn's
+  ``CalibratedClassifierCV(method="temperature")`` (same loss, same bounded search). It is
+  fitted here on the stored probabilities, with the true class smoothed by ``1 / (n + 2)``
+  (Laplace's rule): scikit-learn's version takes neither soft targets nor probabilities
+  without the model, and keeps ``beta`` in a private attribute. Without the smoothing, a
+  held-out split the model gets all right (common on small, easy data) would claim
+  certainty;
+* ``isotonic`` regression per class (scikit-learn's ``IsotonicRegression``, one-vs-rest):
+  any monotone shape, which needs many rows not to overfit (scikit-learn's own guidance),
+  chosen from ``ISOTONIC_MIN_ROWS`` held-out rows on;
+* ``sigmoid`` (Platt scaling per class, scikit-learn's ``LogisticRegression`` on the
+  log-odds with Platt's smoothed targets), on request.
 
-The calibrated probabilities of a row are renormalised to sum to 1, as scikit-learn's
+On a small held-out split (fewer than ``ISOTONIC_MIN_ROWS`` rows: Iris holds 30) the map
+is learnt from more than the split: the training rows' out-of-fold probabilities (5-fold
+``cross_val_predict`` of the same Pipeline) join the held-out ones, as scikit-learn's
+``CalibratedClassifierCV(ensemble=False)`` calibrates a model fitted on all its rows. Thirty
+rows cannot tell a well-calibrated model from one a single confident mistake away.
+
+Per-class maps are renormalised to sum to 1 per row, as scikit-learn's
 ``CalibratedClassifierCV`` does; with two classes only the positive class is mapped.
 
 A calibration learnt on a few hundred rows is itself uncertain (a lucky held-out split makes
@@ -21,10 +35,11 @@ resamples of the held-out rows; the estimate's band draws from them as well.
 
 JSON layout::
 
-    {"method": "sigmoid", "rows": 30, "classes": ["setosa", ...], "eps": 1e-06,
-     "maps": [{"a": 1.7, "b": -0.3}, ...],            # sigmoid: 1 / (1 + exp(-(a z + b)))
-     "replicates": [[{"a": ..., "b": ...}, ...], ...]}   # the same, per bootstrap resample
-    {"method": "isotonic", ..., "maps": [{"x": [...], "y": [...]}, ...]}   # np.interp
+    {"method": "temperature", "rows": 30, "classes": ["setosa", ...], "eps": 1e-06,
+     "maps": [{"beta": 1.8}],                          # softmax(beta * log p)
+     "replicates": [[{"beta": 1.6}], ...]}             # the same, per bootstrap resample
+    {"method": "isotonic", ..., "maps": [{"x": [...], "y": [...]}, ...]}   # np.interp, a class
+    {"method": "sigmoid", ..., "maps": [{"a": 1.7, "b": -0.3}, ...]}  # 1/(1+exp(-(a z + b)))
 """
 
 from __future__ import annotations
@@ -34,8 +49,12 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
+from sklearn.base import clone
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from petalops.data.load import Dataset
@@ -44,8 +63,9 @@ from petalops.pipeline.split import Split
 
 ISOTONIC_MIN_ROWS = 1000
 REPLICATES = 20
+CV_FOLDS = 5
 EPS = 1e-6
-Method = Literal["auto", "sigmoid", "isotonic"]
+Method = Literal["auto", "temperature", "sigmoid", "isotonic"]
 
 
 def logit(p: npt.NDArray[np.float64], eps: float = EPS) -> npt.NDArray[np.float64]:
@@ -79,9 +99,31 @@ def _isotonic_map(p: npt.NDArray[np.float64], hit: npt.NDArray[np.bool_]) -> dic
     }
 
 
+def _temperature(
+    proba: npt.NDArray[np.float64], y_true: npt.NDArray[np.int64], smoothing: float
+) -> dict[str, float]:
+    """The inverse temperature minimising the log loss against the smoothed true class."""
+    n, k = proba.shape
+    logits = np.log(np.clip(proba, EPS, 1.0))
+    target = np.full((n, k), smoothing / max(k - 1, 1))
+    target[np.arange(n), y_true] = 1.0 - smoothing
+
+    def loss(log_beta: float) -> float:
+        return float(-(target * log_softmax(np.exp(log_beta) * logits, axis=1)).sum() / n)
+
+    found = minimize_scalar(loss, bounds=(-10.0, 10.0), method="bounded")
+    return {"beta": float(np.exp(found.x))}
+
+
 def _maps(
-    proba: npt.NDArray[np.float64], y_true: npt.NDArray[np.int64], method: str, n_classes: int
+    proba: npt.NDArray[np.float64],
+    y_true: npt.NDArray[np.int64],
+    method: str,
+    n_classes: int,
+    smoothing: float = 0.0,
 ) -> list[dict[str, Any]]:
+    if method == "temperature":
+        return [_temperature(proba, y_true, smoothing)]
     fitted = _isotonic_map if method == "isotonic" else _sigmoid_map
     mapped = [1] if n_classes == 2 else range(n_classes)
     maps: list[dict[str, Any]] = [{} for _ in range(n_classes)]
@@ -98,9 +140,11 @@ def fit_calibration(
     *,
     replicates: int = REPLICATES,
     seed: int = 0,
+    smooth: bool = True,
 ) -> dict[str, Any]:
-    """Per-class calibration of ``proba`` (rows x classes) against the true class indices,
-    and ``replicates`` bootstrap refits of it (seeded)."""
+    """The calibration of ``proba`` (rows x classes) against the true class indices, and
+    ``replicates`` bootstrap refits of it (seeded). ``smooth=False`` fits temperature
+    scaling on the hard labels, as scikit-learn does."""
     proba = np.asarray(proba, dtype=np.float64)
     y_true = np.asarray(y_true, dtype=np.int64)
     if proba.ndim != 2 or proba.shape[1] != len(classes) or len(y_true) != proba.shape[0]:
@@ -112,7 +156,8 @@ def fit_calibration(
         raise DataError(f"cannot calibrate on {len(y_true)} held-out rows; raise split.test_size")
     chosen = method
     if chosen == "auto":
-        chosen = "isotonic" if len(y_true) >= ISOTONIC_MIN_ROWS else "sigmoid"
+        chosen = "isotonic" if len(y_true) >= ISOTONIC_MIN_ROWS else "temperature"
+    smoothing = 1.0 / (len(y_true) + 2) if smooth else 0.0
     rng = np.random.default_rng(seed)
     resamples = [rng.integers(0, len(y_true), len(y_true)) for _ in range(replicates)]
     return {
@@ -120,14 +165,33 @@ def fit_calibration(
         "rows": len(y_true),
         "classes": list(classes),
         "eps": EPS,
-        "maps": _maps(proba, y_true, chosen, len(classes)),
-        "replicates": [_maps(proba[r], y_true[r], chosen, len(classes)) for r in resamples],
+        "maps": _maps(proba, y_true, chosen, len(classes), smoothing),
+        "replicates": [
+            _maps(proba[r], y_true[r], chosen, len(classes), smoothing) for r in resamples
+        ],
     }
 
 
 def calibrate(pipeline: Pipeline, split: Split, dataset: Dataset, seed: int = 0) -> dict[str, Any]:
-    """The calibration of the fitted Pipeline's probabilities on the held-out rows."""
+    """The calibration of the fitted Pipeline's probabilities on the held-out rows (and, when
+    they are few, the training rows' out-of-fold probabilities)."""
     proba = pipeline.predict_proba(pd.DataFrame(split.x_test, columns=dataset.features))
-    return fit_calibration(
-        np.asarray(proba, dtype=np.float64), split.y_test, dataset.classes, seed=seed
-    )
+    proba = np.asarray(proba, dtype=np.float64)
+    truth = split.y_test
+    counts = np.bincount(split.y_train, minlength=len(dataset.classes))
+    folds = min(CV_FOLDS, int(counts.min()) if len(counts) else 0)
+    extra = 0
+    if len(truth) < ISOTONIC_MIN_ROWS and folds >= 2:
+        out_of_fold = cross_val_predict(
+            clone(pipeline),
+            pd.DataFrame(split.x_train, columns=dataset.features),
+            split.y_train,
+            cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+            method="predict_proba",
+        )
+        proba = np.vstack([np.asarray(out_of_fold, dtype=np.float64), proba])
+        truth = np.concatenate([split.y_train, truth])
+        extra = len(split.y_train)
+    calibration = fit_calibration(proba, truth, dataset.classes, seed=seed)
+    calibration["out_of_fold_rows"] = extra
+    return calibration
