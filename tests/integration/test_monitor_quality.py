@@ -125,3 +125,14 @@ def test_status_shows_the_estimated_accuracy_per_version(home: Path) -> None:
     assert estimated["errors"] == []
     table = invoke(["monitor", "status"])
     assert "estimated quality" in table.stdout
+
+
+def test_skew_compares_the_first_served_rows_with_the_training_profile(home: Path) -> None:
+    out = invoke(["monitor", "skew", "--version", "1", "--rows", "300", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["rows"] == 300
+    assert data["skewed"] is False  # its first 300 rows were Iris rows
+    shifted = invoke(["monitor", "skew", "--version", "1", "--rows", "400"])
+    assert "SKEW" in shifted.stdout  # with the 100 rows past the range
+    assert "not judged" in invoke(["monitor", "skew", "--version", "2"]).stdout

@@ -1,4 +1,4 @@
-"""`petalops monitor drift | quality | status | watch`."""
+"""`petalops monitor drift | quality | skew | status | watch`."""
 
 from __future__ import annotations
 
@@ -215,6 +215,51 @@ def quality(
             )
     if html is not None:
         console.print(f"report written to {html}")
+
+
+@app.command("skew")
+def skew(
+    version: Annotated[str, typer.Option("--version", help="The version to check.")],
+    rows: Annotated[
+        int | None,
+        typer.Option("--rows", help="Its first N served rows (monitor.skew_rows)."),
+    ] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Training–serving skew: a version's first served rows against its training profile."""
+    from petalops.monitoring.skew import training_serving_skew
+    from petalops.monitoring.store import MonitorStore
+
+    settings = settings_from(config, overrides)
+    store = MonitorStore.from_settings(settings)
+    try:
+        report = training_serving_skew(settings, store, version, rows=rows)
+    finally:
+        store.close()
+    data = report.to_json()
+    if as_json:
+        print_json(data)
+        return
+    from rich.console import Console
+
+    console = Console()
+    verdict: dict[bool | None, str] = {
+        True: "[bold red]SKEW[/bold red]",
+        False: "[green]no skew[/green]",
+        None: "[yellow]not judged[/yellow]",
+    }
+    console.print(
+        f"version {version}: first {report.rows} served rows against its training profile: "
+        f"{verdict[report.skewed]}"
+    )
+    if report.drift.reason:
+        console.print(f"[yellow]{report.drift.reason}[/yellow]")
+    if report.drift.sufficient:
+        console.print(f"drifted features: {', '.join(report.drift.drifted) or 'none'}")
+    for failure in report.data.failures:
+        console.print(f"  [red]{failure}[/red]")
 
 
 @app.command("status")
