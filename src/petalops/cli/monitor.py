@@ -195,6 +195,12 @@ def quality(
             table.add_column(column)
         realized = est["realized"]
         table.add_row("accuracy", _band(est["accuracy"]), _num(realized.get("accuracy")))
+        if realized:
+            table.add_row(
+                "  estimated on the labelled rows",
+                _num(realized.get("estimated_accuracy"), 3),
+                _num(realized.get("accuracy")),
+            )
         table.add_row("macro-F1", _band(est["macro_f1"]), _num(realized.get("macro_f1")))
         for name, band in est["recall"].items():
             table.add_row(f"recall {name}", _band(band), _num(realized.get("recall", {}).get(name)))

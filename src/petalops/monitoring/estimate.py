@@ -243,8 +243,9 @@ def estimate(
     """The estimated performance of one window of predictions and their probabilities.
 
     ``labels`` (a class index per row, ``-1`` where none came) adds the realized figures of
-    the labelled rows. A window of fewer than ``min_rows`` rows is not estimated: its figures
-    are ``None`` and ``reason`` says why.
+    the labelled rows, and the estimated accuracy of those same rows
+    (``realized["estimated_accuracy"]``). A window of fewer than ``min_rows`` rows is not
+    estimated: its figures are ``None`` and ``reason`` says why.
     """
     proba = np.asarray(proba, dtype=np.float64)
     predicted = np.asarray(predicted, dtype=np.int64)
@@ -278,6 +279,11 @@ def estimate(
         )
     confidence = calibrated(calibration, proba)
     accuracy, macro, recall = expected_metrics(confidence, predicted)
+    if realized and labels is not None:
+        # The estimate on exactly the labelled rows: the like-for-like comparison when
+        # labels come for part of the traffic only.
+        on_labelled = confidence[np.arange(n), predicted][labels >= 0]
+        realized["estimated_accuracy"] = _round(float(on_labelled.mean()))
     replicates = (calibration or {}).get("replicates") or []
     confidences = [calibrated(calibration, proba, maps) for maps in replicates] or [confidence]
     sim_accuracy, sim_macro, sim_recall = _simulate(

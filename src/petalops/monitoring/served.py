@@ -27,8 +27,9 @@ class Served:
 
     ``features`` keeps the values as logged (numbers, and strings or ``None`` where a
     schema allows them); ``probabilities`` is NaN on rows logged without them; ``labels``
-    is -1 where no feedback came. ``refused`` counts the version's 4xx answers in the same
-    period (rows refused at the edge: wrong type, missing value, wrong width).
+    is -1 where no feedback came. ``refused`` counts the 4xx answers of the version, and the
+    bodies refused before any version was chosen, in the same period (refused at the edge:
+    wrong type, missing value, wrong width).
     """
 
     model_version: str
@@ -55,7 +56,9 @@ def versions(store: MonitorStore, model_name: str, *, since: float | None = None
     """Versions with logged live rows (since ``since``), in version order."""
     c = predictions.c
     query = sa.select(c.model_version).where(
-        c.model_name == model_name, c.variant.in_(list(LIVE_VARIANTS))
+        c.model_name == model_name,
+        c.variant.in_(list(LIVE_VARIANTS)),
+        c.model_version != "",  # refused before a version was chosen
     )
     if since is not None:
         query = query.where(c.ts >= since)
@@ -94,7 +97,14 @@ def served(
         fetched = list(conn.execute(query).all())
         if not first:
             fetched.reverse()
-        refused_query = sa.select(sa.func.count()).where(*live, c.status >= 400, c.status < 500)
+        # A body refused at the edge is refused before any version is chosen: its row has
+        # no version, and counts against every version serving in that period.
+        refused_query = sa.select(sa.func.count()).where(
+            c.model_name == model_name,
+            c.model_version.in_([str(version), ""]),
+            c.status >= 400,
+            c.status < 500,
+        )
         if fetched:
             refused_query = refused_query.where(c.ts >= fetched[0][0], c.ts <= fetched[-1][0])
         elif since is not None:

@@ -46,6 +46,9 @@ def test_realized_figures_come_from_the_labelled_rows_only() -> None:
     result = estimate(proba, predicted, None, CLASSES, labels=labels)
     assert result.labelled == 3
     assert result.realized["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    estimated_on_labelled = result.realized.pop("estimated_accuracy")
+    # Their confidence in what they predicted: 0.8, 0.8 and (row 3 predicted class 2) 0.1.
+    assert estimated_on_labelled == pytest.approx((0.8 + 0.8 + 0.1) / 3, abs=1e-4)
     assert result.realized == realized_metrics(predicted[[0, 1, 3]], labels[[0, 1, 3]], CLASSES)
 
 

@@ -22,6 +22,8 @@ def test_rows_of_one_version_with_probabilities_labels_and_refusals(
             make_record("d", ts=103.0, model_version="2"),
             make_record("e", ts=104.0, variant="shadow"),
             make_record("f", ts=105.0, prediction=1, probabilities=[0.2, 0.7, 0.1]),
+            # A body refused before any version was chosen.
+            make_record("g", ts=104.5, status=400, model_version="", features=None),
         ]
     )
     window = served(store, "iris", "1")
@@ -31,7 +33,7 @@ def test_rows_of_one_version_with_probabilities_labels_and_refusals(
     assert window.predictions.tolist() == [0, 0, 1]
     assert window.scored.tolist() == [True, False, True]
     assert np.isnan(window.probabilities[1]).all()
-    assert window.refused == 1
+    assert window.refused == 2
     assert versions(store, "iris") == ["1", "2"]
 
 
