@@ -82,8 +82,11 @@ def main() -> None:
         raw_errors.append(abs(raw.accuracy.value - real))
         inside += band.contains(real)
         raw_inside += raw.accuracy.contains(real)
-        axis = int(np.argmax(np.abs(direction)))
-        label = f"{world.features[axis][:12]}{strength:+.1f}"
+        if np.count_nonzero(direction) == 1:
+            name = world.features[int(np.argmax(np.abs(direction)))][:12]
+        else:
+            name = "random"
+        label = f"{name}{strength:+.1f}"
         print(
             f"{label:>16} {real:9.3f} {band.value:9.3f} [{band.low:.3f}, {band.high:.3f}] "
             f"{'yes' if band.contains(real) else 'no':>3} {raw.accuracy.value:7.3f}"
