@@ -149,6 +149,18 @@ class MonitorSettings(_Section):
     alert_window_seconds: float = Field(300.0, gt=0, examples=[300])
     alert_error_rate: float = Field(0.05, gt=0, le=1, examples=[0.05])
     alert_p99_ms: float = Field(250.0, gt=0, examples=[250])
+    # Label-free quality (monitoring/estimate.py, dataquality.py, skew.py; docs/monitoring.md).
+    estimate_min_rows: int = Field(50, ge=1, examples=[50])
+    quality_window: int = Field(500, ge=5, examples=[500])
+    quality_max_missing: float = Field(0.05, ge=0, le=1, examples=[0.05])
+    quality_max_out_of_range: float = Field(0.05, ge=0, le=1, examples=[0.05])
+    # A value counts as out of range beyond the training min/max by this share of the range.
+    quality_range_tolerance: float = Field(0.1, ge=0, examples=[0.1])
+    quality_max_unseen: float = Field(0.01, ge=0, le=1, examples=[0.01])
+    quality_max_refused: float = Field(0.01, ge=0, le=1, examples=[0.01])
+    # A column whose most common value covers this share of the window is near-constant.
+    quality_constant_share: float = Field(0.98, gt=0, le=1, examples=[0.98])
+    skew_rows: int = Field(500, ge=5, examples=[500])
 
     @field_validator("rollout_strategy")
     @classmethod

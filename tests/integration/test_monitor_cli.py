@@ -96,7 +96,7 @@ def test_version_filter_and_a_too_small_window(home: Path) -> None:
     assert small.exit_code == 0, small.output
     data = json.loads(small.stdout)
     assert data["window"]["sufficient"] is False
-    assert data["dataset_drift"] is False
+    assert data["dataset_drift"] is None
     assert "too small" in data["reason"]
     table = invoke(["monitor", "drift", "--window", "10"], home)
     assert "window too small" in table.stdout

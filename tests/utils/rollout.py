@@ -44,6 +44,7 @@ def log_rows(
     latency_ms: float = 2.0,
     prediction: int = 1,
     reference: int | None = 1,
+    probabilities: list[float] | None = None,
 ) -> None:
     """Write ``n`` prediction rows of ``variant`` / ``version`` at the clock's time."""
     store = MonitorStore(settings.monitor_url)
@@ -60,6 +61,7 @@ def log_rows(
             "features": [5.1, 3.5, 1.4, 0.2],
             "prediction": prediction if status < 400 else None,
             "reference_prediction": reference if variant != "champion" else None,
+            "probabilities": probabilities,
         }
         for i in range(n)
     )

@@ -1,4 +1,4 @@
-"""`petalops monitor drift | status | watch`."""
+"""`petalops monitor drift | quality | skew | status | watch`."""
 
 from __future__ import annotations
 
@@ -134,6 +134,167 @@ def _time_iso(value: str | None) -> str:
     return value or "–"
 
 
+def _band(band: dict[str, Any]) -> str:
+    if band["value"] is None:
+        return "–"
+    return f"{band['value']:.3f} [{band['low']:.3f}, {band['high']:.3f}]"
+
+
+@app.command("quality", epilog=example("petalops monitor quality --since 1h --html quality.html"))
+def quality(
+    window: Annotated[
+        int | None,
+        typer.Option(
+            "--window", help="The newest N rows of each version (monitor.quality_window)."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", metavar="DURATION", help="Only rows of the last 90s / 15m / 1h / 2d."
+        ),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", metavar="VERSION", help="Only this version.")
+    ] = None,
+    chunks: Annotated[
+        int, typer.Option("--chunks", min=0, help="Estimated vs realized over N chunks of time.")
+    ] = 0,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            metavar="FILE",
+            help="Also write an HTML report (estimated vs realized chart).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Estimated accuracy (no labels needed), realized where labels came, data quality."""
+    from petalops.monitoring.overview import monitor_quality, since_seconds
+    from petalops.monitoring.status import parse_duration
+    from petalops.monitoring.store import MonitorStore
+
+    settings = settings_from(config, overrides)
+    seconds = parse_duration(since) if since is not None else None
+    if html is not None and not chunks:
+        chunks = 10
+    store = MonitorStore.from_settings(settings)
+    try:
+        results = monitor_quality(
+            settings,
+            store,
+            rows=window,
+            since=since_seconds(seconds),
+            version=version,
+            chunks=chunks,
+        )
+    finally:
+        store.close()
+    if html is not None:
+        from petalops.monitoring.quality_report import write_quality_html
+
+        write_quality_html(html, results)
+    if as_json:
+        print_json({"model": settings.project, "versions": [r.to_json() for r in results]})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if not results:
+        console.print("no logged predictions in the window")
+    for result in results:
+        data = result.to_json()
+        est, dq, info = data["estimated"], data["data_quality"], data["window"]
+        console.print(
+            f"version {result.model_version}: {info['rows']} rows {_time_iso(info['from'])} → "
+            f"{_time_iso(info['to'])}  calibration: {est['calibration']}"
+        )
+        if est.get("reason"):
+            console.print(f"[yellow]{est['reason']}[/yellow]")
+        table = Table(title=f"estimated performance ({est['level']:.0%} band)")
+        for column in ("figure", "estimated [band]", f"realized ({est['labelled']} labelled)"):
+            table.add_column(column)
+        realized = est["realized"]
+        table.add_row("accuracy", _band(est["accuracy"]), _num(realized.get("accuracy")))
+        if realized:
+            table.add_row(
+                "  estimated on the labelled rows",
+                _num(realized.get("estimated_accuracy"), 3),
+                _num(realized.get("accuracy")),
+            )
+        table.add_row("macro-F1", _band(est["macro_f1"]), _num(realized.get("macro_f1")))
+        for name, band in est["recall"].items():
+            table.add_row(f"recall {name}", _band(band), _num(realized.get("recall", {}).get(name)))
+        console.print(table)
+        verdict = {True: "[green]passed[/green]", False: "[bold red]FAILED[/bold red]"}
+        console.print(
+            f"data quality: {verdict.get(dq['passed'], '[yellow]not judged[/yellow]')}, "
+            f"{dq['refused']} refused at the edge ({dq['refused_share']:.1%})"
+        )
+        if dq.get("reason"):
+            console.print(f"[yellow]{dq['reason']}[/yellow]")
+        for failure in dq["failures"]:
+            console.print(f"  [red]{failure}[/red]")
+        for point in data["timeline"]:
+            console.print(
+                f"  {point['from']} → {point['to']}  {point['rows']} rows  estimated "
+                f"{_band(point['estimated'])}  realized {_num(point['realized'])}"
+            )
+    if html is not None:
+        console.print(f"report written to {html}")
+
+
+@app.command("skew", epilog=example("petalops monitor skew --version 2"))
+def skew(
+    version: Annotated[
+        str, typer.Option("--version", metavar="VERSION", help="The version to check.")
+    ],
+    rows: Annotated[
+        int | None,
+        typer.Option("--rows", help="Its first N served rows (monitor.skew_rows)."),
+    ] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Training–serving skew: a version's first served rows against its training profile."""
+    from petalops.monitoring.skew import training_serving_skew
+    from petalops.monitoring.store import MonitorStore
+
+    settings = settings_from(config, overrides)
+    store = MonitorStore.from_settings(settings)
+    try:
+        report = training_serving_skew(settings, store, version, rows=rows)
+    finally:
+        store.close()
+    data = report.to_json()
+    if as_json:
+        print_json(data)
+        return
+    from rich.console import Console
+
+    console = Console()
+    verdict: dict[bool | None, str] = {
+        True: "[bold red]SKEW[/bold red]",
+        False: "[green]no skew[/green]",
+        None: "[yellow]not judged[/yellow]",
+    }
+    console.print(
+        f"version {version}: first {report.rows} served rows against its training profile: "
+        f"{verdict[report.skewed]}"
+    )
+    if report.drift.reason:
+        console.print(f"[yellow]{report.drift.reason}[/yellow]")
+    if report.drift.sufficient:
+        console.print(f"drifted features: {', '.join(report.drift.drifted) or 'none'}")
+    for failure in report.data.failures:
+        console.print(f"  [red]{failure}[/red]")
+
+
 @app.command("status", epilog=example("petalops monitor status --json"))
 def status(
     events: Annotated[int, typer.Option("--events", help="How many loop events to show.")] = 10,
@@ -180,6 +341,21 @@ def status(
             _num(row["macro_f1"]),
         )
     console.print(table)
+    estimated = data["estimated"]
+    guess = Table(title=f"estimated quality (newest {estimated['window']} rows, no labels needed)")
+    for column in ("version", "rows", "estimated accuracy [band]", "realized", "calibration"):
+        guess.add_column(column)
+    for row in estimated["versions"]:
+        guess.add_row(
+            row["model_version"],
+            str(row["rows"]),
+            _band(row["accuracy"]),
+            _num(row["realized_accuracy"]),
+            row["calibration"],
+        )
+    console.print(guess)
+    for error in estimated["errors"]:
+        console.print(f"[yellow]{error}[/yellow]")
     if data["loop_events"]:
         loop = Table(title="closed loop: recent events")
         for column in ("time (UTC)", "cycle", "step", "version", "message"):

@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 
 from petalops.monitoring.drift import DriftReport, drift_report
+from petalops.monitoring.overview import ProfileOf, quality_by_version
 from petalops.monitoring.quality import QualityRow, live_quality
 from petalops.monitoring.store import MonitorStore
 
@@ -26,6 +27,8 @@ DATASET_DRIFT = "PetalopsDatasetDrift"
 ACCURACY_DROP = "PetalopsAccuracyDrop"
 LOG_DROPS = "PetalopsPredictionLogDrops"
 NO_MODEL_READY = "PetalopsModelNotReady"
+ESTIMATED_ACCURACY_DROP = "PetalopsEstimatedAccuracyDrop"
+DATA_QUALITY = "PetalopsDataQuality"
 # Conditions that start a retraining cycle when `--retrain` is on.
 RETRAIN_TRIGGERS = (DATASET_DRIFT, ACCURACY_DROP)
 
@@ -103,11 +106,14 @@ def evaluate(
     now: float | None = None,
     server_url: str | None = None,
     dropped_before: dict[str, int] | None = None,
+    profiles: ProfileOf | None = None,
 ) -> Evaluation:
     """Evaluate every alert condition once.
 
     ``dropped_before`` maps each logger writer to the drop count seen on the previous tick
     (updated in place), so only new drops alert, like ``increase(...) > 0`` in Prometheus.
+    ``profiles`` gives each version's reference profile (default: from the registry) for
+    the estimated-accuracy and data-quality checks.
     """
     m = settings.monitor
     now = time.time() if now is None else now
@@ -185,6 +191,41 @@ def evaluate(
                     row.accuracy,
                     m.min_accuracy,
                     {"model_version": row.model_version, "variant": row.variant},
+                )
+            )
+
+    checked, unreadable = quality_by_version(settings, store, profiles)
+    notes.extend(unreadable)
+    for version_quality in checked:
+        version = version_quality.model_version
+        accuracy = version_quality.estimate.accuracy
+        if accuracy.value is None:
+            notes.append(f"version {version}: {version_quality.estimate.reason}")
+        elif accuracy.value < m.min_accuracy:
+            alerts.append(
+                Alert(
+                    ESTIMATED_ACCURACY_DROP,
+                    "warning",
+                    f"estimated accuracy of version {version} is {accuracy.value:.3f} "
+                    f"[{accuracy.low:.3f}, {accuracy.high:.3f}] over its newest "
+                    f"{version_quality.estimate.rows} rows, no labels needed "
+                    f"(threshold {m.min_accuracy})",
+                    accuracy.value,
+                    m.min_accuracy,
+                    {"model_version": version},
+                )
+            )
+        data = version_quality.data
+        if data.passed is False:
+            alerts.append(
+                Alert(
+                    DATA_QUALITY,
+                    "warning",
+                    f"data quality of version {version} over {data.rows} rows: "
+                    + "; ".join(data.failures),
+                    float(len(data.failures)),
+                    0.0,
+                    {"model_version": version},
                 )
             )
 

@@ -9,7 +9,8 @@ Sample-size aware. A p-value alone flags any tiny difference once the window is 
 so a feature drifts only when the shift is both significant (every significance statistic:
 p < ``drift_p_value``) and large enough to matter (some statistic reaches its threshold:
 KS statistic >= ``drift_min_effect`` or PSI >= ``drift_psi``).
-A window with fewer than ``drift_min_rows`` rows is reported as too small, not judged.
+A window with fewer than ``drift_min_rows`` rows is reported as too small, not judged: its
+verdicts are ``None`` (JSON ``null``) with the reason, never ``False``.
 The dataset drifts when at least ``drift_share`` of the features drift.
 """
 
@@ -152,7 +153,7 @@ class PredictionDrift:
 
 @dataclass
 class DriftReport:
-    dataset_drift: bool
+    dataset_drift: bool | None  # None: the window was too small to judge
     sufficient: bool
     features: dict[str, FeatureDrift]
     prediction: PredictionDrift | None
@@ -182,7 +183,7 @@ class DriftReport:
             }
             features = {
                 name: {
-                    "drift": False,
+                    "drift": None,
                     "test": _COMPAT_TEST,
                     "statistic": None,
                     "p_value": None,
@@ -196,7 +197,7 @@ class DriftReport:
             "features": features,
             "prediction_drift": self.prediction.to_json()
             if self.prediction is not None
-            else {"drift": False, "test": "chi2", "statistic": None, "p_value": None},
+            else {"drift": None, "test": "chi2", "statistic": None, "p_value": None},
             "window": self.window,
             "thresholds": {
                 "p_value": self.thresholds.p_value,
@@ -320,7 +321,7 @@ def drift_report(
     }
     if rows < thresholds.min_rows:
         return DriftReport(
-            dataset_drift=False,
+            dataset_drift=None,
             sufficient=False,
             features={},
             prediction=None,

@@ -21,6 +21,7 @@ from petalops.monitoring.quality import QualityRow, live_quality
 # import, `python -X importtime`), SQLAlchemy and MLflow are imported where first needed.
 if TYPE_CHECKING:
     from petalops.monitoring.drift import DriftReport
+    from petalops.monitoring.overview import VersionQuality
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,40 @@ LIVE_F1 = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+ESTIMATED_ACCURACY = Gauge(
+    "petalops_estimated_accuracy",
+    "Accuracy estimated from the calibrated probabilities of the newest monitor.quality_window "
+    "rows of a version (no labels needed).",
+    ["model_version"],
+    multiprocess_mode="mostrecent",
+)
+ESTIMATED_ACCURACY_BAND = Gauge(
+    "petalops_estimated_accuracy_band",
+    "The band of petalops_estimated_accuracy (side=low|high, central 95% of label draws).",
+    ["model_version", "side"],
+    multiprocess_mode="mostrecent",
+)
+ESTIMATED_F1 = Gauge(
+    "petalops_estimated_f1",
+    "Macro-F1 estimated from the calibrated probabilities (no labels needed).",
+    ["model_version"],
+    multiprocess_mode="mostrecent",
+)
+DATA_QUALITY_SHARE = Gauge(
+    "petalops_data_quality_share",
+    "Share of a version's window failing a data-quality check of a feature (check=missing, "
+    "out_of_range, unseen, wrong_type; constant: share of the most common value; "
+    "feature=_edge check=refused: answers refused with a 4xx).",
+    ["model_version", "feature", "check"],
+    multiprocess_mode="mostrecent",
+)
+DATA_QUALITY_FAILED = Gauge(
+    "petalops_data_quality_failed",
+    "1 when the data-quality check is over its monitor.quality_* threshold.",
+    ["model_version", "feature", "check"],
+    multiprocess_mode="mostrecent",
+)
+
 
 def set_drift_gauges(report: DriftReport) -> None:
     """Publish one drift report; a window too small to judge publishes nothing."""
@@ -88,6 +123,49 @@ def set_quality_gauges(rows: list[QualityRow]) -> None:
     for row in rows:
         LIVE_ACCURACY.labels(model_version=row.model_version, variant=row.variant).set(row.accuracy)
         LIVE_F1.labels(model_version=row.model_version, variant=row.variant).set(row.macro_f1)
+
+
+def set_estimate_gauges(results: list[VersionQuality]) -> None:
+    """Publish the estimated performance and data quality of each version; figures of a
+    window too small to judge are not published."""
+    for result in results:
+        version = result.model_version
+        accuracy = result.estimate.accuracy
+        if accuracy.value is not None:
+            ESTIMATED_ACCURACY.labels(model_version=version).set(accuracy.value)
+            for side, bound in (("low", accuracy.low), ("high", accuracy.high)):
+                if bound is not None:
+                    ESTIMATED_ACCURACY_BAND.labels(model_version=version, side=side).set(bound)
+        if result.estimate.macro_f1.value is not None:
+            ESTIMATED_F1.labels(model_version=version).set(result.estimate.macro_f1.value)
+        data = result.data
+        if data.passed is None:
+            continue
+        for name, feature in data.features.items():
+            for check in (*feature.counts, "constant"):
+                labels = {"model_version": version, "feature": name, "check": check}
+                DATA_QUALITY_SHARE.labels(**labels).set(feature.share(check))
+                DATA_QUALITY_FAILED.labels(**labels).set(1.0 if check in feature.failed else 0.0)
+        edge = {"model_version": version, "feature": "_edge", "check": "refused"}
+        DATA_QUALITY_SHARE.labels(**edge).set(data.refused_share)
+        over = data.refused_share > data.thresholds.max_refused
+        DATA_QUALITY_FAILED.labels(**edge).set(1.0 if over else 0.0)
+
+
+def update_estimate_gauges(settings: Any, store: Any) -> list[VersionQuality] | None:
+    """Recompute every version's estimated performance and data quality and set the gauges.
+    Never raises: a failure is logged and ``None`` returned."""
+    from petalops.monitoring.overview import quality_by_version  # SQLAlchemy: see the top
+
+    try:
+        results, errors = quality_by_version(settings, store)
+        for error in errors:
+            log.warning("estimated-quality gauges: %s", error)
+        set_estimate_gauges(results)
+        return results
+    except Exception:
+        log.warning("could not refresh the estimated-quality gauges", exc_info=True)
+        return None
 
 
 def update_gauges(
@@ -163,6 +241,7 @@ class GaugeRefresher:
             log.warning("could not load the champion's profile for the drift gauges", exc_info=True)
             profile = None
         update_gauges(self.settings, self.store, profile)
+        update_estimate_gauges(self.settings, self.store)
         self.runs += 1
 
     def _run(self) -> None:

@@ -47,6 +47,10 @@ def _fmt(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _verdict(drift: bool | None) -> str:
+    return "–" if drift is None else ("yes" if drift else "no")
+
+
 def _rule(statistics: tuple[DriftStatistic, ...], thresholds: dict[str, Any]) -> str:
     """The decision rule in words, e.g. "the KS p-value &lt; 0.01 and the KS statistic ≥ 0.1
     or PSI ≥ 0.2"."""
@@ -111,7 +115,7 @@ def render_html(
             f"<td>{_fmt(feature['statistics'][c.statistic][c.key])}</td>" for c in table
         )
         parts.append(
-            f"<tr><td>{html.escape(name)}</td><td{css}>{'yes' if feature['drift'] else 'no'}</td>"
+            f"<tr><td>{html.escape(name)}</td><td{css}>{_verdict(feature['drift'])}</td>"
             f"{cells}<td>{_fmt(feature.get('reference_mean'))}</td>"
             f"<td>{_fmt(feature.get('current_mean'))}</td></tr>"
         )

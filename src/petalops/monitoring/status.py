@@ -11,6 +11,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from petalops.errors import InputError
+from petalops.monitoring.overview import estimated_summary
 from petalops.monitoring.quality import live_quality
 from petalops.monitoring.store import MonitorStore, Window
 
@@ -79,7 +80,8 @@ def current_drift(
 
 
 def monitor_status(settings: Any, store: MonitorStore, *, events: int = 10) -> dict[str, Any]:
-    """Live quality per version/variant, prediction-log health, recent loop events."""
+    """Live quality per version/variant (realized, and estimated from the probabilities),
+    prediction-log health, recent loop events."""
     now = time.time()
     m = settings.monitor
     requests, errors, latencies = store.recent_requests(now - m.alert_window_seconds)
@@ -98,6 +100,7 @@ def monitor_status(settings: Any, store: MonitorStore, *, events: int = 10) -> d
             row.to_json() for row in live_quality(store, settings.project, m.accuracy_window)
         ],
         "quality_window": m.accuracy_window,
+        "estimated": estimated_summary(settings, store),
         "prediction_log": {
             "written": sum(int(h["written"]) for h in health),
             "dropped": sum(int(h["dropped"]) for h in health),

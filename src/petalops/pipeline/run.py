@@ -4,6 +4,7 @@
     split      split.py     held-out test rows, by the seed
     fit        fit.py       the Pipeline of build.py fitted on the training rows
     evaluate   evaluate.py  metrics and the confusion matrix on the test rows
+    calibrate  calibrate.py the model's probabilities against the truth of the test rows
     compile    profile.py   the reference profile for drift detection
                compile.py   the bundle (ONNX / linear), proven to predict like the Pipeline
     gate       champion.py  the current champion on the same test rows
@@ -37,7 +38,7 @@ from petalops.pipeline.register import find_registered, register_model
 from petalops.pipeline.snapshot import record_snapshot
 from petalops.registry import get_run
 
-STEPS = ("load", "split", "fit", "evaluate", "compile", "gate", "track", "register")
+STEPS = ("load", "split", "fit", "evaluate", "calibrate", "compile", "gate", "track", "register")
 StepCallback = Callable[[str], None]
 
 
@@ -95,6 +96,7 @@ def train(
 
     # Imported past the skip check: these steps load skl2onnx, onnx, onnxruntime and more of
     # scikit-learn, which `train --skip-if-unchanged` never needs (+1.4 s measured on ~10 s).
+    from petalops.pipeline.calibrate import calibrate
     from petalops.pipeline.champion import NO_CHAMPION, find_champion
     from petalops.pipeline.compile import compile_candidate
     from petalops.pipeline.evaluate import evaluate
@@ -117,11 +119,14 @@ def train(
         model = fit(settings, rows, dataset.features)
     with step("evaluate", on_step):
         scores = evaluate(model, rows, dataset)
+    with step("calibrate", on_step):
+        calibration = calibrate(model, rows, dataset, seed=settings.seed)
 
     with tempfile.TemporaryDirectory(prefix="petalops-train-", ignore_cleanup_errors=True) as tmp:
         workdir = Path(tmp)
         with step("compile", on_step):
             profile = training_profile(settings, dataset, rows, model)
+            profile["calibration"] = calibration  # stored with the version (estimate.py)
             candidate = compile_candidate(
                 workdir / "petalops", model, settings.project, dataset, profile
             )

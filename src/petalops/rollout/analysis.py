@@ -1,9 +1,14 @@
 """Rollout analysis: pure functions from logged predictions to a verdict and an action.
 
 A step is judged on the challenger's window against absolute thresholds and against the
-champion over the same window. Nothing is decided on too few samples: that verdict is
-*inconclusive*, which holds the step; after ``max_inconclusive`` inconclusive analyses
-the rollout is rolled back, so a rollout never promotes blindly.
+champion over the same window. Where fewer than ``min_labels`` labels came, the accuracy
+checks fall back on the accuracy each variant's calibrated probabilities estimate
+(:mod:`petalops.monitoring.estimate`): ``estimated_accuracy`` against ``min_accuracy`` and
+``estimated_accuracy_drop`` against ``max_accuracy_drop``, on at least ``min_samples``
+scored rows; the failed check's name says which figure decided. Nothing is decided on too
+few samples: that verdict is *inconclusive*, which holds the step; after
+``max_inconclusive`` inconclusive analyses the rollout is rolled back, so a rollout never
+promotes blindly.
 """
 
 from __future__ import annotations
@@ -12,6 +17,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+import numpy as np
+
+from petalops.monitoring.estimate import calibrated
 
 Decision = Literal["pass", "fail", "inconclusive"]
 Action = Literal["advance", "promote", "hold", "rollback"]
@@ -40,6 +49,7 @@ class Sample:
     prediction: int | None = None
     reference_prediction: int | None = None
     label: int | None = None
+    probabilities: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +64,12 @@ class VariantStats:
     disagreements: int = 0
     labelled: int = 0
     correct: int = 0
+    scored: int = 0  # rows logged with probabilities
+    expected_correct: float = 0.0  # their summed calibrated confidence in the predicted class
+
+    @property
+    def estimated_accuracy(self) -> float | None:
+        return self.expected_correct / self.scored if self.scored else None
 
     @property
     def error_rate(self) -> float | None:
@@ -73,6 +89,8 @@ class VariantStats:
             error_rate=_round(self.error_rate),
             disagreement_rate=_round(self.disagreement_rate),
             accuracy=_round(self.accuracy),
+            estimated_accuracy=_round(self.estimated_accuracy),
+            expected_correct=_round(self.expected_correct),
             p50_ms=_round(self.p50_ms),
             p99_ms=_round(self.p99_ms),
         )
@@ -81,7 +99,7 @@ class VariantStats:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VariantStats:
         names = {"requests", "errors", "p50_ms", "p99_ms", "compared", "disagreements"}
-        names |= {"labelled", "correct"}
+        names |= {"labelled", "correct", "scored", "expected_correct"}
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -102,10 +120,14 @@ def is_error(status: int) -> bool:
     return status >= 500
 
 
-def summarize(samples: Iterable[Sample]) -> VariantStats:
-    """Aggregate one variant's rows: error rate, latency percentiles, disagreement, accuracy."""
+def summarize(samples: Iterable[Sample], calibration: dict[str, Any] | None = None) -> VariantStats:
+    """Aggregate one variant's rows: error rate, latency percentiles, disagreement, accuracy,
+    and the accuracy its probabilities estimate through ``calibration`` (the version's, from
+    its profile; ``None``: the raw probabilities)."""
     latencies: list[float] = []
     errors = compared = disagreements = labelled = correct = 0
+    scored_rows: list[tuple[float, ...]] = []
+    scored_predictions: list[int] = []
     for s in samples:
         latencies.append(s.latency_ms)
         if is_error(s.status):
@@ -119,6 +141,16 @@ def summarize(samples: Iterable[Sample]) -> VariantStats:
         if s.label is not None:
             labelled += 1
             correct += s.prediction == s.label
+        if s.probabilities and 0 <= s.prediction < len(s.probabilities):
+            scored_rows.append(s.probabilities)
+            scored_predictions.append(s.prediction)
+    expected = 0.0
+    widths = {len(p) for p in scored_rows}
+    if len(widths) == 1:
+        confidence = calibrated(calibration, np.asarray(scored_rows, dtype=np.float64))
+        expected = float(confidence[np.arange(len(scored_rows)), scored_predictions].sum())
+    else:  # no scored row, or rows of mixed widths: nothing to estimate from
+        scored_rows = []
     latencies.sort()
     return VariantStats(
         requests=len(latencies),
@@ -129,6 +161,8 @@ def summarize(samples: Iterable[Sample]) -> VariantStats:
         disagreements=disagreements,
         labelled=labelled,
         correct=correct,
+        scored=len(scored_rows),
+        expected_correct=expected,
     )
 
 
@@ -237,6 +271,7 @@ def analyze(
         _upper("disagreement", disagreement, t.max_disagreement),
         _lower("accuracy", accuracy, t.min_accuracy),
         _upper("accuracy_drop", drop, t.max_accuracy_drop),
+        *_estimated_checks(challenger, champion, t, labels_decide=accuracy is not None),
     )
     failed = [c for c in checks if c.passed is False]
     if challenger.requests >= t.min_samples and failed:
@@ -245,6 +280,41 @@ def analyze(
     if short:
         return Verdict("inconclusive", tuple(short), checks, challenger, champion)
     return Verdict("pass", ("all checks passed",), checks, challenger, champion)
+
+
+def _estimated_checks(
+    challenger: VariantStats,
+    champion: VariantStats | None,
+    t: Thresholds,
+    *,
+    labels_decide: bool,
+) -> tuple[Check, Check]:
+    """The accuracy checks on estimated accuracy, used only while labels are too few."""
+    names = ("estimated_accuracy", "estimated_accuracy_drop")
+    if labels_decide:
+        return tuple(  # type: ignore[return-value]
+            Check(n, None, limit, None, "labels decide")
+            for n, limit in zip(names, (t.min_accuracy, t.max_accuracy_drop), strict=True)
+        )
+    # The same sample floor as every rate: an estimate on a handful of rows is noise.
+    estimate = challenger.estimated_accuracy if challenger.scored >= t.min_samples else None
+    champion_estimate = (
+        champion.estimated_accuracy
+        if champion is not None and champion.scored >= t.min_samples
+        else None
+    )
+    drop = (
+        champion_estimate - estimate
+        if estimate is not None and champion_estimate is not None
+        else None
+    )
+    absolute = _lower(names[0], estimate, t.min_accuracy)
+    relative = _upper(names[1], drop, t.max_accuracy_drop)
+    if absolute.detail == "not enough labels":
+        absolute = Check(names[0], None, t.min_accuracy, None, "not enough scored rows")
+    if relative.detail == "no data":
+        relative = Check(names[1], None, t.max_accuracy_drop, None, "not enough scored rows")
+    return absolute, relative
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from petalops.rollout.lease import holder_id, lease_name
 from petalops.rollout.plan import RolloutPlan, new_rollout_id, stamp, traffic_for
 from petalops.rollout.store import RolloutStore
 from petalops.rollout.strategies import registry as strategies
-from petalops.rollout.window import judge_window
+from petalops.rollout.window import judge_window, registry_calibrations
 
 log = logging.getLogger("petalops.rollout")
 
@@ -325,7 +325,8 @@ def _window_of(
 ) -> dict[str, Any]:
     """The step's window so far (up to the end of an ended rollout) and its verdict."""
     until = plan.ended if not plan.active and plan.ended else None
-    verdict = judge_window(store, settings.project, plan, until=until)
+    calibration = registry_calibrations(settings)
+    verdict = judge_window(store, settings.project, plan, until=until, calibration_of=calibration)
     return {
         "since": plan.step_started,
         "seconds": round((until or now) - plan.step_started, 1),

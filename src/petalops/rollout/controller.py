@@ -40,7 +40,7 @@ from petalops.rollout.routing import TrafficPolicy
 from petalops.rollout.smoke import SmokeResult, smoke_test
 from petalops.rollout.store import RolloutStore
 from petalops.rollout.strategies.registry import of as strategy_of
-from petalops.rollout.window import judge_window
+from petalops.rollout.window import judge_window, registry_calibrations
 
 log = logging.getLogger("petalops.rollout")
 
@@ -68,6 +68,7 @@ class Controller:
         self.plane = FencedPlane(plane or ControlPlane(settings), self.lease.renew, self.holder)
         self.clock = clock
         self.smoke = smoke
+        self.calibration_of = registry_calibrations(settings)  # estimated accuracy
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -239,7 +240,7 @@ class Controller:
 
     def _judge(self, plan: RolloutPlan, now: float) -> RolloutPlan:
         """Judge the step's window: fail at once, or act on the verdict once the step is due."""
-        verdict = judge_window(self.store, self.name, plan)
+        verdict = judge_window(self.store, self.name, plan, calibration_of=self.calibration_of)
         if verdict.decision == "fail":
             return self.roll_back(plan, "; ".join(verdict.reasons), verdict=verdict)
         if not _step_due(plan, now):

@@ -55,7 +55,7 @@ class RolloutStore:
         """Rows one variant answered (or shadowed) in ``[since, until)``."""
         c = predictions.c
         query = sa.select(
-            c.status, c.latency_ms, c.prediction, c.reference_prediction, c.label
+            c.status, c.latency_ms, c.prediction, c.reference_prediction, c.label, c.probabilities
         ).where(
             c.model_name == model_name,
             c.variant == variant,
@@ -67,8 +67,15 @@ class RolloutStore:
         with self.engine.connect() as conn:
             fetched = conn.execute(query).all()
         return [
-            Sample(int(status), float(latency or 0.0), prediction, reference, label)
-            for status, latency, prediction, reference, label in fetched
+            Sample(
+                int(status),
+                float(latency or 0.0),
+                prediction,
+                reference,
+                label,
+                tuple(orjson.loads(proba)) if proba else None,
+            )
+            for status, latency, prediction, reference, label, proba in fetched
         ]
 
     # -- history ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
+from tests.utils.quality import boundary_records, iris_model, iris_records
 
 from petalops.config import Settings
 from petalops.monitoring import alerts
@@ -154,3 +155,35 @@ def test_webhook_posts_the_alerts(http_server: tuple[str, type[Recorder]]) -> No
     handler.status = 500
     assert post_webhook(url + "/hook", [alert]) is False  # logged, never raised
     assert post_webhook("http://127.0.0.1:9/hook", [alert]) is False
+
+
+def test_estimated_accuracy_and_data_quality_alert_without_labels(
+    settings: Settings, store: MonitorStore
+) -> None:
+    profile = iris_model()[1]
+    store.log_predictions(iris_records(200, labelled=False))
+    calm = evaluate(settings, store, None, profiles=lambda _v: profile)
+    assert not calm.names & {alerts.ESTIMATED_ACCURACY_DROP, alerts.DATA_QUALITY}
+    # Traffic moved to where the model is unsure, inside the training range: no label came.
+    store.log_predictions(boundary_records(500))
+    unsure = evaluate(settings, store, None, profiles=lambda _v: profile)
+    assert alerts.ESTIMATED_ACCURACY_DROP in unsure.names
+    assert alerts.DATA_QUALITY not in unsure.names
+    # And then out of the training range.
+    store.log_predictions(iris_records(500, shift=3.0, labelled=False, start=time.time() + 600))
+    assert alerts.DATA_QUALITY in evaluate(settings, store, None, profiles=lambda _v: profile).names
+    [drop] = [a for a in unsure.alerts if a.name == alerts.ESTIMATED_ACCURACY_DROP]
+    assert drop.labels == {"model_version": "1"}
+    assert drop.value is not None and drop.value < 0.85
+    assert "no labels needed" in drop.message
+
+
+def test_a_version_without_a_readable_profile_is_a_note(
+    settings: Settings, store: MonitorStore
+) -> None:
+    def missing(version: str) -> dict[str, Any]:
+        raise LookupError(f"no version {version}")
+
+    store.log_predictions(iris_records(60, labelled=False))
+    result = evaluate(settings, store, None, profiles=missing)
+    assert "version 1: no profile to check against (no version 1)" in result.notes

@@ -100,13 +100,15 @@ def test_a_window_too_small_says_so_instead_of_guessing() -> None:
     current = np.full((12, 2), 100.0)  # wildly shifted, but only 12 rows
     report = drift_report(window(current), profile, DriftThresholds(min_rows=50))
     assert report.sufficient is False
-    assert report.dataset_drift is False
+    assert report.dataset_drift is None  # not judged: null, never false
     assert "12 rows" in report.reason
     assert "50" in report.reason
     data = report.to_json()
     statistics = data["features"]["a"].pop("statistics")
+    assert data["dataset_drift"] is None
+    assert data["prediction_drift"]["drift"] is None
     assert data["features"]["a"] == {
-        "drift": False,
+        "drift": None,
         "test": "ks",
         "statistic": None,
         "p_value": None,

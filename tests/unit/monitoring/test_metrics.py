@@ -6,11 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from prometheus_client import REGISTRY
 from sklearn.datasets import load_iris
+from tests.utils.quality import iris_model, iris_records
 
 from petalops.config import Settings
-from petalops.monitoring.metrics import update_gauges
+from petalops.monitoring import overview
+from petalops.monitoring.metrics import update_estimate_gauges, update_gauges
 from petalops.monitoring.store import MonitorStore
 from petalops.pipeline.profile import build_profile
 
@@ -111,3 +114,34 @@ def test_no_champion_no_profile(empty_settings: Settings) -> None:
     from petalops.monitoring.metrics import champion_profile
 
     assert champion_profile(empty_settings) is None
+
+
+def test_estimate_gauges_publish_each_versions_estimate_and_data_quality(
+    store: MonitorStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(project="iris")
+    store.log_predictions(
+        iris_records(200, version="31") + iris_records(100, version="32", shift=3.0)
+    )
+    profile = iris_model()[1]
+    monkeypatch.setattr(overview, "registry_profiles", lambda _settings: lambda _v: profile)
+    results = update_estimate_gauges(settings, store)
+    assert results is not None and [r.model_version for r in results] == ["31", "32"]
+    estimated = gauge("petalops_estimated_accuracy", model_version="31")
+    assert estimated == pytest.approx(results[0].estimate.accuracy.value)
+    low = gauge("petalops_estimated_accuracy_band", model_version="31", side="low")
+    assert low is not None and estimated is not None and low <= estimated
+    failed = {"model_version": "32", "feature": "petal_length", "check": "out_of_range"}
+    assert gauge("petalops_data_quality_failed", **failed) == 1.0
+    assert gauge("petalops_data_quality_failed", **{**failed, "model_version": "31"}) == 0.0
+    assert gauge("petalops_data_quality_share", **failed) == pytest.approx(
+        results[1].data.features["petal_length"].share("out_of_range")
+    )
+
+
+def test_estimate_gauges_never_raise(store: MonitorStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("store gone")
+
+    monkeypatch.setattr(overview, "versions", broken)
+    assert update_estimate_gauges(Settings(), store) is None

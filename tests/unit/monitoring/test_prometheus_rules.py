@@ -62,6 +62,8 @@ def test_alert_names_match_monitor_watch() -> None:
         alerts.ACCURACY_DROP,
         alerts.LOG_DROPS,
         alerts.NO_MODEL_READY,
+        alerts.ESTIMATED_ACCURACY_DROP,
+        alerts.DATA_QUALITY,
     } <= names
 
 
@@ -208,6 +210,68 @@ def test_alerts_fire_on_synthetic_series(tmp_path: Path) -> None:
         },
     ]
     spec = tmp_path / "alerts_test.yml"
+    spec.write_text(
+        yaml.safe_dump(
+            {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": tests},
+            sort_keys=False,
+        ),
+        encoding="utf-8",
+    )
+    result = promtool("test", "rules", str(spec))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_estimated_accuracy_and_data_quality_alerts_fire(tmp_path: Path) -> None:
+    quality = 'petalops_data_quality_failed{model_version="2",feature="petal_length",check="%s"}'
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": 'petalops_estimated_accuracy{model_version="1"}', "values": "0.95x40"},
+                {
+                    "series": 'petalops_estimated_accuracy{model_version="2"}',
+                    "values": "0.95x5 0.62x35",
+                },
+                {"series": quality % "out_of_range", "values": "0x5 1x35"},
+                {"series": quality % "missing", "values": "0x40"},
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": "12m",
+                    "alertname": "PetalopsEstimatedAccuracyDrop",
+                    "exp_alerts": [],
+                },
+                {
+                    "eval_time": "30m",
+                    "alertname": "PetalopsEstimatedAccuracyDrop",
+                    "exp_alerts": [
+                        expect(
+                            "PetalopsEstimatedAccuracyDrop",
+                            {"model_version": "2"},
+                            "v2: estimated accuracy 0.620",
+                        )
+                    ],
+                },
+                {
+                    "eval_time": "30m",
+                    "alertname": "PetalopsDataQuality",
+                    "exp_alerts": [
+                        expect(
+                            "PetalopsDataQuality",
+                            {
+                                "model_version": "2",
+                                "feature": "petal_length",
+                                "check": "out_of_range",
+                            },
+                            "v2: data-quality check out_of_range failed on petal_length",
+                        )
+                    ],
+                },
+            ],
+        }
+    ]
+    spec = tmp_path / "quality_test.yml"
     spec.write_text(
         yaml.safe_dump(
             {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": tests},

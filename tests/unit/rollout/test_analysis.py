@@ -177,3 +177,52 @@ def test_decide_holds_inconclusive_then_rolls_back_at_the_limit() -> None:
     third = decide(_verdict("inconclusive"), 1, 4, second.inconclusive, 3)
     assert third.action == "rollback"
     assert "inconclusive 3 times" in third.reason
+
+
+def scored(n: int, confidence: float, *, labelled: int = 0) -> list[Sample]:
+    """``n`` rows predicted class 0 with ``confidence`` (the rest split over two classes);
+    the first ``labelled`` of them labelled right."""
+    rest = (1.0 - confidence) / 2
+    return [
+        Sample(200, 2.0, 0, None, 0 if i < labelled else None, (confidence, rest, rest))
+        for i in range(n)
+    ]
+
+
+def test_summarize_sums_the_calibrated_confidence_in_each_prediction() -> None:
+    stats = summarize(scored(100, 0.9))
+    assert stats.scored == 100
+    assert stats.estimated_accuracy == pytest.approx(0.9)
+    # A calibration that says this model is overconfident lowers the estimate.
+    softer = {"method": "temperature", "maps": [{"beta": 0.5}], "eps": 1e-6}
+    lowered = summarize(scored(100, 0.9), softer).estimated_accuracy
+    assert lowered is not None and lowered < 0.9
+    assert VariantStats.from_dict(stats.to_dict()).estimated_accuracy == pytest.approx(0.9)
+
+
+def test_without_labels_the_estimated_accuracy_decides_and_is_named() -> None:
+    limits = Thresholds(min_samples=100, min_labels=20, min_accuracy=0.8, max_accuracy_drop=0.05)
+    champion = summarize(scored(200, 0.95))
+    unsure = analyze(summarize(scored(200, 0.7)), champion, limits)
+    assert unsure.decision == "fail"
+    assert {c.name for c in unsure.failed_checks} == {
+        "estimated_accuracy",
+        "estimated_accuracy_drop",
+    }
+    assert any(r.startswith("estimated_accuracy 0.7 < 0.8") for r in unsure.reasons)
+    assert analyze(summarize(scored(200, 0.93)), champion, limits).decision == "pass"
+
+
+def test_the_estimate_keeps_the_sample_floor_and_yields_to_labels() -> None:
+    limits = Thresholds(min_samples=100, min_labels=20, min_accuracy=0.8)
+    few = analyze(summarize(scored(50, 0.5)), summarize(scored(200, 0.95)), limits)
+    assert few.decision == "inconclusive"
+    [check] = [c for c in few.checks if c.name == "estimated_accuracy"]
+    assert check.passed is None and check.detail == "not enough scored rows"
+    # 30 right labels: the realized accuracy decides, however unsure the probabilities.
+    labelled = analyze(
+        summarize(scored(200, 0.5, labelled=30)), summarize(scored(200, 0.95)), limits
+    )
+    assert labelled.decision == "pass"
+    [check] = [c for c in labelled.checks if c.name == "estimated_accuracy"]
+    assert check.detail == "labels decide"

@@ -92,3 +92,24 @@ def test_the_window_starts_with_the_step_and_ends_at_until(
     step = plan(clock, phase="running", step_started=started)
     assert judge_window(store, local.project, step, until=started + 5).challenger.requests == 7
     assert judge_window(store, local.project, step).challenger.requests == 12
+
+
+def test_the_estimated_accuracy_uses_each_versions_calibration(
+    local: Settings, store: RolloutStore, clock: Clock
+) -> None:
+    limits = Thresholds(min_samples=20, min_labels=5, max_accuracy_drop=0.05)
+    log_rows(local, clock, "challenger", "2", 30, probabilities=[0.05, 0.9, 0.05])
+    log_rows(local, clock, "champion", "1", 30, probabilities=[0.05, 0.9, 0.05])
+    clock.now += 1
+    same = judge_window(store, local.project, plan(clock, thresholds=limits, step_started=0.0))
+    assert same.decision == "pass"
+    # Version 2's calibration says its 0.9 means much less: without a label, it fails.
+    overconfident = {"method": "temperature", "maps": [{"beta": 0.2}], "eps": 1e-6}
+    verdict = judge_window(
+        store,
+        local.project,
+        plan(clock, thresholds=limits, step_started=0.0),
+        calibration_of=lambda version: overconfident if version == "2" else None,
+    )
+    assert verdict.decision == "fail"
+    assert [c.name for c in verdict.failed_checks] == ["estimated_accuracy_drop"]
