@@ -28,19 +28,36 @@ def import_estimator(class_path: str) -> type[Any]:
     return cls
 
 
-def build_pipeline(model: ModelSettings, seed: int) -> Pipeline:
-    """A Pipeline of an optional StandardScaler and the configured classifier."""
-    cls = import_estimator(model.class_path)
-    params = dict(model.params)
+def make_estimator(class_path: str, params: dict[str, Any]) -> Any:
+    """The classifier ``class_path`` names, with ``params``; a one-line ConfigError naming the
+    class's valid parameters (``get_params()``) for one it does not take."""
+    cls = import_estimator(class_path)
+    name = cls.__name__
     try:
-        estimator = cls(**params)
-    except TypeError as exc:
-        raise ConfigError(f"model.params {params} do not fit {model.class_path}: {exc}") from None
-    if not is_classifier(estimator) or not isinstance(estimator, ClassifierMixin):
+        defaults = cls().get_params(deep=False)
+    except Exception:  # not a scikit-learn estimator, or one that needs arguments
+        defaults = None
+    if defaults is None or not is_classifier(cls()) or not issubclass(cls, ClassifierMixin):
         raise ConfigError(
-            f"model.class={model.class_path!r} is not a scikit-learn classifier; "
+            f"model.class={class_path!r} is not a scikit-learn classifier; "
             "example: sklearn.ensemble.RandomForestClassifier"
         )
+    unknown = sorted(k for k in params if k not in defaults)
+    if unknown:
+        raise ConfigError(
+            f"model.params.{unknown[0]} is not a parameter of {name}; its parameters are "
+            f"{', '.join(sorted(defaults))} (set them with --set model.params.NAME=VALUE)"
+        )
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model.params {params} do not fit {name}: {exc}") from None
+
+
+def build_pipeline(model: ModelSettings, seed: int) -> Pipeline:
+    """A Pipeline of an optional StandardScaler and the configured classifier."""
+    estimator = make_estimator(model.class_path, dict(model.params))
+    params = model.params
     if "random_state" in estimator.get_params() and "random_state" not in params:
         estimator.set_params(random_state=seed)
     steps: list[tuple[str, Any]] = []
