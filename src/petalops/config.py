@@ -113,7 +113,7 @@ class ModelSettings(_Section):
     def _class_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict) and "params" not in data:
             class_path = data.get("class", data.get("class_path", DEFAULT_CLASS))
-            data = {**data, "params": dict(CLASS_DEFAULT_PARAMS.get(class_path, {}))}
+            data = {**data, "params": dict(CLASS_DEFAULT_PARAMS.get(str(class_path), {}))}
         return data
 
     @field_validator("class_path")
