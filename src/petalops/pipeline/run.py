@@ -123,7 +123,12 @@ def train(
         with step("compile", on_step):
             profile = training_profile(settings, dataset, rows, model)
             candidate = compile_candidate(
-                workdir / "petalops", model, settings.project, dataset, profile
+                workdir / "petalops",
+                model,
+                settings.project,
+                dataset,
+                profile,
+                unknown=settings.model.preprocess.unknown,
             )
         with step("gate", on_step):
             champion = find_champion(settings, dataset, rows) if register else NO_CHAMPION
