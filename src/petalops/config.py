@@ -33,7 +33,11 @@ IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
 DEFAULT_CLASS = "sklearn.linear_model.LogisticRegression"
 # The parameters a model class starts from when model.params is not given: its own defaults,
 # except for the default classifier (lbfgs needs more than 100 iterations on unscaled Iris).
-CLASS_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {DEFAULT_CLASS: {"max_iter": 200}}
+# LightGBM prints a warning per tree on small data sets unless told to be quiet.
+CLASS_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    DEFAULT_CLASS: {"max_iter": 200},
+    "lightgbm.LGBMClassifier": {"verbose": -1},
+}
 ColumnKind = Literal["auto", "numeric", "categorical", "boolean"]
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("petalops_config_file", default=None)
 
@@ -154,6 +158,9 @@ class GateSettings(_Section):
     invariance: bool = True
     scale_tolerance: float = Field(0.01, ge=0.0, le=0.5, examples=[0.01])
     max_flip_rate: float = Field(0.05, ge=0.0, le=1.0, examples=[0.05])
+    # Only rows the model answers with at least this probability are judged by
+    # scale_tolerance: an unsure row sits by a class boundary and may move (docs/experiments.md).
+    flip_confidence: float = Field(0.8, ge=0.0, le=1.0, examples=[0.8])
 
 
 class ServeSettings(_Section):

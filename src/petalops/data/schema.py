@@ -118,7 +118,13 @@ class ColumnSchema:
             minimum=_number(data.get("min")),
             maximum=_number(data.get("max")),
             mean=_number(data.get("mean")),
-            categories={str(k): int(v) for k, v in (data.get("categories") or {}).items()},
+            # most frequent first (a manifest written with sorted keys lists them by name)
+            categories=dict(
+                sorted(
+                    ((str(k), int(v)) for k, v in (data.get("categories") or {}).items()),
+                    key=lambda kv: (-kv[1], kv[0]),
+                )
+            ),
         )
 
 

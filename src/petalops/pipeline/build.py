@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from sklearn.base import ClassifierMixin, is_classifier
@@ -35,6 +36,15 @@ def import_estimator(class_path: str) -> type[Any]:
     return cls
 
 
+def _takes_any_keyword(cls: type[Any]) -> bool:
+    # LightGBM and XGBoost pass **kwargs on to their booster: any name may be valid there.
+    try:
+        signature = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+
+
 def make_estimator(class_path: str, params: dict[str, Any]) -> Any:
     """The classifier ``class_path`` names, with ``params``; a one-line ConfigError naming the
     class's valid parameters (``get_params()``) for one it does not take."""
@@ -50,7 +60,7 @@ def make_estimator(class_path: str, params: dict[str, Any]) -> Any:
             "example: sklearn.ensemble.RandomForestClassifier"
         )
     unknown = sorted(k for k in params if k not in defaults)
-    if unknown:
+    if unknown and not _takes_any_keyword(cls):
         raise ConfigError(
             f"model.params.{unknown[0]} is not a parameter of {name}; its parameters are "
             f"{', '.join(sorted(defaults))} (set them with --set model.params.NAME=VALUE)"
