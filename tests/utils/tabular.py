@@ -5,6 +5,7 @@ and scikit-learn's bundled wine (3 classes) and breast-cancer (binary) sets."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -47,3 +48,24 @@ def settings_for(path: Path, target: str = "species", **model: object) -> dict[s
 
 def read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
+
+
+def trained_bundle(
+    directory: Path, settings: Any, path: Path | None = None
+) -> tuple[Path, str, Any, Any]:
+    """Fit the settings' Pipeline on its data, compile its bundle into ``directory`` with the
+    production steps; the bundle, its sha256, the fitted Pipeline and the Dataset."""
+    from petalops.data.load import load_dataset
+    from petalops.pipeline.compile import compile_candidate
+    from petalops.pipeline.fit import fit
+    from petalops.pipeline.profile import training_profile
+    from petalops.pipeline.split import split
+
+    dataset = load_dataset(settings.data, path)
+    rows = split(settings, dataset)
+    pipeline = fit(settings, rows)
+    profile = training_profile(settings, dataset, rows, pipeline)
+    candidate = compile_candidate(
+        directory, pipeline, settings.project, dataset, profile, settings.model.preprocess.unknown
+    )
+    return directory, candidate.digest, pipeline, dataset

@@ -40,7 +40,7 @@ class ModelRuntime:
         self.schema = (
             Schema.from_json(manifest.schema)
             if manifest.schema
-            else Schema.numeric(manifest.features, allow_missing=True)
+            else Schema.numeric(manifest.features)  # a bundle from before schemas: numbers only
         )
         self.unknown = manifest.unknown
         self.mixed = not self.schema.numeric_only
@@ -60,13 +60,32 @@ class ModelRuntime:
         raise NotImplementedError
 
     def predict(self, x: FloatArray) -> IntArray:
-        return np.asarray(self.predict_proba(x).argmax(axis=1), dtype=np.int64)
+        return self.decide(self.predict_proba(x))
+
+    def decide(self, proba: FloatArray) -> IntArray:
+        """The class of each row of probabilities."""
+        return np.asarray(proba.argmax(axis=1), dtype=np.int64)
 
     def predict_one(self, row: list[Any]) -> tuple[int, list[float]]:
         """One row as plain Python lists; the server's hot path."""
         dtype = object if self.mixed else np.float64
         proba = self.predict_proba(np.asarray([row], dtype=dtype))[0]
         return int(proba.argmax()), proba.tolist()
+
+    def probe_row(self) -> list[Any]:
+        """A valid row for warm-up: mid-range numbers, each feature's most frequent category."""
+        row: list[Any] = []
+        for j, column in enumerate(self.schema.columns):
+            if column.kind == "categorical":
+                row.append(next(iter(column.categories), ""))
+                continue
+            lo, hi = self.feature_min[j], self.feature_max[j]
+            row.append(float((lo + hi) / 2.0) if np.isfinite(lo) and np.isfinite(hi) else 0.0)
+        return row
+
+    def probe_rows(self, n: int) -> FloatArray:
+        """``n`` copies of `probe_row` as the array `predict_proba` takes."""
+        return np.asarray([self.probe_row()] * n, dtype=object if self.mixed else np.float64)
 
     def out_of_range(self, x: FloatArray) -> int:
         """How many numeric values lie outside the range seen in training."""
@@ -205,8 +224,7 @@ class OnnxRuntime(ModelRuntime):
         _, proba = self._session.run(None, self._feeds(x))
         return np.asarray(proba, dtype=np.float64)
 
-    def predict(self, x: FloatArray) -> IntArray:
-        proba = self.predict_proba(x)
+    def decide(self, proba: FloatArray) -> IntArray:
         if self._round:
             proba = np.round(proba, 5)
         return np.asarray(proba.argmax(axis=1), dtype=np.int64)
