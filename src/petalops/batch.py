@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,8 +19,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import math
 
 import numpy as np
 import pyarrow as pa
