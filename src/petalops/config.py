@@ -454,9 +454,9 @@ def load_settings(
             base.model.class_path
         ):
             # Another class starts from its own defaults: the loaded params were another's.
-            merged["model"]["params"] = model_extra.get("params", None)
-            if merged["model"]["params"] is None:
-                del merged["model"]["params"]
+            merged["model"]["params"] = model_extra.get("params") or dict(
+                CLASS_DEFAULT_PARAMS.get(str(model_extra["class"]), {})
+            )
         data_extra = extra.get("data")
         if isinstance(data_extra, dict) and data_extra.get("source", base.data.source) != (
             base.data.source
@@ -470,6 +470,9 @@ def load_settings(
             "known_examples" not in base.gate.model_fields_set
         ):
             merged["gate"].pop("known_examples", None)
+        # merged holds the file's values already: read it again and pydantic-settings would
+        # deep-merge its model.params back under another class's.
+        _CONFIG_FILE.set(None)
         try:
             return Settings(**merged)
         except ValidationError as exc:

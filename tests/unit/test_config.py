@@ -119,3 +119,15 @@ def test_column_kinds_and_preprocessing_are_typed() -> None:
         load_settings(overrides=["model.preprocess.unknown=maybe"])
     with pytest.raises(ConfigError, match=r"data.columns.zip.kind"):
         load_settings(overrides=["data.columns.zip.kind=text"])
+
+
+def test_another_class_on_the_command_line_drops_the_files_params(tmp_path: Path) -> None:
+    path = tmp_path / "petalops.yaml"
+    path.write_text(
+        "model:\n  class: sklearn.ensemble.RandomForestClassifier\n"
+        "  params: {n_estimators: 200}\n"
+    )
+    kept = load_settings(path, ["model.params.max_depth=3"])
+    assert kept.model.params == {"n_estimators": 200, "max_depth": 3}
+    other = load_settings(path, ["model.class=sklearn.svm.SVC"])
+    assert other.model.params == {}
