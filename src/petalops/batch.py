@@ -234,7 +234,7 @@ class Scorer:
         return [prediction, *(proba[:, j] for j in range(proba.shape[1]))]
 
     def _columns(self, batch: Any, first_row: int) -> list[np.ndarray]:
-        columns = []
+        columns: list[np.ndarray] = []
         for name in self.runtime.features:
             column = batch.column(name)
             if isinstance(column, pa.ChunkedArray):

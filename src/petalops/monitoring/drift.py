@@ -248,7 +248,7 @@ def _clean(value: float | None) -> float | None:
 
 def _missing(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
     if values.dtype != object:
-        return np.isnan(values)
+        return np.asarray(np.isnan(values), dtype=bool)
     return np.asarray([is_missing(v) for v in values], dtype=bool)
 
 
@@ -268,6 +268,7 @@ def feature_drift(
     missing = _missing(current)
     current_missing = float(missing.mean()) if len(current) else 0.0
     present = current[~missing]
+    values: Any  # the present values: strings of a category, else float64
     if categorical:
         chosen = tuple(s for s in chosen if s.categorical is not None)
         values = [str(v) for v in present]
@@ -278,9 +279,9 @@ def feature_drift(
         for statistic in chosen:
             if categorical:
                 assert statistic.categorical is not None
-                result = statistic.categorical(spec, values)  # type: ignore[arg-type]
+                result = statistic.categorical(spec, values)
             else:
-                result = statistic.measure(spec, values)  # type: ignore[arg-type]
+                result = statistic.measure(spec, values)
             measured[statistic.name] = Measured(
                 name=statistic.name,
                 value=float(result.value),
@@ -301,7 +302,7 @@ def feature_drift(
                 statistic.name, math.nan, None, thresholds.threshold(statistic)
             )
     if categorical:
-        names, shares, counts = category_shares(spec, values)  # type: ignore[arg-type]
+        names, shares, counts = category_shares(spec, values)
         total = max(counts.sum(), 1.0)
         new_share = float(counts[-1] / total)
         drift = drift or new_share >= thresholds.min_effect
