@@ -124,8 +124,7 @@ def test_column_kinds_and_preprocessing_are_typed() -> None:
 def test_another_class_on_the_command_line_drops_the_files_params(tmp_path: Path) -> None:
     path = tmp_path / "petalops.yaml"
     path.write_text(
-        "model:\n  class: sklearn.ensemble.RandomForestClassifier\n"
-        "  params: {n_estimators: 200}\n"
+        "model:\n  class: sklearn.ensemble.RandomForestClassifier\n  params: {n_estimators: 200}\n"
     )
     kept = load_settings(path, ["model.params.max_depth=3"])
     assert kept.model.params == {"n_estimators": 200, "max_depth": 3}
