@@ -1,6 +1,8 @@
 """Batch scoring and CLI start-up, next to a baseline measured in the same run.
 
     python bench/predict_batch.py [--rows 10000000]
+    python bench/predict_batch.py --model forest     # a tree ensemble (ONNX Runtime)
+    python bench/predict_batch.py --model penguins   # categorical features, missing values
 
 Prints, for a Parquet file of ROWS Iris-like rows scored end to end (read → predict → write):
 rows/s and peak RSS of `petalops predict --input F --output G` and of the baseline (plain
@@ -21,25 +23,41 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.apps.models import MODELS, features, penguins_frame, prepare_project  # noqa: E402
+
+# The same model as a scikit-learn Pipeline (bench.apps.models), read with pyarrow + pandas.
 BASELINE = r"""
 import sys, pandas as pd, pyarrow.parquet as pq
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
-x, y = load_iris(return_X_y=True, as_frame=True)
-x.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-model = LogisticRegression(max_iter=200).fit(x, y)
+sys.path.insert(0, sys.argv[4])
+from bench.apps.models import features, sklearn_model
+model = sklearn_model(sys.argv[3])
 frame = pq.read_table(sys.argv[1]).to_pandas()
-pd.DataFrame({"prediction": model.predict(frame[x.columns])}).to_parquet(sys.argv[2])
+pd.DataFrame({"prediction": model.predict(frame[features(sys.argv[3])])}).to_parquet(sys.argv[2])
 """
 
 
-def make_input(path: Path, rows: int) -> None:
+def make_input(path: Path, rows: int, model: str = "iris") -> None:
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
     from sklearn.datasets import load_iris
 
     if path.exists() and pq.ParquetFile(path).metadata.num_rows == rows:
+        return
+    if model == "penguins":
+        # penguin rows drawn with replacement, numbers jittered; NAs and categories kept
+        base = penguins_frame()
+        rng = np.random.default_rng(0)
+        with pq.ParquetWriter(path, pa.Schema.from_pandas(base[features(model)])) as writer:
+            for start in range(0, rows, 1_000_000):
+                n = min(1_000_000, rows - start)
+                frame = base.iloc[rng.integers(0, len(base), n)][features(model)].copy()
+                for name in features(model)[1:5]:
+                    frame[name] = frame[name] + rng.normal(0, 0.5, n)
+                table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+                writer.write_table(table)
         return
     base = load_iris().data
     names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -69,24 +87,46 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of the small timings")
+    parser.add_argument("--model", choices=MODELS, default="iris", help="see bench.apps.models")
     args = parser.parse_args()
-    OUT.mkdir(exist_ok=True)
+    # each model's project (registry, petalops.yaml) in a directory of its own
+    out = OUT if args.model == "iris" else OUT / args.model
+    out.mkdir(parents=True, exist_ok=True)
     petalops = [sys.executable, "-m", "petalops"]
-    source = OUT / f"iris-{args.rows}.parquet"
+    source = out / f"{args.model}-{args.rows}.parquet"
     print(f"preparing {args.rows:,} rows in {source} …", flush=True)
-    make_input(source, args.rows)
+    make_input(source, args.rows, args.model)
+    overrides = [part for o in prepare_project(args.model, out) for part in ("--set", o)]
 
-    train_times = [measure([*petalops, "train"], OUT)[0] for _ in range(args.repeat)]
-    one_row = [
-        measure([*petalops, "predict", "--input", "[5.1,3.5,1.4,0.2]"], OUT)[0]
-        for _ in range(args.repeat)
-    ]
-    ours = measure(
-        [*petalops, "predict", "--input", str(source), "--output", str(OUT / "p.parquet")], OUT
+    train_times = [measure([*petalops, "train", *overrides], out)[0] for _ in range(args.repeat)]
+    one_row = (
+        [
+            measure([*petalops, "predict", "--input", "[5.1,3.5,1.4,0.2]"], out)[0]
+            for _ in range(args.repeat)
+        ]
+        if args.model != "penguins"
+        else []
     )
-    base = measure([sys.executable, "-c", BASELINE, str(source), str(OUT / "b.parquet")], OUT)
+    ours = measure(
+        [*petalops, "predict", "--input", str(source), "--output", str(out / "p.parquet")], out
+    )
+    base = measure(
+        [
+            sys.executable,
+            "-c",
+            BASELINE,
+            str(source),
+            str(out / "b.parquet"),
+            args.model,
+            str(ROOT),
+        ],
+        out,
+    )
 
-    print(f"\nbatch scoring, {args.rows:,} rows, Parquet → predict → Parquet (one process each)")
+    print(
+        f"\nbatch scoring, {args.model}, {args.rows:,} rows, Parquet → predict → Parquet "
+        "(one process each)"
+    )
     print(f"{'':38} {'wall s':>8} {'M rows/s':>9} {'peak RSS MiB':>13}")
     for label, (seconds, rss, _) in (
         ("petalops predict (streamed, compiled)", ours),
@@ -96,13 +136,15 @@ def main() -> None:
     print(f"speed-up {base[0] / ours[0]:.1f}x, memory {base[1] / ours[1]:.1f}x less")
     print(f"petalops's own report (excluding interpreter start-up): {ours[2].splitlines()[-1]}")
     print(
-        f"\npetalops train (Iris, warm install): median {statistics.median(train_times):.2f} s "
+        f"\npetalops train ({args.model}, warm install): "
+        f"median {statistics.median(train_times):.2f} s "
         f"of {[round(t, 2) for t in train_times]}"
     )
-    print(
-        f"petalops predict --input one row:     median {statistics.median(one_row):.2f} s "
-        f"of {[round(t, 2) for t in one_row]}"
-    )
+    if one_row:
+        print(
+            f"petalops predict --input one row:     median {statistics.median(one_row):.2f} s "
+            f"of {[round(t, 2) for t in one_row]}"
+        )
 
 
 if __name__ == "__main__":

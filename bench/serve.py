@@ -2,10 +2,13 @@
 
     .venv/bin/python bench/serve.py                  # all targets, c=1 and c=64, 3 rounds
     .venv/bin/python bench/serve.py --duration 10 --targets floor,petalops --routes predict
+    .venv/bin/python bench/serve.py --model forest      # a tree ensemble (ONNX Runtime)
+    .venv/bin/python bench/serve.py --model penguins    # categorical features, missing values
 
 Targets, each on uvicorn + uvloop + httptools with ``--workers`` processes:
   floor     a raw ASGI app answering a constant (the cost of Python HTTP itself)
-  fastapi   FastAPI + a pydantic body + scikit-learn ``predict`` (the typical server)
+  fastapi   FastAPI + a pydantic body + scikit-learn ``predict`` (the typical server), of
+            the same model (``--model``: iris, forest or penguins; `bench.apps.models`)
   petalops  ``petalops serve`` as shipped: metrics, request log and prediction log on
   baseline  the same ``petalops serve`` from another checkout (``--baseline DIR``, run with
             that checkout's ``.venv``), to compare two versions of the code in one run
@@ -33,16 +36,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ROW = [5.1, 3.5, 1.4, 0.2]
-NAMES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-ROUTES = {
-    "predict": ("/predict", {"features": ROW}),
-    "v1": ("/v1/predict", dict(zip(NAMES, ROW, strict=True))),
-    "v2": (
-        "/v2/models/iris/infer",
-        {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]},
-    ),
-}
+sys.path.insert(0, str(ROOT))
+from bench.apps.models import MODELS, features, prepare_project, project, row  # noqa: E402
+
+ROUTES: dict[str, tuple[str, object]] = {}
+
+
+def routes_for(model: str) -> dict[str, tuple[str, object]]:
+    """The request of each route for ``model``: one row, by position, by name, as OIP v2."""
+    values, names = row(model), features(model)
+    if model == "penguins":
+        tensors = [
+            {
+                "name": name,
+                "shape": [1, 1],
+                "datatype": "BYTES" if isinstance(v, str) else "FP64",
+                "data": [v],
+            }
+            for name, v in zip(names, values, strict=True)
+        ]
+    else:
+        tensors = [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": values}]
+    return {
+        "predict": ("/predict", {"features": values}),
+        "v1": ("/v1/predict", dict(zip(names, values, strict=True))),
+        "v2": (f"/v2/models/{project(model)}/infer", {"inputs": tensors}),
+    }
+
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -104,8 +125,9 @@ def start(
     overrides: list[str],
     workdir: Path,
     baseline: Path | None = None,
+    model: str = "iris",
 ) -> tuple[subprocess.Popen[bytes], str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PETALOPS_BENCH_MODEL": model}
     python = sys.executable
     if target == "baseline":
         if baseline is None:
@@ -157,8 +179,10 @@ def start(
             command += ["--set", override]
         ready = "/readyz"
     log = open(workdir / f"{target}.log", "wb")  # noqa: SIM115 - lives with the server
+    # petalops serve reads the project's petalops.yaml where it was trained
+    cwd = home.parent if target in ("petalops", "baseline") else workdir
     process = subprocess.Popen(
-        command, env=env, cwd=workdir, stdout=log, stderr=log, start_new_session=True
+        command, env=env, cwd=cwd, stdout=log, stderr=log, start_new_session=True
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}{ready}", process)
@@ -240,7 +264,16 @@ def measure_all(
         for target in targets:
             port = free_port()
             servers[target] = (
-                start(target, port, args.workers, home, args.set or [], workdir, args.baseline)[0],
+                start(
+                    target,
+                    port,
+                    args.workers,
+                    home,
+                    args.set or [],
+                    workdir,
+                    args.baseline,
+                    args.model,
+                )[0],
                 port,
             )
         cells = [
@@ -276,12 +309,13 @@ def measure_all(
     return [sorted(runs, key=lambda r: r.rps)[len(runs) // 2] for runs in rounds.values()]
 
 
-def trained_home(workdir: Path) -> Path:
-    """A registry holding a trained Iris model (trained once into the work directory)."""
+def trained_home(workdir: Path, model: str = "iris") -> Path:
+    """A registry holding the trained model (trained once into the work directory)."""
     home = workdir / ".petalops"
     env = {**os.environ, "PETALOPS_HOME": str(home)}
+    overrides = [part for o in prepare_project(model, workdir) for part in ("--set", o)]
     subprocess.run(
-        [sys.executable, "-m", "petalops", "train"],
+        [sys.executable, "-m", "petalops", "train", *overrides],
         env=env,
         cwd=workdir,
         check=True,
@@ -301,6 +335,7 @@ def main() -> None:
     parser.add_argument("--connections", default="1,64")
     parser.add_argument("--targets", default="floor,fastapi,petalops")
     parser.add_argument("--routes", default="predict,v1,v2")
+    parser.add_argument("--model", choices=MODELS, default="iris", help="see bench.apps.models")
     parser.add_argument("--home", type=Path, help="an existing trained .petalops to serve")
     parser.add_argument(
         "--baseline",
@@ -318,13 +353,15 @@ def main() -> None:
         sys.exit("wrk is needed: apt-get install -y wrk")
     connections = [int(c) for c in args.connections.split(",")]
     routes = args.routes.split(",")
+    ROUTES.update(routes_for(args.model))
     workdir = Path(tempfile.mkdtemp(prefix="petalops-bench-"))
     try:
-        home = args.home.resolve() if args.home else trained_home(workdir)
+        home = args.home.resolve() if args.home else trained_home(workdir, args.model)
         load = os.getloadavg()
         print(
             f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-            f"on {os.cpu_count()} cores; {args.workers} workers; {args.duration:g} s per run"
+            f"on {os.cpu_count()} cores; {args.workers} workers; {args.duration:g} s per run; "
+            f"model {args.model}"
         )
         results = measure_all(args.targets.split(","), routes, connections, args, home, workdir)
         print("\nmedian round:")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
+from petalops.data.schema import boolean_value, category_text
 from petalops.errors import InputError
 from petalops.runtime.model import ModelRuntime
 
@@ -153,8 +155,12 @@ class Scorer:
     def score(self, batch: Any, first_row: int) -> list[np.ndarray]:
         """Class indices (and one probability column per class) of one record batch."""
         runtime = self.runtime
+        if runtime.mixed:
+            return self._score_mixed(batch, first_row)
         columns = self._columns(batch, first_row)
         n = batch.num_rows
+        # NaN is a missing value where the schema allows one (the model imputes it)
+        nullable = [c.allow_missing for c in runtime.schema.columns]
         prediction = np.empty(n, dtype=np.int64)
         proba = np.empty((n, len(runtime.classes))) if self.with_proba else None
         x = np.empty((min(n, CHUNK_ROWS), len(columns)))
@@ -164,30 +170,82 @@ class Scorer:
             for j, column in enumerate(columns):
                 chunk[:, j] = column[start:stop]
             if not np.isfinite(chunk).all():
-                bad = int(np.argwhere(~np.isfinite(chunk))[0][0])
-                raise InputError(
-                    f"{self.where}: row {first_row + start + bad + 1} has NaN or infinity"
-                )
+                bad_mask = np.isinf(chunk) | (np.isnan(chunk) & ~np.asarray(nullable))
+                if bad_mask.any():
+                    row, j = (int(v) for v in np.argwhere(bad_mask)[0])
+                    raise InputError(
+                        f"{self.where}: row {first_row + start + row + 1} has NaN or infinity "
+                        f"in column {runtime.features[j]!r}"
+                        + ("" if nullable[j] else " (the model takes no missing values there)")
+                    )
             if proba is not None:
                 p = runtime.predict_proba(chunk)
                 proba[start:stop] = p
-                prediction[start:stop] = p.argmax(axis=1)
+                prediction[start:stop] = runtime.decide(p)
             else:
                 prediction[start:stop] = runtime.predict(chunk)
         if proba is None:
             return [prediction]
         return [prediction, *(proba[:, j] for j in range(proba.shape[1]))]
 
+    def _score_mixed(self, batch: Any, first_row: int) -> list[np.ndarray]:
+        """`score` for a model with categorical or boolean features: an object matrix of
+        canonical values (`petalops.data.schema`), checked against the schema."""
+        runtime = self.runtime
+        n = batch.num_rows
+        x = np.empty((n, runtime.n_features), dtype=object)
+        for j, column_schema in enumerate(runtime.schema.columns):
+            name = column_schema.name
+            values = batch.column(name).to_pylist()
+            for i, v in enumerate(values):
+                where = f"{self.where}: column {name!r} at row {first_row + i + 1}"
+                if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+                    if not column_schema.allow_missing:
+                        raise InputError(
+                            f"{where} is missing; the model was trained with "
+                            f"data.columns.{name}.allow_missing=false"
+                        )
+                    values[i] = None if column_schema.kind == "categorical" else math.nan
+                elif column_schema.kind == "categorical":
+                    values[i] = category_text(v)
+                elif column_schema.kind == "boolean":
+                    flag = boolean_value(v)
+                    if flag is None:
+                        raise InputError(f"{where} is {v!r}, not true/false")
+                    values[i] = flag
+                else:
+                    try:
+                        values[i] = float(v)
+                    except (TypeError, ValueError):
+                        raise InputError(f"{where} is {v!r}, not a number") from None
+                    if math.isinf(values[i]):
+                        raise InputError(f"{where} is infinite")
+            x[:, j] = values
+        runtime.check_unseen(x)
+        prediction = np.empty(n, dtype=np.int64)
+        proba = np.empty((n, len(runtime.classes)))
+        for start in range(0, n, CHUNK_ROWS):
+            stop = min(start + CHUNK_ROWS, n)
+            p = runtime.predict_proba(x[start:stop])
+            proba[start:stop] = p
+            prediction[start:stop] = runtime.decide(p)
+        if not self.with_proba:
+            return [prediction]
+        return [prediction, *(proba[:, j] for j in range(proba.shape[1]))]
+
     def _columns(self, batch: Any, first_row: int) -> list[np.ndarray]:
-        columns = []
+        columns: list[np.ndarray] = []
         for name in self.runtime.features:
             column = batch.column(name)
             if isinstance(column, pa.ChunkedArray):
                 column = column.combine_chunks()
             if column.null_count:
-                raise InputError(
-                    f"{self.where}: column {name!r} has a missing value near row {first_row + 1}"
-                )
+                if not self.runtime.schema.columns[len(columns)].allow_missing:
+                    raise InputError(
+                        f"{self.where}: column {name!r} has a missing value near row "
+                        f"{first_row + 1}; the model takes none there"
+                    )
+                column = column.cast(pa.float64()).fill_null(math.nan)
             if column.type != pa.float64():
                 try:
                     column = column.cast(pa.float64())
@@ -220,6 +278,7 @@ def _batches(
     *,
     batch_rows: int,
     validate_keep: Callable[[list[str]], list[str]],
+    text: Sequence[str] = (),
 ) -> tuple[Any, int | None, list[str], list[Any]]:
     """The record batches holding the features and the kept columns, the number of rows
     when the format records it, the kept columns (checked) and their Arrow fields."""
@@ -244,6 +303,8 @@ def _batches(
         # block could fail on a later one (an id column "17", …, "A-3"), half-way through.
         types = {name: pa.string() for name in keep}
         types.update(dict.fromkeys(features, pa.float64()))
+        # categorical and boolean features are read as text and parsed by the Scorer
+        types.update(dict.fromkeys(text, pa.string()))
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=32 << 20),
@@ -338,6 +399,9 @@ def score_file(
         validate_keep=functools.partial(
             check_keep, keep, classes=runtime.classes, with_proba=with_proba, where=str(source)
         ),
+        # A mixed-type model parses every feature itself, naming the column and row of a bad
+        # value; a numeric one keeps Arrow's float64 reader.
+        text=runtime.features if runtime.mixed else (),
     )
     scorer = Scorer(runtime, with_proba=with_proba, keep=keep, where=str(source))
     added = scored_fields(runtime.classes, with_proba)

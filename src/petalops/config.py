@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -23,11 +30,30 @@ IRIS_SOURCE = "sklearn:iris"
 DEFAULT_CONFIG_FILE = "petalops.yaml"
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
+DEFAULT_CLASS = "sklearn.linear_model.LogisticRegression"
+# The parameters a model class starts from when model.params is not given: its own defaults,
+# except for the default classifier (lbfgs needs more than 100 iterations on unscaled Iris).
+# LightGBM prints a warning per tree on small data sets unless told to be quiet.
+CLASS_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    DEFAULT_CLASS: {"max_iter": 200},
+    "lightgbm.LGBMClassifier": {"verbose": -1},
+}
+ColumnKind = Literal["auto", "numeric", "categorical", "boolean"]
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("petalops_config_file", default=None)
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ColumnSettings(_Section):
+    """How one feature column is read: its kind (inferred by default) and whether it may be
+    missing (in training data and in requests)."""
+
+    # auto: numbers are numeric, true/false columns boolean, anything else categorical.
+    # Declare numbers that are codes (a zip code, a store id) as categorical.
+    kind: ColumnKind = Field("auto", examples=["categorical"])
+    allow_missing: bool = Field(True, examples=[False])
 
 
 class DataSettings(_Section):
@@ -41,20 +67,58 @@ class DataSettings(_Section):
         default_factory=lambda: list(IRIS_CLASSES), examples=[["setosa", "versicolor", "virginica"]]
     )
     min_rows_per_class: int = Field(5, ge=2, examples=[5])
+    # Per feature column: its kind and whether it may be missing (the target never may).
+    columns: dict[str, ColumnSettings] = Field(
+        default_factory=dict, examples=[{"island": {"kind": "categorical"}}]
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _follow_the_source(cls, data: Any) -> Any:
+        # The Iris feature and class lists are the defaults of the Iris source only: a file
+        # of your own infers them unless they are given.
+        if isinstance(data, dict) and data.get("source", IRIS_SOURCE) != IRIS_SOURCE:
+            data = {"features": None, "classes": None, **data}
+        return data
+
+
+class PreprocessSettings(_Section):
+    """The preprocessing steps of the Pipeline (scikit-learn's SimpleImputer, OneHotEncoder /
+    OrdinalEncoder and StandardScaler in a ColumnTransformer)."""
+
+    numeric_impute: Literal["median", "mean", "most_frequent"] = Field(
+        "median", examples=["median"]
+    )
+    categorical_impute: Literal["most_frequent", "constant"] = Field(
+        "most_frequent", examples=["most_frequent"]
+    )
+    encoding: Literal["onehot", "ordinal"] = Field("onehot", examples=["onehot"])
+    # A category never seen in training: ignore (all-zero one-hot, or -1 ordinal), infrequent
+    # (it joins the categories seen fewer than min_frequency times), or error (refused).
+    unknown: Literal["ignore", "infrequent", "error"] = Field("ignore", examples=["ignore"])
+    min_frequency: int = Field(5, ge=1, examples=[5])
 
 
 class ModelSettings(_Section):
     class_path: str = Field(
-        "sklearn.linear_model.LogisticRegression",
+        DEFAULT_CLASS,
         alias="class",
         examples=["sklearn.linear_model.LogisticRegression"],
     )
-    params: dict[str, Any] = Field(
-        default_factory=lambda: {"max_iter": 200}, examples=[{"max_iter": 200, "C": 1.0}]
-    )
+    # Without params a class starts from its own defaults (CLASS_DEFAULT_PARAMS).
+    params: dict[str, Any] = Field(default_factory=dict, examples=[{"max_iter": 200, "C": 1.0}])
     scale: bool = Field(False, examples=[True])
+    preprocess: PreprocessSettings = Field(default_factory=PreprocessSettings)
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _class_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "params" not in data:
+            class_path = data.get("class", data.get("class_path", DEFAULT_CLASS))
+            data = {**data, "params": dict(CLASS_DEFAULT_PARAMS.get(str(class_path), {}))}
+        return data
 
     @field_validator("class_path")
     @classmethod
@@ -71,7 +135,8 @@ class SplitSettings(_Section):
 
 
 class KnownExample(_Section):
-    features: list[float]
+    # In feature order, or by feature name; strings for categories, null for missing.
+    features: list[float | bool | str | None] | dict[str, float | bool | str | None]
     label: str | int
 
 
@@ -88,10 +153,14 @@ class GateSettings(_Section):
     min_accuracy: float = Field(0.9, ge=0.0, le=1.0, examples=[0.9])
     max_regression: float = Field(0.01, ge=0.0, le=1.0, examples=[0.01])
     min_class_recall: float = Field(0.5, ge=0.0, le=1.0, examples=[0.8])
+    # The default (three textbook flowers) applies to the Iris features only.
     known_examples: list[KnownExample] = Field(default_factory=_iris_known_examples)
     invariance: bool = True
     scale_tolerance: float = Field(0.01, ge=0.0, le=0.5, examples=[0.01])
     max_flip_rate: float = Field(0.05, ge=0.0, le=1.0, examples=[0.05])
+    # Only rows the model answers with at least this probability are judged by
+    # scale_tolerance: an unsure row sits by a class boundary and may move (docs/experiments.md).
+    flip_confidence: float = Field(0.8, ge=0.0, le=1.0, examples=[0.8])
 
 
 class ServeSettings(_Section):
@@ -251,6 +320,13 @@ class Settings(BaseSettings):
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     tune: TuneSettings = Field(default_factory=TuneSettings)
 
+    @model_validator(mode="after")
+    def _known_examples_follow_the_data(self) -> Settings:
+        gate = self.gate
+        if "known_examples" not in gate.model_fields_set and self.data.features != IRIS_FEATURES:
+            gate.known_examples = []
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -399,6 +475,30 @@ def load_settings(
             return base
         # --set merges into the loaded values key by key (model.params.C keeps max_iter).
         merged = _deep_merge(base.model_dump(by_alias=True, mode="json"), extra)
+        model_extra = extra.get("model")
+        if isinstance(model_extra, dict) and model_extra.get("class", base.model.class_path) != (
+            base.model.class_path
+        ):
+            # Another class starts from its own defaults: the loaded params were another's.
+            merged["model"]["params"] = model_extra.get("params") or dict(
+                CLASS_DEFAULT_PARAMS.get(str(model_extra["class"]), {})
+            )
+        data_extra = extra.get("data")
+        if isinstance(data_extra, dict) and data_extra.get("source", base.data.source) != (
+            base.data.source
+        ):
+            # Another source infers its features and classes unless they are given.
+            for key in ("features", "classes"):
+                if key not in data_extra and key not in base.data.model_fields_set:
+                    merged["data"].pop(key, None)
+        gate_extra = extra.get("gate")
+        if not (isinstance(gate_extra, dict) and "known_examples" in gate_extra) and (
+            "known_examples" not in base.gate.model_fields_set
+        ):
+            merged["gate"].pop("known_examples", None)
+        # merged holds the file's values already: read it again and pydantic-settings would
+        # deep-merge its model.params back under another class's.
+        _CONFIG_FILE.set(None)
         try:
             return Settings(**merged)
         except ValidationError as exc:

@@ -38,7 +38,10 @@ from pyspark import SparkFiles, TaskContext
 from pyspark.errors import AnalysisException, PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import types as T
-from pyspark.sql.functions import arrow_udf, col
+from pyspark.sql.functions import (  # type: ignore[attr-defined]  # not in pyspark 4.3's stubs
+    arrow_udf,
+    col,
+)
 from pyspark.sql.pandas.types import to_arrow_schema
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -665,8 +668,9 @@ class PredictUDF:
                 return out[1]
             return pa.StructArray.from_arrays(out[2:], fields=proba_fields)
 
-        function = arrow_udf(predict, returnType=self.return_type)  # type: ignore[call-overload]
-        return function(*(col(c) if isinstance(c, str) else c for c in cols))
+        function = arrow_udf(predict, returnType=self.return_type)
+        column: Column = function(*(col(c) if isinstance(c, str) else c for c in cols))
+        return column
 
 
 def predict_udf(

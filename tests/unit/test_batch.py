@@ -6,10 +6,11 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from tests.utils.tabular import penguins_csv, trained_bundle
 
 from petalops.batch import score_file
-from petalops.config import DataSettings
-from petalops.data.load import load_dataset
+from petalops.config import DataSettings, Settings
+from petalops.data.load import feature_frame, load_dataset
 from petalops.errors import InputError
 from petalops.pipeline.compile import write_bundle
 from petalops.pipeline.profile import build_profile
@@ -216,3 +217,31 @@ def test_empty_input_gives_an_empty_output_with_the_columns(
     assert list(got.columns) == ["prediction", "prediction_index"] + [
         f"proba_{c}" for c in rt.classes
     ]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_mixed_type_model_scores_files_like_its_pipeline(tmp_path: Path, suffix: str) -> None:
+    path = penguins_csv(tmp_path)
+    settings = Settings(  # type: ignore[arg-type]
+        data={"source": str(path), "target": "species"},
+        model={"class": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": 20}},
+    )
+    directory, digest, pipeline, dataset = trained_bundle(tmp_path / "bundle", settings, path)
+    runtime = open_bundle(directory, "penguins", "1", digest)
+    source = path if suffix == ".csv" else tmp_path / "penguins.parquet"
+    if suffix == ".parquet":
+        pd.read_csv(path).to_parquet(source)
+    score_file(runtime, source, tmp_path / f"out{suffix}", with_proba=True)
+    out = tmp_path / f"out{suffix}"
+    got = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
+    expected = pipeline.predict_proba(feature_frame(dataset.x, dataset.schema))
+    assert got["prediction_index"].tolist() == expected.argmax(axis=1).tolist()
+    assert got["prediction"].isin(dataset.classes).all()
+    bad = pd.read_csv(path)
+    bad["bill_length_mm"] = bad["bill_length_mm"].astype(object)
+    bad.loc[5, "bill_length_mm"] = "long"
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(
+        InputError, match="column 'bill_length_mm' at row 6 is 'long', not a number"
+    ):
+        score_file(runtime, tmp_path / "bad.csv", tmp_path / "bad-out.csv")

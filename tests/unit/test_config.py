@@ -69,3 +69,64 @@ def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
 
 def test_parse_overrides_types() -> None:
     assert parse_overrides(["a.b=1", "a.c=true", "d=x"]) == {"a": {"b": 1, "c": True}, "d": "x"}
+
+
+def test_another_model_class_starts_from_its_own_defaults(tmp_path: Path) -> None:
+    forest = "sklearn.ensemble.RandomForestClassifier"
+    settings = load_settings(overrides=[f"model.class={forest}"])
+    assert (settings.model.class_path, settings.model.params) == (forest, {})
+    settings = load_settings(overrides=[f"model.class={forest}", "model.params.n_estimators=50"])
+    assert settings.model.params == {"n_estimators": 50}
+    config = tmp_path / "petalops.yaml"
+    config.write_text(f"model:\n  class: {forest}\n")
+    assert load_settings(config).model.params == {}
+    assert load_settings(config, ["model.params.n_estimators=50"]).model.params == {
+        "n_estimators": 50
+    }
+    # The same class again keeps what the file gave it.
+    config.write_text(f"model:\n  class: {forest}\n  params: {{max_depth: 3}}\n")
+    assert load_settings(config, [f"model.class={forest}"]).model.params == {"max_depth": 3}
+
+
+def test_a_file_of_your_own_infers_features_classes_and_drops_the_iris_examples(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "penguins.yaml"
+    config.write_text("data:\n  source: penguins.csv\n  target: species\n")
+    settings = load_settings(config)
+    assert (settings.data.features, settings.data.classes) == (None, None)
+    assert settings.gate.known_examples == []
+    settings = load_settings(overrides=["data.source=penguins.csv"])
+    assert (settings.data.features, settings.data.classes) == (None, None)
+    assert settings.gate.known_examples == []
+    assert len(load_settings().gate.known_examples) == 3
+    kept = load_settings(overrides=["data.source=penguins.csv", "data.features=[a, b]"])
+    assert kept.data.features == ["a", "b"]
+
+
+def test_column_kinds_and_preprocessing_are_typed() -> None:
+    settings = load_settings(
+        overrides=[
+            "data.columns.zip.kind=categorical",
+            "data.columns.zip.allow_missing=false",
+            "model.preprocess.unknown=error",
+        ]
+    )
+    assert settings.data.columns["zip"].kind == "categorical"
+    assert settings.data.columns["zip"].allow_missing is False
+    assert settings.model.preprocess.unknown == "error"
+    with pytest.raises(ConfigError, match=r"model.preprocess.unknown='maybe'"):
+        load_settings(overrides=["model.preprocess.unknown=maybe"])
+    with pytest.raises(ConfigError, match=r"data.columns.zip.kind"):
+        load_settings(overrides=["data.columns.zip.kind=text"])
+
+
+def test_another_class_on_the_command_line_drops_the_files_params(tmp_path: Path) -> None:
+    path = tmp_path / "petalops.yaml"
+    path.write_text(
+        "model:\n  class: sklearn.ensemble.RandomForestClassifier\n  params: {n_estimators: 200}\n"
+    )
+    kept = load_settings(path, ["model.params.max_depth=3"])
+    assert kept.model.params == {"n_estimators": 200, "max_depth": 3}
+    other = load_settings(path, ["model.class=sklearn.svm.SVC"])
+    assert other.model.params == {}

@@ -17,7 +17,7 @@ import pytest
 from petalops.batch import score_file
 from petalops.config import Settings
 from petalops.data.load import IRIS_CLASSES, IRIS_FEATURES, iris_frame
-from petalops.errors import ConfigError, DataError, InputError, IntegrityError
+from petalops.errors import ConfigError, InputError, IntegrityError
 from petalops.registry import load_runtime
 
 spark_module = pytest.importorskip("pyspark", reason="the spark extra is not installed")
@@ -258,8 +258,8 @@ def test_unknown_columns_name_what_the_input_has(
 def test_mixed_type_model_gives_the_local_answers(
     spark, trained_settings: Settings, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    """Issue 15, item 3: numeric, categorical and boolean features. Runs by itself once
-    training accepts such data; until then it says why it cannot."""
+    """Issue 15, item 3: numeric, categorical and boolean features score on Spark as they
+    do locally."""
     from petalops.pipeline.run import train
 
     frame = iris_frame()
@@ -270,10 +270,7 @@ def test_mixed_type_model_gives_the_local_answers(
     frame.to_csv(data, index=False)
     features = [*IRIS_FEATURES, "soil", "irrigated"]
     mixed = Settings(home=trained_settings.home_dir, data={"features": features})  # type: ignore[arg-type]
-    try:
-        version = train(mixed, data).version
-    except DataError as exc:
-        pytest.skip(f"training does not take mixed-type features yet: {exc.message}")
+    version = train(mixed, data).version
     assert load_runtime(trained_settings, f"iris/{version}").features == features
     source = tmp_path / "score.parquet"
     scored = frame.drop(columns=["species"])

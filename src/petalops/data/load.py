@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -11,22 +12,27 @@ import pandas as pd
 
 from petalops.config import IRIS_CLASSES, IRIS_FEATURES, IRIS_SOURCE, DataSettings
 from petalops.data.fingerprint import Fingerprint, fingerprint
-from petalops.data.schema import validate_frame
+from petalops.data.schema import Schema
+from petalops.data.validate import validate_frame
 from petalops.errors import DataError
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Validated training data: features as float64, labels as indices into ``classes``."""
+    """Validated training data: features in canonical form (see `petalops.data.schema`) as an
+    ``(n, n_features)`` array, float64 when every feature is numeric, else object (floats for
+    numeric and boolean features, strings for categorical ones, NaN where missing); labels as
+    indices into ``classes``; and the inferred schema."""
 
     frame: pd.DataFrame
     features: list[str]
     target: str
     classes: list[str]
-    x: npt.NDArray[np.float64]
+    x: npt.NDArray[Any]
     y: npt.NDArray[np.int64]
     source: str
     fingerprint: Fingerprint
+    schema: Schema
     file_path: Path | None = None
     # A local path MLflow can record as the dataset's source (for Iris: the CSV inside sklearn).
     source_path: str = ""
@@ -92,14 +98,15 @@ def load_dataset(settings: DataSettings, path: str | Path | None = None) -> Data
         features = list(settings.features)
     else:
         features = [c for c in frame.columns if c != settings.target]
-    clean, classes = validate_frame(
+    clean, classes, schema = validate_frame(
         frame,
         features,
         settings.target,
         settings.min_rows_per_class,
         known_classes=settings.classes,
+        columns=settings.columns,
     )
-    x = clean[features].to_numpy(dtype=np.float64)
+    x = feature_array(clean[features], schema)
     index = {label: i for i, label in enumerate(classes)}
     y = np.fromiter((index[v] for v in clean[settings.target]), dtype=np.int64, count=len(clean))
     return Dataset(
@@ -110,7 +117,29 @@ def load_dataset(settings: DataSettings, path: str | Path | None = None) -> Data
         x=x,
         y=y,
         source=origin,
-        fingerprint=fingerprint(clean, features, settings.target),
+        fingerprint=fingerprint(clean, schema, settings.target),
+        schema=schema,
         file_path=file_path,
         source_path=source_path,
     )
+
+
+def feature_array(frame: pd.DataFrame, schema: Schema) -> npt.NDArray[Any]:
+    """Canonical feature columns as one array: float64 if all are numeric, else object."""
+    if schema.numeric_only:
+        return np.asarray(frame[schema.names].to_numpy(dtype=np.float64))
+    return np.asarray(frame[schema.names].to_numpy(dtype=object))
+
+
+def feature_frame(x: npt.NDArray[Any], schema: Schema) -> pd.DataFrame:
+    """The frame a Pipeline is fitted on and predicts from: numeric and boolean columns as
+    float64, categorical ones as strings with NaN where missing (what the stock MLflow flavour
+    takes too)."""
+    columns: dict[str, Any] = {}
+    for j, column in enumerate(schema.columns):
+        values = x[:, j]
+        if column.kind == "categorical":
+            columns[column.name] = pd.Series(values, dtype=object)
+        else:
+            columns[column.name] = pd.Series(values, dtype=np.float64)
+    return pd.DataFrame(columns)

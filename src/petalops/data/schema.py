@@ -1,128 +1,198 @@
-"""Schema inference and validation of training data, with one-line errors that say the fix."""
+"""The schema of a model's input: each feature's kind, whether it may be missing, and what
+training saw of it (categories with their frequencies, numeric ranges, missing counts).
+
+It is inferred when the training data is validated (`petalops.data.validate`), stored with
+every model version (the bundle's ``manifest.json`` and ``profile.json``) and read back by
+the server, batch scoring and drift detection. Plain Python, no pandas: the server loads it.
+
+Values have one canonical form per kind, the same in training and at every edge:
+
+* numeric: a float (missing: NaN in arrays, ``None`` in a request row);
+* boolean: 1.0 or 0.0 (true/false, 1/0 and their strings are accepted);
+* categorical: a string; a number declared categorical becomes its text (``3.0`` -> ``"3"``)
+  and an empty string counts as missing.
+"""
 
 from __future__ import annotations
 
-import warnings
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-import numpy as np
-import pandas as pd
-
-from petalops.errors import DataError
-
-# pandera check name -> (priority, message template); the first failure by priority is reported.
-_MESSAGES: dict[str, tuple[int, str]] = {
-    "column_in_dataframe": (0, "column {case!r} is missing; the data has columns {columns}"),
-    "coerce_dtype": (1, "column {column!r} has a non-numeric value {case!r} at row {row}"),
-    "dtype": (1, "column {column!r} has a non-numeric value {case!r} at row {row}"),
-    "not_nullable": (2, "column {column!r} has a missing (NaN) value at row {row}"),
-    "finite": (3, "column {column!r} has an infinite value at row {row}"),
-    "isin": (4, "label {case!r} in column {column!r} at row {row} is not one of {classes}"),
-}
+Kind = Literal["numeric", "categorical", "boolean"]
+KINDS: tuple[Kind, ...] = ("numeric", "categorical", "boolean")
+TRUE_TEXT = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_TEXT = frozenset({"false", "f", "no", "n", "0"})
+# At most this many categories are listed with their counts; the rest are summed up.
+MAX_LISTED_CATEGORIES = 1000
 
 
-def _finite(series: pd.Series) -> pd.Series:
-    return pd.Series(np.isfinite(series.to_numpy(dtype="float64", na_value=np.nan)), series.index)
-
-
-def validate_frame(
-    frame: pd.DataFrame,
-    features: list[str],
-    target: str,
-    min_rows_per_class: int,
-    known_classes: list[str] | None = None,
-) -> tuple[pd.DataFrame, list[str]]:
-    """Validate features (numeric, finite) and labels; return the clean frame and class list."""
-    with warnings.catch_warnings():
-        # With the spark extra installed, pandera tries pandas-on-Spark at import and again
-        # when it first validates; each try warns that it does not "yet fully support"
-        # pandas 3 (and fails). Nothing here uses it.
-        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
-        return _validate(frame, features, target, min_rows_per_class, known_classes)
-
-
-def _validate(
-    frame: pd.DataFrame,
-    features: list[str],
-    target: str,
-    min_rows_per_class: int,
-    known_classes: list[str] | None,
-) -> tuple[pd.DataFrame, list[str]]:
-    import pandera.pandas as pa
-
-    if frame.empty:
-        raise DataError("the data has no rows; it needs a header row and data rows")
-    if not features:
-        raise DataError(f"no feature columns besides the target {target!r}; add feature columns")
-    if target in features:
-        raise DataError(f"target column {target!r} is also listed as a feature; remove it there")
-    frame = frame.copy()
-    if target in frame.columns:
-        frame[target] = frame[target].map(lambda v: v if pd.isna(v) else _label(v))
-        if known_classes and frame[target].dropna().map(str.isdigit).all():
-            numbers = frame[target].dropna().astype(int)
-            if numbers.between(0, len(known_classes) - 1).all():
-                frame[target] = frame[target].map(
-                    lambda v: v if pd.isna(v) else known_classes[int(v)]
-                )
-    columns: dict[str, pa.Column] = {
-        name: pa.Column(
-            float,
-            checks=pa.Check(_finite, name="finite"),
-            nullable=False,
-            coerce=True,
-        )
-        for name in features
-    }
-    label_checks = [pa.Check.isin(known_classes)] if known_classes else []
-    columns[target] = pa.Column(str, checks=label_checks, nullable=False)
-    schema = pa.DataFrameSchema(columns)
+def is_missing(value: Any) -> bool:
+    """None, NaN, pandas' NA/NaT and the empty string are missing."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value != value
+    if isinstance(value, str):
+        return value == ""
+    # pandas.NA / NaT compare unlike anything; ``bool(value != value)`` raises for NA.
     try:
-        clean = schema.validate(frame[[c for c in frame.columns if c in columns]], lazy=True)
-    except pa.errors.SchemaErrors as exc:
-        raise _first_error(exc.failure_cases, frame, known_classes) from None
-    except pa.errors.SchemaError as exc:  # pragma: no cover - lazy=True raises SchemaErrors
-        raise DataError(str(exc).splitlines()[0]) from None
-    classes = list(known_classes) if known_classes else sorted(clean[target].unique())
-    counts = clean[target].value_counts()
-    if len(classes) < 2 or len(counts) < 2:
-        raise DataError(
-            f"column {target!r} has {len(counts)} distinct label(s); a classifier needs at least 2"
-        )
-    too_few = [(c, int(counts.get(c, 0))) for c in classes if counts.get(c, 0) < min_rows_per_class]
-    if too_few:
-        label, count = too_few[0]
-        raise DataError(
-            f"class {label!r} has {count} row(s); each class needs at least {min_rows_per_class} "
-            "(add rows or lower data.min_rows_per_class)"
-        )
-    return clean[[*features, target]].reset_index(drop=True), classes
+        return bool(value != value)
+    except TypeError:
+        return True
 
 
-def _label(value: object) -> str:
+def category_text(value: Any) -> str:
+    """The canonical text of a category: numbers without a trailing ``.0``, booleans as
+    ``true``/``false``, strings as they are."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if hasattr(value, "item"):  # numpy scalars
+        return category_text(value.item())
     return str(value)
 
 
-def _first_error(
-    cases: pd.DataFrame, frame: pd.DataFrame, known_classes: list[str] | None
-) -> DataError:
-    best: tuple[int, str] | None = None
-    for case in cases.itertuples(index=False):
-        check = str(case.check).split("(")[0]
-        priority, template = _MESSAGES.get(check, (9, "column {column!r}: check {check} failed"))
-        raw_index = case.index
-        row = "?" if raw_index is None or pd.isna(raw_index) else int(raw_index) + 2
-        message = template.format(
-            case=case.failure_case,
-            column=case.column,
-            columns=list(frame.columns),
-            row=f"{row} (counting the header as row 1)",
-            classes=known_classes,
-            check=check,
+def boolean_value(value: Any) -> float | None:
+    """1.0 / 0.0 for a boolean written any usual way, ``None`` if it is not one."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) if value in (0, 1) else None
+    if hasattr(value, "item"):
+        return boolean_value(value.item())
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in TRUE_TEXT:
+            return 1.0
+        if text in FALSE_TEXT:
+            return 0.0
+    return None
+
+
+@dataclass(frozen=True)
+class ColumnSchema:
+    """One feature: its kind, whether it may be missing, and what training saw of it."""
+
+    name: str
+    kind: Kind
+    allow_missing: bool = True
+    missing: int = 0  # rows of the training data where it was missing
+    minimum: float | None = None  # numeric and boolean
+    maximum: float | None = None
+    mean: float | None = None
+    # categorical: category -> rows in the training data, most frequent first
+    categories: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def known(self) -> frozenset[str]:
+        return frozenset(self.categories)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "allow_missing": self.allow_missing,
+            "missing": self.missing,
+        }
+        if self.kind == "categorical":
+            out["categories"] = dict(self.categories)
+        else:
+            out.update(min=self.minimum, max=self.maximum, mean=self.mean)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ColumnSchema:
+        kind = data.get("kind", "numeric")
+        if kind not in KINDS:
+            raise ValueError(f"column {data.get('name')!r} has an unknown kind {kind!r}")
+        return cls(
+            name=str(data["name"]),
+            kind=kind,
+            allow_missing=bool(data.get("allow_missing", False)),
+            missing=int(data.get("missing", 0)),
+            minimum=_number(data.get("min")),
+            maximum=_number(data.get("max")),
+            mean=_number(data.get("mean")),
+            # most frequent first (a manifest written with sorted keys lists them by name)
+            categories=dict(
+                sorted(
+                    ((str(k), int(v)) for k, v in (data.get("categories") or {}).items()),
+                    key=lambda kv: (-kv[1], kv[0]),
+                )
+            ),
         )
-        if check == "not_nullable" and case.column not in frame.columns:
-            continue
-        if best is None or priority < best[0]:
-            best = (priority, message)
-    return DataError(best[1] if best else "the data does not match the expected schema")
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Every feature of a model, in order."""
+
+    columns: tuple[ColumnSchema, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def numeric_only(self) -> bool:
+        """Only numeric features: the model takes one float matrix."""
+        return all(c.kind == "numeric" for c in self.columns)
+
+    @property
+    def categorical(self) -> list[ColumnSchema]:
+        return [c for c in self.columns if c.kind == "categorical"]
+
+    def column(self, name: str) -> ColumnSchema:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [c.to_json() for c in self.columns]
+
+    @classmethod
+    def from_json(cls, data: Iterable[dict[str, Any]]) -> Schema:
+        return cls(tuple(ColumnSchema.from_json(c) for c in data))
+
+    @classmethod
+    def numeric(cls, names: Sequence[str], allow_missing: bool = False) -> Schema:
+        """All-numeric features (the schema of bundles written before kinds were stored)."""
+        return cls(tuple(ColumnSchema(n, "numeric", allow_missing) for n in names))
+
+    def summary(self) -> dict[str, str]:
+        """One line per feature, as `petalops registry show` prints it."""
+        out: dict[str, str] = {}
+        for c in self.columns:
+            missing = f", {c.missing} missing" if c.missing else ""
+            nullable = "" if c.allow_missing else ", never missing"
+            if c.kind == "categorical":
+                shown = list(c.categories.items())[:8]
+                more = len(c.categories) - len(shown)
+                cats = ", ".join(f"{k} ({v})" for k, v in shown) + (
+                    f", +{more} more" if more else ""
+                )
+                out[c.name] = f"categorical: {cats}{missing}{nullable}"
+            else:
+                span = (
+                    f"{_short(c.minimum)} .. {_short(c.maximum)}"
+                    if c.minimum is not None and c.maximum is not None
+                    else "no values"
+                )
+                out[c.name] = f"{c.kind}: {span}{missing}{nullable}"
+        return out
+
+
+def _short(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "?"
+    return f"{value:.6g}"

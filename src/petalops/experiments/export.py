@@ -7,6 +7,10 @@ The file runs under plain ONNX Runtime (no petalops, no scikit-learn):
 * output ``label``          int64   ``[N]``   the class index (``petalops.classes``)
 * output ``probabilities``  float32 ``[N, n_classes]`` (float64 with ``--dtype float64``)
 
+A model with categorical features takes one input per feature instead, named after it, of
+shape ``[N, 1]``: ``string`` for a categorical feature (the empty string for a missing one),
+the requested float type for the others (NaN for a missing number).
+
 The model inside is the version's checksum-verified bundle ``model.onnx``; only casts at the
 edges are added when the requested dtype differs from the one it was compiled with.
 """
@@ -44,11 +48,18 @@ class ExportInfo:
     bundle_sha256: str
     file_sha256: str
     size_bytes: int
+    # A mixed-type model's inputs: feature -> "string" or the float dtype.
+    inputs: dict[str, str] | None = None
 
     def signature(self) -> dict[str, Any]:
         n, k = len(self.features), len(self.classes)
+        inputs = (
+            {name: f"{kind} [N, 1]" for name, kind in self.inputs.items()}
+            if self.inputs
+            else {INPUT: f"{self.dtype} [N, {n}]"}
+        )
         return {
-            "inputs": {INPUT: f"{self.dtype} [N, {n}]"},
+            "inputs": inputs,
             "outputs": {LABEL: "int64 [N]", PROBABILITIES: f"{self.dtype} [N, {k}]"},
         }
 
@@ -73,27 +84,31 @@ def _rename(graph: Any, old: str, new: str) -> None:
         node.output[:] = [new if o == old else o for o in node.output]
 
 
-def with_dtype(model: Any, dtype: str) -> Any:
-    """Cast the float input and the probabilities output to ``dtype`` (in place)."""
+def with_dtype(model: Any, dtype: str, features: list[str] | None = None) -> Any:
+    """Cast the float input(s) and the probabilities output to ``dtype`` (in place); string
+    inputs (a mixed-type model's categorical features) stay as they are."""
     graph = model.graph
     want = DTYPES[dtype]
     names = [i.name for i in graph.input]
     outs = {o.name: o for o in graph.output}
-    if names != [INPUT] or set(outs) != {LABEL, PROBABILITIES}:
+    expected = [INPUT] if not features or names == [INPUT] else list(features)
+    if names != expected or set(outs) != {LABEL, PROBABILITIES}:
         raise InputError(
             f"the bundle's model.onnx has inputs {names} and outputs {sorted(outs)}; "
-            f"expected [{INPUT!r}] and [{LABEL!r}, {PROBABILITIES!r}]; re-train the version"
+            f"expected {expected} and [{LABEL!r}, {PROBABILITIES!r}]; re-train the version"
         )
-    have = graph.input[0].type.tensor_type.elem_type
-    if have != want:
-        _rename(graph, INPUT, f"{INPUT}__native")
+    for k, name in enumerate(names):
+        have = graph.input[k].type.tensor_type.elem_type
+        if have == want or have not in DTYPES.values():
+            continue
+        _rename(graph, name, f"{name}__native")
         graph.node.insert(
             0,
             helper.make_node(
-                "Cast", [INPUT], [f"{INPUT}__native"], to=have, name="petalops_cast_input"
+                "Cast", [name], [f"{name}__native"], to=have, name=f"petalops_cast_{name}"
             ),
         )
-        graph.input[0].type.tensor_type.elem_type = want
+        graph.input[k].type.tensor_type.elem_type = want
     proba = outs[PROBABILITIES]
     if proba.type.tensor_type.elem_type != want:
         _rename(graph, PROBABILITIES, f"{PROBABILITIES}__native")
@@ -125,7 +140,14 @@ def export_onnx(
     info = resolve(settings, ref)
     bundle = fetch_bundle(settings, info)
     manifest = verify_bundle(bundle, info.sha256)
-    model = with_dtype(onnx.load(str(bundle / "model.onnx")), dtype)
+    model = with_dtype(onnx.load(str(bundle / "model.onnx")), dtype, list(manifest.features))
+    kinds = {c.get("name"): c.get("kind") for c in manifest.schema}
+    mixed = any(kind != "numeric" for kind in kinds.values())
+    inputs = (
+        {f: "string" if kinds.get(f) == "categorical" else dtype for f in manifest.features}
+        if mixed
+        else None
+    )
     n, k = len(manifest.features), len(manifest.classes)
     model.graph.doc_string = (
         f"{info.name} v{info.version} exported by petalops. Input '{INPUT}': {dtype} [N, {n}] "
@@ -161,4 +183,5 @@ def export_onnx(
         bundle_sha256=info.sha256,
         file_sha256=sha256_file(output),
         size_bytes=output.stat().st_size,
+        inputs=inputs,
     )

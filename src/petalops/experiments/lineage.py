@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from petalops.config import Settings
+from petalops.data.schema import Schema
 from petalops.errors import PetalopsError
 from petalops.registry.resolve import SNAPSHOT_TAG, read_run_json
 
@@ -25,6 +26,18 @@ def gate_checks(settings: Settings, run_id: str) -> dict[str, str]:
     }
 
 
+def input_schema(settings: Settings, run_id: str) -> dict[str, str]:
+    """``{feature: "kind: categories or range, missing"}`` from the bundle's manifest."""
+    try:
+        manifest = read_run_json(settings, run_id, "petalops/manifest.json")
+        columns = manifest.get("schema") or [
+            {"name": name, "kind": "numeric"} for name in manifest.get("features", [])
+        ]
+        return Schema.from_json(columns).summary()
+    except (PetalopsError, OSError, ValueError, KeyError):
+        return {}
+
+
 def lineage(
     settings: Settings,
     run_id: str,
@@ -38,6 +51,7 @@ def lineage(
         history = []
     return {
         "data_snapshot": run_tags.get(SNAPSHOT_TAG, "(none recorded)"),
+        "schema": input_schema(settings, run_id),
         "gate_checks": gate_checks(settings, run_id),
         "promoted_by": version_tags.get("petalops.promoted_by", ""),
         "promoted_at": version_tags.get("petalops.promoted_at", ""),

@@ -11,6 +11,11 @@ p < ``drift_p_value``) and large enough to matter (some statistic reaches its th
 KS statistic >= ``drift_min_effect`` or PSI >= ``drift_psi``).
 A window with fewer than ``drift_min_rows`` rows is reported as too small, not judged: its
 verdicts are ``None`` (JSON ``null``) with the reason, never ``False``.
+
+Categorical features are measured on their category frequencies (chi-square and PSI, see
+:mod:`petalops.monitoring.statistics`). For every feature the share of missing values is
+compared with training's, and for a categorical one the share of categories never seen in
+training is reported: either rising by ``drift_min_effect`` or more is drift by itself.
 The dataset drifts when at least ``drift_share`` of the features drift.
 """
 
@@ -26,8 +31,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
+from petalops.data.schema import is_missing
 from petalops.errors import DataError
-from petalops.monitoring.statistics import DriftStatistic, registered
+from petalops.monitoring.statistics import DriftStatistic, category_shares, registered
 
 # The statistic whose value and p-value ``FeatureDrift.to_json`` also shows under the keys
 # of the report before statistics were registered ("statistic", "p_value"), and PSI's.
@@ -97,6 +103,13 @@ class FeatureDrift:
     reference_mean: float
     current_mean: float
     test: str = _COMPAT_TEST
+    kind: str = "numeric"
+    reference_missing: float = 0.0
+    current_missing: float = 0.0
+    new_category_share: float | None = None  # categorical: live values never seen in training
+    # categorical: category -> share in training and in the window (the HTML bar chart)
+    reference_shares: dict[str, float] = field(default_factory=dict)
+    current_shares: dict[str, float] = field(default_factory=dict)
 
     def value(self, statistic: str) -> float | None:
         measured = self.statistics.get(statistic)
@@ -126,6 +139,19 @@ class FeatureDrift:
             "reference_mean": _clean(self.reference_mean),
             "current_mean": _clean(self.current_mean),
             "statistics": {name: m.to_json() for name, m in self.statistics.items()},
+            "kind": self.kind,
+            "missing": {"reference": self.reference_missing, "current": self.current_missing},
+            **(
+                {
+                    "new_category_share": self.new_category_share,
+                    "categories": {
+                        "reference": self.reference_shares,
+                        "current": self.current_shares,
+                    },
+                }
+                if self.kind == "categorical"
+                else {}
+            ),
         }
 
 
@@ -221,31 +247,82 @@ def _clean(value: float | None) -> float | None:
     return float(value)
 
 
+def _missing(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    if values.dtype != object:
+        return np.asarray(np.isnan(values), dtype=bool)
+    return np.asarray([is_missing(v) for v in values], dtype=bool)
+
+
 def feature_drift(
     name: str,
     spec: dict[str, Any],
-    current: npt.NDArray[np.float64],
+    current: npt.NDArray[Any],
     thresholds: DriftThresholds,
     statistics: Sequence[DriftStatistic] | None = None,
 ) -> FeatureDrift:
     """Measure every statistic (default: the registered ones) on one feature and judge it:
     drift when every significance statistic has p < ``thresholds.p_value`` and at least one
-    statistic reaches its threshold."""
+    statistic reaches its threshold, or when the share of missing values (or of categories
+    never seen in training) rises by ``thresholds.min_effect`` or more."""
     chosen = registered() if statistics is None else tuple(statistics)
+    categorical = spec.get("kind") == "categorical"
+    missing = _missing(current)
+    current_missing = float(missing.mean()) if len(current) else 0.0
+    present = current[~missing]
+    values: Any  # the present values: strings of a category, else float64
+    if categorical:
+        chosen = tuple(s for s in chosen if s.categorical is not None)
+        values = [str(v) for v in present]
+    else:
+        values = np.asarray(present, dtype=np.float64)
     measured: dict[str, Measured] = {}
-    for statistic in chosen:
-        result = statistic.measure(spec, current)
-        measured[statistic.name] = Measured(
-            name=statistic.name,
-            value=float(result.value),
-            p_value=None if result.p_value is None else float(result.p_value),
-            threshold=thresholds.threshold(statistic),
-        )
-    significant = all(
+    if len(values):
+        for statistic in chosen:
+            if categorical:
+                assert statistic.categorical is not None
+                result = statistic.categorical(spec, values)
+            else:
+                result = statistic.measure(spec, values)
+            measured[statistic.name] = Measured(
+                name=statistic.name,
+                value=float(result.value),
+                p_value=None if result.p_value is None else float(result.p_value),
+                threshold=thresholds.threshold(statistic),
+            )
+    significant = bool(measured) and all(
         measured[s.name].significant(thresholds.p_value) for s in chosen if s.significance
     )
     drift = significant and any(m.reached for m in measured.values())
+    reference_missing = float(spec.get("missing", 0.0))
+    drift = drift or current_missing - reference_missing >= thresholds.min_effect
     test = next((s.name for s in chosen if s.significance), _COMPAT_TEST)
+    for statistic in registered() if statistics is None else statistics:
+        # Not measurable here (no categorical form, or no value present): shown as empty.
+        if statistic.name not in measured:
+            measured[statistic.name] = Measured(
+                statistic.name, math.nan, None, thresholds.threshold(statistic)
+            )
+    if categorical:
+        names, shares, counts = category_shares(spec, values)
+        total = max(counts.sum(), 1.0)
+        new_share = float(counts[-1] / total)
+        drift = drift or new_share >= thresholds.min_effect
+        return FeatureDrift(
+            name=name,
+            drift=bool(drift),
+            statistics=measured,
+            reference_mean=math.nan,
+            current_mean=math.nan,
+            test=test,
+            kind="categorical",
+            reference_missing=reference_missing,
+            current_missing=current_missing,
+            new_category_share=new_share,
+            reference_shares={n: round(float(v), 4) for n, v in zip(names, shares, strict=True)},
+            current_shares={
+                n: round(float(c / total), 4) for n, c in zip(names, counts, strict=True)
+            },
+        )
     reference_mean = spec.get("mean")
     if reference_mean is None:
         reference_mean = np.asarray(spec["sample"], dtype=np.float64).mean()
@@ -254,8 +331,11 @@ def feature_drift(
         drift=bool(drift),
         statistics=measured,
         reference_mean=float(reference_mean),
-        current_mean=float(current.mean()),
+        current_mean=float(np.mean(values)) if len(values) else math.nan,
         test=test,
+        kind=str(spec.get("kind", "numeric")),
+        reference_missing=reference_missing,
+        current_missing=current_missing,
     )
 
 

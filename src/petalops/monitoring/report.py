@@ -1,4 +1,5 @@
-"""A self-contained HTML drift report: one file, PNG histograms embedded as base64."""
+"""A self-contained HTML drift report: one file, PNG charts embedded as base64 (histograms
+of numeric features, bar charts of category and missing-value shares)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,30 @@ def _histogram_png(
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _bars_png(name: str, reference: dict[str, float], current: dict[str, float]) -> str:
+    """Side-by-side bars of each category's share (``(missing)`` included), reference
+    against current."""
+    labels = list(dict.fromkeys([*reference, *current]))
+    x = np.arange(len(labels))
+    figure = Figure(figsize=(5.0, 2.8), dpi=90)
+    axes = figure.add_subplot()
+    axes.bar(x - 0.2, [reference.get(k, 0.0) for k in labels], 0.4, label="reference")
+    axes.bar(x + 0.2, [current.get(k, 0.0) for k in labels], 0.4, label="current")
+    axes.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    axes.set_title(name)
+    axes.set_ylabel("share of rows")
+    axes.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _with_missing(shares: dict[str, float], missing: float) -> dict[str, float]:
+    # shares are among present values: scale them to all rows and add the missing share
+    return {**{k: v * (1.0 - missing) for k, v in shares.items()}, "(missing)": missing}
 
 
 def _fmt(value: Any) -> str:
@@ -107,17 +132,21 @@ def render_html(
     headings = "".join(f"<th>{html.escape(c.heading)}</th>" for c in table)
     parts.append(
         f"<table><tr><th>feature</th><th>drift</th>{headings}"
-        "<th>reference mean</th><th>current mean</th></tr>"
+        "<th>reference mean</th><th>current mean</th><th>missing (ref → now)</th>"
+        "<th>new categories</th></tr>"
     )
     for name, feature in data["features"].items():
         css = " class='drift'" if feature["drift"] else ""
+        missing = feature.get("missing") or {}
         cells = "".join(
             f"<td>{_fmt(feature['statistics'][c.statistic][c.key])}</td>" for c in table
         )
         parts.append(
             f"<tr><td>{html.escape(name)}</td><td{css}>{_verdict(feature['drift'])}</td>"
             f"{cells}<td>{_fmt(feature.get('reference_mean'))}</td>"
-            f"<td>{_fmt(feature.get('current_mean'))}</td></tr>"
+            f"<td>{_fmt(feature.get('current_mean'))}</td>"
+            f"<td>{_fmt(missing.get('reference'))} → {_fmt(missing.get('current'))}</td>"
+            f"<td>{_fmt(feature.get('new_category_share'))}</td></tr>"
         )
     parts.append("</table>")
     prediction = data["prediction_drift"]
@@ -134,12 +163,37 @@ def render_html(
                 f"<td>{prediction['current'].get(cls, 0.0):.3f}</td></tr>"
             )
         parts.append("</table>")
-    parts.append("<h2>Histograms: reference against current</h2><div class='grid'>")
+    parts.append("<h2>Reference against current</h2><div class='grid'>")
+    features = data.get("features") or {}
     for j, name in enumerate(profile["features"]):
-        reference = np.asarray(profile["features"][name].get("sample", []), dtype=np.float64)
-        column = current[:, j] if current.size else np.empty(0)
-        png = _histogram_png(name, reference, column)
+        spec = profile["features"][name]
+        feature = features.get(name) or {}
+        if spec.get("kind") == "categorical":
+            categories = feature.get("categories") or {}
+            missing = feature.get("missing") or {}
+            png = _bars_png(
+                name,
+                _with_missing(categories.get("reference", {}), missing.get("reference", 0.0)),
+                _with_missing(categories.get("current", {}), missing.get("current", 0.0)),
+            )
+            parts.append(
+                f"<img alt='{html.escape(name)} categories' src='data:image/png;base64,{png}'>"
+            )
+            continue
+        reference = np.asarray(spec.get("sample", []), dtype=np.float64)
+        column = np.asarray(current[:, j], dtype=np.float64) if current.size else np.empty(0)
+        png = _histogram_png(name, reference, column[~np.isnan(column)])
         parts.append(f"<img alt='{html.escape(name)} histogram' src='data:image/png;base64,{png}'>")
+        if spec.get("missing") or (feature.get("missing") or {}).get("current"):
+            missing = feature.get("missing") or {}
+            png = _bars_png(
+                f"{name}: missing values",
+                {"missing": float(missing.get("reference", 0.0))},
+                {"missing": float(missing.get("current", 0.0))},
+            )
+            parts.append(
+                f"<img alt='{html.escape(name)} missing' src='data:image/png;base64,{png}'>"
+            )
     parts.append("</div></body></html>")
     return "\n".join(parts)
 

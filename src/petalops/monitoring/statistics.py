@@ -20,6 +20,14 @@ before the report is made::
     register(DriftStatistic("wasserstein", wasserstein, threshold=0.5, label="W1",
                             title="Wasserstein distance", description="W1 against the sample"))
 
+A categorical feature (profile ``kind: categorical``) is measured on its category
+frequencies instead: a statistic's ``categorical`` function gets the profile's category shares
+and the live values. Shipped: ``ks`` becomes the chi-square test of the live category counts
+against the training shares (value: the total variation distance, the share of rows that
+would have to change category; categories never seen in training form one extra bucket), and
+``psi`` the PSI over the categories. A statistic without a ``categorical`` function is not
+measured on categorical features.
+
 ``spec`` is the feature's entry of the reference profile (``sample``: up to 5,000 training
 values, ``histogram`` ``{edges, counts}``, ``quantiles``, ``mean``, ``std``, ``min``,
 ``max``; see ``petalops.pipeline.profile``), ``current`` the live window's column.
@@ -49,6 +57,8 @@ class Measurement:
 
 
 Measure = Callable[[Mapping[str, Any], npt.NDArray[np.float64]], Measurement]
+CategoricalMeasure = Callable[[Mapping[str, Any], Sequence[str]], Measurement]
+NEW_CATEGORY = "(new)"
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,8 @@ class DriftStatistic:
     setting: str | None = None
     # The measure returns a p-value, and a feature drifts only when it is significant.
     significance: bool = False
+    # How it measures a categorical feature (category shares vs live values), if it can.
+    categorical: CategoricalMeasure | None = None
 
 
 _REGISTRY: dict[str, DriftStatistic] = {}
@@ -172,6 +184,45 @@ def psi(spec: Mapping[str, Any], current: npt.NDArray[np.float64]) -> Measuremen
     return Measurement(population_stability_index(inner, shares, current))
 
 
+def category_shares(
+    spec: Mapping[str, Any], current: Sequence[str]
+) -> tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The categories (training's, then one bucket for categories never seen), their
+    reference shares among present values, and the live counts."""
+    reference = {str(k): float(v) for k, v in (spec.get("categories") or {}).items()}
+    names = [*reference, NEW_CATEGORY]
+    index = {name: i for i, name in enumerate(names)}
+    counts = np.zeros(len(names))
+    for value in current:
+        counts[index.get(str(value), len(names) - 1)] += 1
+    shares = np.asarray([*reference.values(), 0.0], dtype=np.float64)
+    shares = shares / shares.sum() if shares.sum() else np.full(len(names), 1.0 / len(names))
+    return names, shares, counts
+
+
+def chi_square_categories(spec: Mapping[str, Any], current: Sequence[str]) -> Measurement:
+    """``scipy.stats.chisquare`` of the live category counts against the training shares;
+    the value is the total variation distance between the two distributions."""
+    _, shares, counts = category_shares(spec, current)
+    n = counts.sum()
+    if n == 0:
+        return Measurement(0.0, 1.0)
+    expected = np.clip(shares, PSI_EPSILON, None)
+    expected = expected / expected.sum() * n
+    result = stats.chisquare(counts, expected)
+    distance = float(0.5 * np.abs(counts / n - shares).sum())
+    return Measurement(distance, float(result.pvalue))
+
+
+def psi_categories(spec: Mapping[str, Any], current: Sequence[str]) -> Measurement:
+    """The PSI over the categories (never-seen ones as one more bucket)."""
+    _, shares, counts = category_shares(spec, current)
+    current_shares = counts / max(counts.sum(), 1.0)
+    r = np.clip(shares, PSI_EPSILON, None)
+    c = np.clip(current_shares, PSI_EPSILON, None)
+    return Measurement(float(np.sum((c - r) * np.log(c / r))))
+
+
 KS = register(
     DriftStatistic(
         name="ks",
@@ -182,6 +233,7 @@ KS = register(
         description="KS against the training sample",
         setting="min_effect",
         significance=True,
+        categorical=chi_square_categories,
     )
 )
 PSI = register(
@@ -193,5 +245,6 @@ PSI = register(
         title="PSI",
         description="PSI over its bins",
         setting="psi",
+        categorical=psi_categories,
     )
 )

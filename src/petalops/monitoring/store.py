@@ -310,8 +310,12 @@ class MonitorStore:
             stamps.append(float(ts))
             versions[model_version] = versions.get(model_version, 0) + 1
         width = len(feats[0]) if feats else 0
+        try:
+            matrix = np.asarray(feats, dtype=np.float64)  # null (a missing value) is NaN
+        except (TypeError, ValueError):  # categorical features: strings stay strings
+            matrix = np.asarray(feats, dtype=object)
         return Window(
-            features=np.asarray(feats, dtype=np.float64).reshape(len(feats), width),
+            features=matrix.reshape(len(feats), width),
             predictions=np.asarray(preds, dtype=np.int64),
             ts=np.asarray(stamps, dtype=np.float64),
             versions=versions,

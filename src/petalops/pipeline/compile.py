@@ -1,8 +1,9 @@
 """The compile step: a fitted Pipeline into a model bundle (ONNX for any classifier, numpy for
-linear ones), proven to predict like the Pipeline before anything is registered."""
+linear ones), proven to predict like the Pipeline on every row before anything is registered."""
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,19 +12,28 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
-import pandas as pd
-from skl2onnx import to_onnx
-from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+from skl2onnx import convert_sklearn, update_registered_converter
+from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
+from skl2onnx.operator_converters.random_forest import convert_sklearn_random_forest_classifier
+from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.tree._tree import Tree
 
-from petalops.data.load import Dataset
+from petalops.data.load import Dataset, feature_frame
+from petalops.data.schema import Schema
 from petalops.errors import ConfigError, IntegrityError
 from petalops.runtime.bundle import Manifest, sha256_file, write_manifest
 from petalops.runtime.model import ModelRuntime, open_bundle
 
 ONNX_OPSET = 17
+# The missing category as the ONNX model's string inputs carry it (a string tensor has no NaN).
+ONNX_MISSING_CATEGORY = ""
 
 
 @dataclass(frozen=True)
@@ -36,21 +46,41 @@ class Candidate:
 
 
 def compile_candidate(
-    directory: Path, pipeline: Pipeline, name: str, dataset: Dataset, profile: dict[str, Any]
+    directory: Path,
+    pipeline: Pipeline,
+    name: str,
+    dataset: Dataset,
+    profile: dict[str, Any],
+    unknown: str = "ignore",
 ) -> Candidate:
     """Write the bundle of ``pipeline`` into ``directory`` and open it as the candidate."""
     digest = write_bundle(
-        directory, pipeline, name, dataset.features, dataset.classes, profile, dataset.x
+        directory,
+        pipeline,
+        name,
+        dataset.features,
+        dataset.classes,
+        profile,
+        dataset.x,
+        schema=dataset.schema,
+        unknown=unknown,
     )
     return Candidate(directory, digest, open_bundle(directory, name, "candidate", digest))
 
 
 def linear_params(pipeline: Pipeline) -> dict[str, Any] | None:
-    """Weights and bias of ``[StandardScaler] + LogisticRegression`` with the scaler folded in."""
+    """Weights and bias of ``[SimpleImputer] + [StandardScaler] + LogisticRegression`` with the
+    scaler folded in, and the imputer's fill value per feature."""
     steps = [step for _, step in pipeline.steps]
     clf = steps[-1]
     if not isinstance(clf, LogisticRegression):
         return None
+    fill: list[float] | None = None
+    if steps and isinstance(steps[0], SimpleImputer):
+        imputer = steps.pop(0)
+        if imputer.statistics_.shape != (clf.coef_.shape[1],):
+            return None  # an imputer that dropped a column: let ONNX handle it
+        fill = [float(v) for v in imputer.statistics_]
     scalers = steps[:-1]
     if len(scalers) > 1 or (scalers and not isinstance(scalers[0], StandardScaler)):
         return None
@@ -66,21 +96,201 @@ def linear_params(pipeline: Pipeline) -> dict[str, Any] | None:
         scale = np.asarray(scaler.scale_ if scaler.with_std else 1.0)
         weights = weights / np.broadcast_to(scale, (weights.shape[0],))[:, None]
         bias = bias - np.broadcast_to(mean, (weights.shape[0],)) @ weights
-    return {"weights": weights.tolist(), "bias": bias.tolist()}
+    out: dict[str, Any] = {"weights": weights.tolist(), "bias": bias.tolist()}
+    if fill is not None:
+        out["fill"] = fill
+    return out
 
 
-def to_onnx_bytes(pipeline: Pipeline, n_features: int) -> tuple[bytes, str]:
+def _double_imputer(scope: Any, operator: Any, container: Any) -> None:
+    # skl2onnx writes a numeric SimpleImputer as the ONNX-ML Imputer operator, which has
+    # float32 values only and no float64 kernel in ONNX Runtime; IsNaN + Where in the input's
+    # own precision imputes exactly what scikit-learn does. Strings keep skl2onnx's converter.
+    if not isinstance(operator.inputs[0].type, DoubleTensorType):
+        convert_sklearn_imputer(scope, operator, container)
+        return
+    from skl2onnx.operator_converters.common import concatenate_variables
+    from skl2onnx.proto import onnx_proto
+
+    imputer = operator.raw_operator
+    x = concatenate_variables(scope, operator.inputs, container)
+    fill = scope.get_unique_variable_name("fill")
+    values = np.asarray(imputer.statistics_, dtype=np.float64)
+    container.add_initializer(fill, onnx_proto.TensorProto.DOUBLE, [len(values)], values.tolist())
+    isnan = scope.get_unique_variable_name("isnan")
+    container.add_node("IsNaN", [x], [isnan], name=scope.get_unique_operator_name("IsNaN"))
+    container.add_node(
+        "Where",
+        [isnan, fill, x],
+        [operator.outputs[0].full_name],
+        name=scope.get_unique_operator_name("Where"),
+    )
+
+
+class _IntFlags:
+    """A converter's container that writes boolean attribute lists as the ints ONNX wants."""
+
+    def __init__(self, container: Any) -> None:
+        self._container = container
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._container, name)
+
+    def add_node(self, *args: Any, **attrs: Any) -> Any:
+        for key, value in attrs.items():
+            if isinstance(value, np.ndarray) and value.dtype == bool:
+                attrs[key] = value.astype(np.int64)
+            elif isinstance(value, list) and any(isinstance(v, (bool, np.bool_)) for v in value):
+                attrs[key] = [int(v) for v in value]
+        return self._container.add_node(*args, **attrs)
+
+
+def _hist_gradient_boosting(scope: Any, operator: Any, container: Any) -> None:
+    # skl2onnx 1.20 passes HistGradientBoosting's missing-value directions as numpy booleans,
+    # which onnx refuses in an integer attribute ("Expected an int, got a boolean").
+    convert_sklearn_random_forest_classifier(scope, operator, _IntFlags(container))
+
+
+def _float32_exact_trees(model: Any) -> None:
+    """Round every tree threshold down to the nearest float32, in place.
+
+    scikit-learn's trees compare ``float32(x) <= threshold`` with a float64 threshold; ONNX's
+    tree operators hold float32 thresholds, and rounding a threshold *to nearest* can move it
+    past a float32 value, which flips that row. Rounded *down*, no float32 lies between the two
+    thresholds, so the comparison is the same for every input."""
+    for tree in _trees(model):
+        threshold = tree.threshold
+        down = threshold.astype(np.float32)
+        above = down.astype(np.float64) > threshold
+        down[above] = np.nextafter(down[above], np.float32(-np.inf))
+        threshold[:] = down.astype(np.float64)
+
+
+def _trees(model: Any) -> list[Tree]:
+    found: list[Tree] = []
+    seen: set[int] = set()
+
+    def visit(obj: Any, depth: int) -> None:
+        if depth > 6 or id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, Tree):
+            found.append(obj)
+            return
+        if isinstance(obj, (list, tuple)):
+            for item in obj:
+                visit(item, depth + 1)
+            return
+        if isinstance(obj, np.ndarray) and obj.dtype == object:
+            for item in obj.ravel():
+                visit(item, depth + 1)
+            return
+        if hasattr(obj, "get_params"):
+            for value in vars(obj).values():
+                visit(value, depth + 1)
+
+    visit(model, 0)
+    return found
+
+
+def onnx_inputs(schema: Schema, dtype: str) -> list[tuple[str, Any]]:
+    """The ONNX model's inputs: one float matrix for numeric features, else one column each
+    (strings for categorical features)."""
+    tensor = DoubleTensorType if dtype == "float64" else FloatTensorType
+    if schema.numeric_only:
+        return [("input", tensor([None, len(schema.columns)]))]
+    return [
+        (c.name, StringTensorType([None, 1]) if c.kind == "categorical" else tensor([None, 1]))
+        for c in schema.columns
+    ]
+
+
+def _for_onnx(pipeline: Pipeline) -> Pipeline:
+    """A copy of the fitted Pipeline as ONNX runs it: float32-exact tree thresholds, and the
+    categorical imputers looking for the empty string the runtime passes for a missing one."""
+    copied = copy.deepcopy(pipeline)
+    _float32_exact_trees(copied)
+    for step in copied.steps:
+        transformer = step[1]
+        if isinstance(transformer, ColumnTransformer):
+            for _, part, _ in transformer.transformers_:
+                for inner in [e for _, e in part.steps] if isinstance(part, Pipeline) else [part]:
+                    if isinstance(inner, SimpleImputer) and inner.statistics_.dtype == object:
+                        inner.missing_values = ONNX_MISSING_CATEGORY
+    return copied
+
+
+def _register_boosting_converters() -> None:
+    # LightGBM and XGBoost are optional extras: their onnxmltools converters are registered
+    # with skl2onnx only when the library is installed, the way onnxmltools documents it.
+    try:
+        from lightgbm import LGBMClassifier
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+        from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+
+        update_registered_converter(
+            LGBMClassifier,
+            "LightGbmLGBMClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_lightgbm,
+            options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+        )
+    except ImportError:
+        pass
+    try:
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+        from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+        from xgboost import XGBClassifier
+
+        update_registered_converter(
+            XGBClassifier,
+            "XGBoostXGBClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_xgboost,
+            options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+        )
+    except ImportError:
+        pass
+
+
+def to_onnx_bytes(pipeline: Pipeline, schema: Schema | int) -> tuple[bytes, str]:
+    """The Pipeline as ONNX bytes and the dtype of its numeric inputs (float64 where every
+    operator has a float64 kernel, else float32)."""
+    if isinstance(schema, int):
+        schema = Schema.numeric([f"f{i}" for i in range(schema)])
+    _register_boosting_converters()
+    clf = pipeline.steps[-1][1]
+    native = getattr(clf, "is_categorical_", None)
+    if native is not None and native.any():
+        raise ConfigError(
+            "HistGradientBoostingClassifier with native categorical splits cannot be compiled "
+            "to ONNX (skl2onnx has no converter for them); drop "
+            "model.params.categorical_features to one-hot encode the categories instead"
+        )
+    model_copy = _for_onnx(pipeline)
     last_error: Exception | None = None
-    for tensor_type, dtype in ((DoubleTensorType, "float64"), (FloatTensorType, "float32")):
+    # scikit-learn's trees compare float32(x) with their thresholds: ONNX takes float32 inputs
+    # for them too (with the thresholds of `_float32_exact_trees`), float64 for the rest.
+    trees = _trees(model_copy) or isinstance(
+        model_copy.steps[-1][1], HistGradientBoostingClassifier
+    )
+    dtypes = ("float32", "float64") if trees else ("float64", "float32")
+    for dtype in dtypes:
         try:
-            model = to_onnx(
-                pipeline,
-                initial_types=[("input", tensor_type([None, n_features]))],
+            model = convert_sklearn(
+                model_copy,
+                initial_types=onnx_inputs(schema, dtype),
                 options={"zipmap": False},
-                target_opset=ONNX_OPSET,
+                # ai.onnx.ml 3: what onnxmltools' LightGBM and XGBoost converters need.
+                target_opset={"": ONNX_OPSET, "ai.onnx.ml": 3},
+                custom_conversion_functions={
+                    SimpleImputer: _double_imputer,
+                    HistGradientBoostingClassifier: _hist_gradient_boosting,
+                },
+                custom_shape_calculators={SimpleImputer: calculate_sklearn_imputer_output_shapes},
             )
             # skl2onnx lists opsets in set order; sorted, the same model gives the same bytes.
-            opsets = sorted((o.domain, o.version) for o in model.opset_import)
+            opsets = sorted({(o.domain, o.version) for o in model.opset_import})
             del model.opset_import[:]
             for domain, version in opsets:
                 entry = model.opset_import.add()
@@ -93,8 +303,9 @@ def to_onnx_bytes(pipeline: Pipeline, n_features: int) -> tuple[bytes, str]:
         except Exception as exc:  # skl2onnx raises many types for unsupported operators
             last_error = exc
     raise ConfigError(
-        f"{type(pipeline.steps[-1][1]).__name__} cannot be compiled to ONNX ({last_error}); "
-        "choose a classifier skl2onnx supports"
+        f"{type(pipeline.steps[-1][1]).__name__} cannot be compiled to ONNX "
+        f"({str(last_error).splitlines()[0] if str(last_error) else type(last_error).__name__}); "
+        "choose a classifier skl2onnx or onnxmltools supports"
     )
 
 
@@ -105,15 +316,19 @@ def write_bundle(
     features: list[str],
     classes: list[str],
     profile: dict[str, Any],
-    check_x: npt.NDArray[np.float64],
+    check_x: npt.NDArray[Any],
+    schema: Schema | None = None,
+    unknown: str = "ignore",
 ) -> str:
-    """Write the bundle, prove it predicts like the Pipeline, and return its sha256."""
+    """Write the bundle, prove it predicts like the Pipeline on every row of ``check_x``, and
+    return its sha256."""
+    schema = schema or Schema.numeric(features)
     directory.mkdir(parents=True, exist_ok=True)
-    onnx_bytes, dtype = to_onnx_bytes(pipeline, len(features))
+    onnx_bytes, dtype = to_onnx_bytes(pipeline, schema)
     (directory / "model.onnx").write_bytes(onnx_bytes)
     (directory / "profile.json").write_text(json.dumps(profile), encoding="utf-8")
     files = ["model.onnx", "profile.json"]
-    linear = linear_params(pipeline)
+    linear = linear_params(pipeline) if schema.numeric_only else None
     if linear is not None:
         (directory / "linear.json").write_text(json.dumps(linear), encoding="utf-8")
         files.append("linear.json")
@@ -125,17 +340,20 @@ def write_bundle(
         kind="linear" if linear is not None else "onnx",
         files={f: sha256_file(directory / f) for f in files},
         input_dtype=dtype,
-        feature_min=[stats[f]["min"] for f in features],
-        feature_max=[stats[f]["max"] for f in features],
+        feature_min=[stats[f].get("min") for f in features],
+        feature_max=[stats[f].get("max") for f in features],
+        schema=schema.to_json(),
+        unknown=unknown,
     )
     digest = write_manifest(directory, manifest)
-    expected = pipeline.predict(pd.DataFrame(check_x, columns=features))
+    # The served class is the most probable one (as `evaluate` scores it); for SVC that is
+    # not always what its own predict (the decision function) says.
+    expected = pipeline.predict_proba(feature_frame(check_x, schema)).argmax(axis=1)
     for prefer in ("auto", "onnx"):
         runtime: ModelRuntime = open_bundle(directory, name, "check", digest, prefer=prefer)
         got = runtime.predict(check_x)
         mismatches = int((got != expected).sum())
-        # float32 ONNX may flip a row sitting exactly on a class boundary; more is a bug.
-        if mismatches > max(0, len(expected) // 1000):
+        if mismatches:
             raise IntegrityError(
                 f"compiled model ({type(runtime).__name__}) disagrees with scikit-learn on "
                 f"{mismatches} of {len(expected)} rows; refusing to register it"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
     accuracy_score,
@@ -33,7 +32,7 @@ class Scores:
 
 def evaluate(pipeline: Pipeline, split: Split, dataset: Dataset) -> Scores:
     """Score the fitted Pipeline on the test split."""
-    proba = pipeline.predict_proba(pd.DataFrame(split.x_test, columns=dataset.features))
+    proba = pipeline.predict_proba(split.frame(split.x_test))
     y_pred = np.asarray(proba.argmax(axis=1), dtype=np.int64)
     return Scores(
         metrics=classification_metrics(split.y_test, y_pred, proba, dataset.classes),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
@@ -15,10 +14,10 @@ from petalops.pipeline.build import build_pipeline
 from petalops.pipeline.split import Split
 
 
-def fit(settings: Settings, split: Split, features: list[str]) -> Pipeline:
+def fit(settings: Settings, split: Split, features: list[str] | None = None) -> Pipeline:
     """Build the Pipeline the model settings name and fit it on the training rows."""
-    pipeline = build_pipeline(settings.model, settings.seed)
-    frame_train = pd.DataFrame(split.x_train, columns=features)
+    pipeline = build_pipeline(settings.model, settings.seed, split.schema)
+    frame_train = split.frame(split.x_train)
     try:
         # Iris-sized fits lose to BLAS thread wake-ups: one thread is ~17x faster on a busy
         # 2-core box, and the fitted parameters are bit-identical.

@@ -47,7 +47,7 @@ class GateResult:
 def run_gate(
     runtime: ModelRuntime,
     metrics: dict[str, float],
-    x_test: npt.NDArray[np.float64],
+    x_test: npt.NDArray[Any],
     gate: GateSettings,
     champion_accuracy: float | None,
     champion_version: str | None = None,
@@ -93,16 +93,25 @@ def run_gate(
 
 def _known_examples(runtime: ModelRuntime, gate: GateSettings) -> Check:
     wrong = []
+    dtype = object if runtime.mixed else np.float64
     for example in gate.known_examples:
         expected = (
             runtime.classes[example.label]
             if isinstance(example.label, int) and not isinstance(example.label, bool)
             else str(example.label)
         )
-        if len(example.features) != runtime.n_features:
-            wrong.append(f"{example.features} has {len(example.features)} features")
+        features = example.features
+        if isinstance(features, dict):
+            absent = [name for name in features if name not in runtime.features]
+            if absent:
+                wrong.append(f"{features} names {absent[0]!r}, not a feature")
+                continue
+            features = [features.get(name) for name in runtime.features]
+        if len(features) != runtime.n_features:
+            wrong.append(f"{example.features} has {len(features)} features")
             continue
-        got = runtime.classes[int(runtime.predict(np.asarray([example.features]))[0])]
+        row = [np.nan if v is None and not runtime.mixed else v for v in features]
+        got = runtime.classes[int(runtime.predict(np.asarray([row], dtype=dtype))[0])]
         if got != expected:
             wrong.append(f"{example.features} -> {got} (expected {expected})")
     return Check(
@@ -112,9 +121,23 @@ def _known_examples(runtime: ModelRuntime, gate: GateSettings) -> Check:
     )
 
 
+def _moved(runtime: ModelRuntime, x: npt.NDArray[Any], factor: float) -> npt.NDArray[Any]:
+    """``x`` with every numeric feature times ``factor``, clipped to the training range;
+    categorical values stay as they are."""
+    if not runtime.mixed:
+        return np.clip(x * factor, runtime.feature_min, runtime.feature_max)
+    moved = x.copy()
+    for j in runtime.numeric_columns:
+        values = np.asarray([np.nan if v is None else v for v in x[:, j]], dtype=np.float64)
+        clipped = np.clip(values * factor, runtime.feature_min[j], runtime.feature_max[j])
+        moved[:, j] = clipped.astype(object)
+    return moved
+
+
 def _invariance(
-    runtime: ModelRuntime, x: npt.NDArray[np.float64], gate: GateSettings, seed: int
+    runtime: ModelRuntime, x: npt.NDArray[Any], gate: GateSettings, seed: int
 ) -> list[Check]:
+    proba = runtime.predict_proba(x)
     base = runtime.predict(x)
     order = np.random.default_rng(seed).permutation(len(x))
     shuffled = runtime.predict(x[order])
@@ -129,18 +152,37 @@ def _invariance(
         )
     ]
     if gate.scale_tolerance > 0:
-        low, high = runtime.feature_min, runtime.feature_max
         flips = np.zeros(len(x), dtype=bool)
         for factor in (1 - gate.scale_tolerance, 1 + gate.scale_tolerance):
-            flips |= runtime.predict(np.clip(x * factor, low, high)) != base
-        rate = float(flips.mean())
-        examples = x[flips][:3].round(3).tolist()
+            flips |= runtime.predict(_moved(runtime, x, factor)) != base
+        # A row the model itself is unsure of sits by a class boundary, where any model's
+        # answer moves with its features; a confident answer that a nudge overturns is the
+        # instability this check is for.
+        confident = proba.max(axis=1) >= gate.flip_confidence
+        judged = flips & confident
+        rate = float(judged.sum() / max(int(confident.sum()), 1))
+        near = int((flips & ~confident).sum())
+        shown = x[judged][:3]
+        examples = (
+            shown.round(3).tolist()
+            if not runtime.mixed
+            else [[_short(v) for v in row] for row in shown.tolist()]
+        )
+        detail = (
+            f"{rate:.1%} of confident rows (p >= {gate.flip_confidence:g}) change class when "
+            f"numeric features move by ±{gate.scale_tolerance:.0%} (limit {gate.max_flip_rate:.0%})"
+        )
+        if near:
+            detail += f"; {near} less confident row(s) by a class boundary changed too"
         checks.append(
             Check(
                 "scale_tolerance",
                 rate <= gate.max_flip_rate,
-                f"{rate:.1%} of rows change class when features move by ±{gate.scale_tolerance:.0%}"
-                f" (limit {gate.max_flip_rate:.0%})" + (f"; e.g. {examples}" if examples else ""),
+                detail + (f"; e.g. {examples}" if examples else ""),
             )
         )
     return checks
+
+
+def _short(value: Any) -> Any:
+    return round(value, 3) if isinstance(value, float) else value

@@ -7,15 +7,16 @@ values (for two-sample tests such as KS) besides quantiles and a histogram per f
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from petalops.config import Settings
 from petalops.data.load import Dataset
+from petalops.data.schema import MAX_LISTED_CATEGORIES, Schema, is_missing
 from petalops.pipeline.split import Split
 
 SAMPLE_LIMIT = 5000
@@ -24,27 +25,41 @@ BINS = 10
 
 
 def build_profile(
-    x: npt.NDArray[np.float64],
+    x: npt.NDArray[Any],
     y: npt.NDArray[np.int64],
     features: list[str],
     classes: list[str],
     predicted: npt.NDArray[np.int64] | None = None,
     seed: int = 42,
+    schema: Schema | None = None,
 ) -> dict[str, Any]:
-    """Summarise training features and labels as JSON-ready data."""
+    """Summarise training features and labels as JSON-ready data: per numeric feature its
+    range, quantiles, histogram and a sample; per categorical one the share of each category;
+    for both the share of missing values."""
+    schema = schema or Schema.numeric(features)
     rng = np.random.default_rng(seed)
     rows = x.shape[0]
     pick = np.sort(rng.choice(rows, SAMPLE_LIMIT, replace=False)) if rows > SAMPLE_LIMIT else None
     profile_features: dict[str, Any] = {}
-    for j, name in enumerate(features):
-        column = x[:, j]
+    for j, (name, column_schema) in enumerate(zip(features, schema.columns, strict=True)):
+        if column_schema.kind == "categorical":
+            profile_features[name] = categorical_profile(x[:, j])
+            continue
+        values = np.asarray(x[:, j], dtype=np.float64)
+        present = ~np.isnan(values)
+        column = values[present]
+        if not len(column):  # every training value missing: nothing to compare against
+            column = np.zeros(1)
         counts, edges = np.histogram(column, bins=BINS)
-        sample = column[pick] if pick is not None else column
+        sample = values[pick] if pick is not None else values
+        sample = sample[~np.isnan(sample)]
         profile_features[name] = {
+            "kind": column_schema.kind,
             "min": float(column.min()),
             "max": float(column.max()),
             "mean": float(column.mean()),
             "std": float(column.std()),
+            "missing": float(1.0 - present.mean()) if rows else 0.0,
             "quantiles": {
                 str(q): float(v)
                 for q, v in zip(QUANTILES, np.quantile(column, QUANTILES), strict=True)
@@ -68,11 +83,24 @@ def build_profile(
     return profile
 
 
+def categorical_profile(values: npt.NDArray[Any]) -> dict[str, Any]:
+    """The share of each category (most frequent first) and of missing values."""
+    missing = np.asarray([is_missing(v) for v in values], dtype=bool)
+    present = [str(v) for v, m in zip(values, missing, strict=True) if not m]
+    counts = Counter(present).most_common(MAX_LISTED_CATEGORIES)
+    total = max(len(values), 1)
+    return {
+        "kind": "categorical",
+        "categories": {k: n / total for k, n in counts},
+        "missing": float(missing.sum() / total),
+    }
+
+
 def training_profile(
     settings: Settings, dataset: Dataset, split: Split, pipeline: Pipeline
 ) -> dict[str, Any]:
     """The profile of the training rows, with the fitted Pipeline's own predictions on them."""
-    predicted = pipeline.predict(pd.DataFrame(split.x_train, columns=dataset.features))
+    predicted = pipeline.predict(split.frame(split.x_train))
     return build_profile(
         split.x_train,
         split.y_train,
@@ -80,4 +108,5 @@ def training_profile(
         dataset.classes,
         predicted=np.asarray(predicted, dtype=np.int64),
         seed=settings.seed,
+        schema=dataset.schema,
     )

@@ -128,7 +128,12 @@ def train(
             profile = training_profile(settings, dataset, rows, model)
             profile["calibration"] = calibration  # stored with the version (estimate.py)
             candidate = compile_candidate(
-                workdir / "petalops", model, settings.project, dataset, profile
+                workdir / "petalops",
+                model,
+                settings.project,
+                dataset,
+                profile,
+                unknown=settings.model.preprocess.unknown,
             )
         with step("gate", on_step):
             champion = find_champion(settings, dataset, rows) if register else NO_CHAMPION

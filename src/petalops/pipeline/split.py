@@ -5,24 +5,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from petalops.config import Settings
-from petalops.data.load import Dataset
+from petalops.data.load import Dataset, feature_frame
+from petalops.data.schema import Schema
 
 
 @dataclass(frozen=True)
 class Split:
-    """Training and held-out rows of one dataset."""
+    """Training and held-out rows of one dataset (arrays as `Dataset.x`)."""
 
-    x_train: npt.NDArray[np.float64]
+    x_train: npt.NDArray[Any]
     y_train: npt.NDArray[np.int64]
-    x_test: npt.NDArray[np.float64]
+    x_test: npt.NDArray[Any]
     y_test: npt.NDArray[np.int64]
+    schema: Schema = field(default_factory=lambda: Schema(()))
+
+    def frame(self, x: npt.NDArray[Any]) -> pd.DataFrame:
+        """Rows of this split as the frame the Pipeline takes."""
+        return feature_frame(x, self.schema)
 
 
 def split_indices(
@@ -47,4 +55,5 @@ def split(settings: Settings, dataset: Dataset) -> Split:
         y_train=dataset.y[train_idx],
         x_test=dataset.x[test_idx],
         y_test=dataset.y[test_idx],
+        schema=dataset.schema,
     )

@@ -198,5 +198,5 @@ def log_artifacts(workdir: Path, bundle: Path) -> None:
 
 def log_model(pipeline: Pipeline, split: Split, features: list[str]) -> str:
     """Inside the active run: the scikit-learn flavour with an input example; its model URI."""
-    example = pd.DataFrame(split.x_test, columns=features).head(3)
+    example = split.frame(split.x_test).head(3)
     return store.log_sklearn_model(pipeline, example, pipeline.predict(example))

@@ -170,8 +170,17 @@ def log_sklearn_model(pipeline: Any, input_example: Any, output_example: Any) ->
             f"skops=={skops.__version__}",
         ],
         serialization_format="skops",  # safe to load: no arbitrary code at unpickling
+        skops_trusted_types=trusted_types(pipeline),
     )
     return str(info.model_uri)
+
+
+def trusted_types(pipeline: Any) -> list[str]:
+    """The types skops must trust to load exactly this Pipeline (its tree structures, numpy
+    dtypes, a booster...): read from the Pipeline's own skops dump, never "trust everything"."""
+    import skops.io
+
+    return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)))
 
 
 def register_version(

@@ -6,6 +6,9 @@ A bundle is a directory holding ``manifest.json`` plus the files it lists with t
 * ``linear.json`` for linear models, the coefficients with any scaler folded in (fast numpy path);
 * ``profile.json`` the reference profile of the training data (for drift and range checks).
 
+The manifest also holds the input schema (each feature's kind, categories and ranges seen in
+training) and the policy for categories never seen in training.
+
 Nothing in a bundle is ever unpickled. The sha256 of ``manifest.json`` is recorded on the
 registry version; it pins every other file through the hashes the manifest lists.
 """
@@ -40,8 +43,12 @@ class Manifest:
     kind: str  # "linear" or "onnx"
     files: dict[str, str]
     input_dtype: str = "float64"
-    feature_min: list[float] = field(default_factory=list)
-    feature_max: list[float] = field(default_factory=list)
+    feature_min: list[float | None] = field(default_factory=list)
+    feature_max: list[float | None] = field(default_factory=list)
+    # The input schema (`petalops.data.schema.Schema.to_json`); empty: all numeric.
+    schema: list[dict[str, Any]] = field(default_factory=list)
+    # What a category never seen in training does: ignore, infrequent or error.
+    unknown: str = "ignore"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -55,6 +62,8 @@ class Manifest:
             "input_dtype": self.input_dtype,
             "feature_min": self.feature_min,
             "feature_max": self.feature_max,
+            "schema": self.schema,
+            "unknown": self.unknown,
             "extra": self.extra,
         }
 
@@ -73,6 +82,8 @@ class Manifest:
             input_dtype=data.get("input_dtype", "float64"),
             feature_min=list(data.get("feature_min", [])),
             feature_max=list(data.get("feature_max", [])),
+            schema=list(data.get("schema", [])),
+            unknown=str(data.get("unknown", "ignore")),
             extra=dict(data.get("extra", {})),
         )
 

@@ -14,15 +14,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from petalops.data.schema import Schema, is_missing
 from petalops.errors import InputError
 from petalops.runtime.bundle import Manifest, verify_bundle
 
-FloatArray = npt.NDArray[np.float64]
+# A missing category as the ONNX model's string input carries it (see pipeline.compile).
+MISSING_TEXT = ""
+
+FloatArray = npt.NDArray[Any]
 IntArray = npt.NDArray[np.int64]
 
 
 class ModelRuntime:
-    """A loaded, verified model: ``predict_proba`` on an ``(n, n_features)`` float array."""
+    """A loaded, verified model: ``predict_proba`` on an ``(n, n_features)`` array of
+    canonical values (`petalops.data.schema`): float64 for a numeric-only model, else object
+    (floats, strings for categorical features, NaN or None where missing)."""
 
     def __init__(self, manifest: Manifest, name: str, version: str) -> None:
         self.manifest = manifest
@@ -31,28 +37,95 @@ class ModelRuntime:
         self.features = manifest.features
         self.classes = manifest.classes
         self.n_features = len(manifest.features)
-        self.feature_min = np.asarray(manifest.feature_min or [-np.inf] * self.n_features)
-        self.feature_max = np.asarray(manifest.feature_max or [np.inf] * self.n_features)
+        self.schema = (
+            Schema.from_json(manifest.schema)
+            if manifest.schema
+            else Schema.numeric(manifest.features)  # a bundle from before schemas: numbers only
+        )
+        self.unknown = manifest.unknown
+        self.mixed = not self.schema.numeric_only
+        # Column index -> the categories training saw (the others are "unseen").
+        self.categories = {
+            j: c.known for j, c in enumerate(self.schema.columns) if c.kind == "categorical"
+        }
+        self.numeric_columns = [
+            j for j, c in enumerate(self.schema.columns) if c.kind != "categorical"
+        ]
+        low = manifest.feature_min or [None] * self.n_features
+        high = manifest.feature_max or [None] * self.n_features
+        self.feature_min = np.asarray([-np.inf if v is None else v for v in low], dtype=float)
+        self.feature_max = np.asarray([np.inf if v is None else v for v in high], dtype=float)
 
     def predict_proba(self, x: FloatArray) -> FloatArray:
         raise NotImplementedError
 
     def predict(self, x: FloatArray) -> IntArray:
-        return np.asarray(self.predict_proba(x).argmax(axis=1), dtype=np.int64)
+        return self.decide(self.predict_proba(x))
 
-    def predict_one(self, row: list[float]) -> tuple[int, list[float]]:
+    def decide(self, proba: FloatArray) -> IntArray:
+        """The class of each row of probabilities."""
+        return np.asarray(proba.argmax(axis=1), dtype=np.int64)
+
+    def predict_one(self, row: list[Any]) -> tuple[int, list[float]]:
         """One row as plain Python lists; the server's hot path."""
-        proba = self.predict_proba(np.asarray([row], dtype=np.float64))[0]
+        dtype = object if self.mixed else np.float64
+        proba = self.predict_proba(np.asarray([row], dtype=dtype))[0]
         return int(proba.argmax()), proba.tolist()
 
+    def probe_row(self) -> list[Any]:
+        """A valid row for warm-up: mid-range numbers, each feature's most frequent category."""
+        row: list[Any] = []
+        for j, column in enumerate(self.schema.columns):
+            if column.kind == "categorical":
+                row.append(next(iter(column.categories), ""))
+                continue
+            lo, hi = self.feature_min[j], self.feature_max[j]
+            row.append(float((lo + hi) / 2.0) if np.isfinite(lo) and np.isfinite(hi) else 0.0)
+        return row
+
+    def probe_rows(self, n: int) -> FloatArray:
+        """``n`` copies of `probe_row` as the array `predict_proba` takes."""
+        return np.asarray([self.probe_row()] * n, dtype=object if self.mixed else np.float64)
+
     def out_of_range(self, x: FloatArray) -> int:
-        """How many values lie outside the range seen in training."""
+        """How many numeric values lie outside the range seen in training."""
+        if self.mixed:
+            cols = self.numeric_columns
+            values = np.asarray(x[:, cols], dtype=np.float64)
+            return int(
+                ((values < self.feature_min[cols]) | (values > self.feature_max[cols])).sum()
+            )
         return int(((x < self.feature_min) | (x > self.feature_max)).sum())
+
+    def unseen(self, x: npt.NDArray[Any]) -> dict[str, int]:
+        """Per categorical feature, how many values are categories training never saw."""
+        counts: dict[str, int] = {}
+        for j, known in self.categories.items():
+            n = sum(1 for v in x[:, j] if not is_missing(v) and v not in known)
+            if n:
+                counts[self.features[j]] = n
+        return counts
+
+    def check_unseen(self, x: npt.NDArray[Any]) -> dict[str, int]:
+        """`unseen`, and an InputError naming the column and the fix when the policy
+        (model.preprocess.unknown) is ``error``."""
+        counts = self.unseen(x) if self.categories else {}
+        if counts and self.unknown == "error":
+            name = next(iter(counts))
+            j = self.features.index(name)
+            value = next(v for v in x[:, j] if not is_missing(v) and v not in self.categories[j])
+            known = sorted(self.categories[j])
+            shown = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+            raise InputError(
+                f"feature {name!r} has the category {value!r}, never seen in training; use one "
+                f"of {shown} (or retrain with model.preprocess.unknown=ignore or infrequent)"
+            )
+        return counts
 
     def check_shape(self, x: FloatArray) -> None:
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise InputError(
-                f"expected rows of {self.n_features} numbers ({', '.join(self.features)}), "
+                f"expected rows of {self.n_features} values ({', '.join(self.features)}), "
                 f"got shape {list(x.shape)}"
             )
 
@@ -64,23 +137,38 @@ class LinearRuntime(ModelRuntime):
         super().__init__(manifest, name, version)
         self.weights = np.asarray(params["weights"], dtype=np.float64)
         self.bias = np.asarray(params["bias"], dtype=np.float64)
+        # The imputer's value per feature, for a missing (NaN) one.
+        fill = params.get("fill")
+        self.fill = None if fill is None else np.asarray(fill, dtype=np.float64)
+        self._fill = None if fill is None else [float(v) for v in fill]
         # Plain-list copies: for one row, Python arithmetic beats numpy's per-call overhead.
         self._w_rows = self.weights.T.tolist()
         self._b = self.bias.tolist()
 
+    def _impute(self, x: FloatArray) -> FloatArray:
+        if self.fill is not None:
+            missing = np.isnan(x)
+            if missing.any():
+                x = np.where(missing, self.fill, x)
+        return x
+
     def predict_proba(self, x: FloatArray) -> FloatArray:
-        z = x @ self.weights + self.bias
+        z = self._impute(x) @ self.weights + self.bias
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
         z /= z.sum(axis=1, keepdims=True)
         return z
 
     def predict(self, x: FloatArray) -> IntArray:
-        return np.asarray((x @ self.weights + self.bias).argmax(axis=1), dtype=np.int64)
+        z = self._impute(x) @ self.weights + self.bias
+        return np.asarray(z.argmax(axis=1), dtype=np.int64)
 
     def predict_one(self, row: list[float]) -> tuple[int, list[float]]:
         if len(row) != self.n_features:
             raise InputError(f"expected {self.n_features} features, got {len(row)}")
+        if self._fill is not None:
+            # v != v is NaN; None is a missing value too
+            row = [f if v is None or v != v else v for v, f in zip(row, self._fill, strict=True)]
         scores = []
         for w_row, b in zip(self._w_rows, self._b, strict=True):
             score = b
@@ -112,10 +200,40 @@ class OnnxRuntime(ModelRuntime):
         )
         self._input = self._session.get_inputs()[0].name
         self._dtype = np.float32 if manifest.input_dtype == "float32" else np.float64
+        # Tree ensembles sum their leaves in float32 even for float64 inputs: scikit-learn's
+        # exact ties (two classes at 0.5) come out a few 1e-8 apart. Rounded past float32's
+        # noise, argmax breaks the tie the way scikit-learn does (first class).
+        self._round = self._session.get_outputs()[1].type == "tensor(float)"
+
+    def _feeds(self, x: npt.NDArray[Any]) -> dict[str, Any]:
+        if not self.mixed:
+            return {self._input: np.ascontiguousarray(x, self._dtype)}
+        feeds: dict[str, Any] = {}
+        for j, column in enumerate(self.schema.columns):
+            values = x[:, j]
+            if column.kind == "categorical":
+                text = [MISSING_TEXT if is_missing(v) else str(v) for v in values]
+                feeds[column.name] = np.asarray(text, dtype=object).reshape(-1, 1)
+            else:
+                feeds[column.name] = np.asarray(
+                    [np.nan if v is None else v for v in values], dtype=self._dtype
+                ).reshape(-1, 1)
+        return feeds
 
     def predict_proba(self, x: FloatArray) -> FloatArray:
-        _, proba = self._session.run(None, {self._input: np.ascontiguousarray(x, self._dtype)})
+        _, proba = self._session.run(None, self._feeds(x))
         return np.asarray(proba, dtype=np.float64)
+
+    def decide(self, proba: FloatArray) -> IntArray:
+        if self._round:
+            proba = np.round(proba, 5)
+        return np.asarray(proba.argmax(axis=1), dtype=np.int64)
+
+    def predict_one(self, row: list[Any]) -> tuple[int, list[float]]:
+        dtype = object if self.mixed else np.float64
+        proba = self.predict_proba(np.asarray([row], dtype=dtype))[0]
+        scores = np.round(proba, 5) if self._round else proba
+        return int(scores.argmax()), proba.tolist()
 
 
 def open_bundle(

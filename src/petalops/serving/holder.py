@@ -62,7 +62,8 @@ class Served:
     def out_of_range(self, row: list[float]) -> int:
         n = 0
         for v, lo, hi in zip(row, self.feature_min, self.feature_max, strict=False):
-            if v < lo or v > hi:
+            # categories (strings) and missing values (None) have no range
+            if type(v) is float and (v < lo or v > hi):
                 n += 1
         return n
 
@@ -130,10 +131,8 @@ def _no_such_version(version: str) -> NotFoundError:
 
 def warm(runtime: ModelRuntime) -> None:
     """Run the model on probe rows and check its answers before it takes traffic."""
-    lo = np.asarray(runtime.feature_min, dtype=np.float64)
-    hi = np.asarray(runtime.feature_max, dtype=np.float64)
-    probe = np.where(np.isfinite(lo) & np.isfinite(hi), (lo + hi) / 2.0, 0.0)
-    rows = np.vstack([probe] * 32)
+    probe = runtime.probe_row()
+    rows = runtime.probe_rows(32)
     proba = runtime.predict_proba(rows)
     if proba.shape != (32, len(runtime.classes)) or not np.isfinite(proba).all():
         raise IntegrityError(
@@ -145,7 +144,7 @@ def warm(runtime: ModelRuntime) -> None:
             f"version {runtime.version} answered probabilities that do not sum to 1"
         )
     for _ in range(64):
-        label, one = runtime.predict_one(probe.tolist())
+        label, one = runtime.predict_one(probe)
     if not (0 <= label < len(runtime.classes)) or not math.isclose(sum(one), 1.0, abs_tol=1e-4):
         raise IntegrityError(f"version {runtime.version} failed its warm-up prediction")
 

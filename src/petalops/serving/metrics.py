@@ -67,6 +67,11 @@ OUT_OF_RANGE = Counter(
     "Feature values outside the min/max seen in training.",
     ["model_version"],
 )
+UNSEEN_CATEGORIES = Counter(
+    "petalops_unseen_categories",
+    "Categorical feature values never seen in training, by model version and feature.",
+    ["model_version", "feature"],
+)
 MODEL_LOADS = Counter(
     "petalops_model_loads",
     "Model version loads (fetch, checksum verification and warm-up), by result.",
@@ -88,6 +93,11 @@ RECONCILE_ERRORS = Counter(
     "Failed reconciliations with the registry; the last good model kept serving.",
     ["reason"],
 )
+
+
+def unseen_category(model_version: str, feature: str, count: int) -> None:
+    """Count ``count`` values of ``feature`` that training never saw (rare: not batched)."""
+    UNSEEN_CATEGORIES.labels(model_version, feature).inc(count)
 
 
 class RequestMetrics:

@@ -62,10 +62,6 @@ def _set(column: str, row: int, value: object):  # type: ignore[no-untyped-def]
             _set("sepal_width", 4, "abc"),
             "column 'sepal_width' has a non-numeric value 'abc' at row 6",
         ),
-        (
-            _set("petal_length", 7, np.nan),
-            "column 'petal_length' has a missing (NaN) value at row 9",
-        ),
         (_set("petal_length", 9, np.inf), "column 'petal_length' has an infinite value at row 11"),
         (_set("species", 3, "rose"), "label 'rose' in column 'species' at row 5"),
         (lambda f: f.iloc[:53], "class 'versicolor' has 3 row(s); each class needs at least 5"),
@@ -108,3 +104,17 @@ def test_inferred_schema_for_other_projects(tmp_path: Path) -> None:
     data = load_dataset(DataSettings(target="label", features=None, classes=None), path)
     assert data.features == ["a", "b"]
     assert data.classes == ["red", "rose", "white"]
+
+
+def test_missing_values_are_allowed_unless_a_column_refuses_them(iris_csv: Path) -> None:
+    path = _broken(iris_csv, _set("petal_length", 7, np.nan))
+    data = load_dataset(DataSettings(), path)
+    assert np.isnan(data.x[7, 2])
+    assert data.schema.column("petal_length").missing == 1
+    strict = DataSettings(columns={"petal_length": {"allow_missing": False}})  # type: ignore[dict-item]
+    with pytest.raises(DataError) as info:
+        load_dataset(strict, path)
+    assert info.value.message == (
+        "column 'petal_length' has a missing value at row 9 (counting the header as row 1); "
+        "fill it in, or allow it with data.columns.petal_length.allow_missing=true"
+    )

@@ -225,3 +225,73 @@ def test_the_compatibility_fields_are_the_named_statistics() -> None:
         assert named["psi"]["threshold"] == 0.2
         assert named["ks"]["reached"] == (named["ks"]["value"] >= 0.1)
     assert data["thresholds"]["statistics"] == {"ks": 0.1, "psi": 0.2}
+
+
+def _mixed_profile() -> tuple[np.ndarray, dict[str, object]]:
+    from petalops.data.schema import ColumnSchema, Schema
+
+    rng = np.random.default_rng(3)
+    n = 600
+    island = rng.choice(["Biscoe", "Dream", "Torgersen"], n, p=[0.5, 0.35, 0.15])
+    length = rng.normal(44, 5, n)
+    x = np.empty((n, 2), dtype=object)
+    x[:, 0] = island
+    x[:, 1] = length
+    schema = Schema((ColumnSchema("island", "categorical"), ColumnSchema("length", "numeric")))
+    y = np.zeros(n, dtype=np.int64)
+    profile = build_profile(x, y, ["island", "length"], ["a"], predicted=y, schema=schema)
+    return x, profile
+
+
+def _window_of(x: np.ndarray) -> Window:
+    n = len(x)
+    return Window(
+        features=x,
+        predictions=np.zeros(n, dtype=np.int64),
+        ts=np.arange(n, dtype=np.float64),
+        versions={"1": n},
+    )
+
+
+def test_categorical_features_drift_on_their_frequencies() -> None:
+    x, profile = _mixed_profile()
+    assert profile["features"]["island"]["kind"] == "categorical"  # type: ignore[index]
+    same = drift_report(_window_of(x[:300]), profile, DriftThresholds())
+    assert not same.features["island"].drift
+    shifted = x[:300].copy()
+    shifted[:, 0] = np.random.default_rng(4).choice(["Biscoe", "Torgersen"], 300, p=[0.2, 0.8])
+    moved = drift_report(_window_of(shifted), profile, DriftThresholds())
+    island = moved.features["island"]
+    assert island.drift and island.statistics["ks"].p_value is not None
+    assert island.statistics["ks"].p_value < 0.01
+    assert island.statistics["psi"].value >= 0.2
+    assert not moved.features["length"].drift
+    as_json = island.to_json()
+    assert as_json["kind"] == "categorical"
+    assert set(as_json["categories"]["current"]) == {"Biscoe", "Dream", "Torgersen", "(new)"}
+
+
+def test_new_categories_and_missing_values_are_drift_by_themselves() -> None:
+    x, profile = _mixed_profile()
+    window = x[:300].copy()
+    window[:40, 0] = "Atlantis"  # 13% never seen in training
+    window[100:140, 1] = np.nan  # 13% missing, none in training
+    report = drift_report(_window_of(window), profile, DriftThresholds())
+    island, length = report.features["island"], report.features["length"]
+    assert island.new_category_share == pytest.approx(40 / 300)
+    assert island.drift
+    assert length.current_missing == pytest.approx(40 / 300) and length.reference_missing == 0.0
+    assert length.drift
+    assert np.isfinite(length.statistics["ks"].value)  # measured on the present values
+
+
+def test_the_html_report_draws_bar_charts_for_categories_and_missing_values() -> None:
+    from petalops.monitoring.report import render_html
+
+    x, profile = _mixed_profile()
+    window = x[:300].copy()
+    window[100:140, 1] = np.nan
+    report = drift_report(_window_of(window), profile, DriftThresholds())
+    page = render_html(report, profile, window)
+    assert "alt='island categories'" in page
+    assert "alt='length histogram'" in page and "alt='length missing'" in page

@@ -11,11 +11,14 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from tests.utils.tabular import penguins_csv
 
-from petalops.config import DataSettings
-from petalops.data.load import load_dataset
-from petalops.pipeline.compile import compile_candidate, linear_params
-from petalops.pipeline.profile import build_profile
+from petalops.config import DataSettings, Settings
+from petalops.data.load import Dataset, feature_frame, load_dataset
+from petalops.pipeline.compile import _for_onnx, compile_candidate, linear_params
+from petalops.pipeline.fit import fit
+from petalops.pipeline.profile import build_profile, training_profile
+from petalops.pipeline.split import Split, split
 
 DATA = load_dataset(DataSettings())
 FRAME = pd.DataFrame(DATA.x, columns=DATA.features)
@@ -50,3 +53,61 @@ def test_linear_params_fold_the_scaler_into_the_weights() -> None:
     logits = DATA.x @ np.asarray(params["weights"]) + np.asarray(params["bias"])
     assert np.allclose(logits, pipeline.decision_function(FRAME))
     assert linear_params(_fitted(("clf", RandomForestClassifier(n_estimators=2)))) is None
+
+
+def _trained(settings: Settings, path: Path | None = None) -> tuple[Dataset, Split, Pipeline]:
+    dataset = load_dataset(settings.data, path)
+    rows = split(settings, dataset)
+    return dataset, rows, fit(settings, rows)
+
+
+def test_a_default_random_forest_agrees_with_scikit_learn_on_every_iris_row(
+    tmp_path: Path,
+) -> None:
+    # 100 trees put Iris row 134 on an exact 0.5/0.5 tie, and float32 thresholds rounded to
+    # nearest flipped rows before: both must come out as scikit-learn's answer.
+    settings = Settings(model={"class": "sklearn.ensemble.RandomForestClassifier"})  # type: ignore[arg-type]
+    dataset, rows, pipeline = _trained(settings)
+    profile = training_profile(settings, dataset, rows, pipeline)
+    candidate = compile_candidate(tmp_path / "bundle", pipeline, "iris", dataset, profile)
+    expected = pipeline.predict_proba(feature_frame(dataset.x, dataset.schema)).argmax(axis=1)
+    assert candidate.runtime.predict(dataset.x).tolist() == expected.tolist()
+
+
+def test_tree_thresholds_are_rounded_down_to_float32() -> None:
+    pipeline = _fitted(("clf", RandomForestClassifier(n_estimators=3, random_state=0)))
+    before = [t.tree_.threshold.copy() for t in pipeline.named_steps["clf"].estimators_]
+    copied = _for_onnx(pipeline)
+    for tree, old in zip(copied.named_steps["clf"].estimators_, before, strict=True):
+        new = tree.tree_.threshold
+        assert (new <= old).all()
+        assert (new.astype(np.float32).astype(np.float64) == new).all()
+    # the Pipeline itself is untouched
+    assert (pipeline.named_steps["clf"].estimators_[0].tree_.threshold == before[0]).all()
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"class": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": 30}},
+        {"class": "sklearn.linear_model.LogisticRegression", "scale": True},
+    ],
+)
+def test_a_mixed_type_pipeline_compiles_to_one_onnx_input_per_column(
+    tmp_path: Path, model: dict[str, object]
+) -> None:
+    path = penguins_csv(tmp_path)
+    settings = Settings(data={"source": str(path), "target": "species"}, model=model)  # type: ignore[arg-type]
+    dataset, rows, pipeline = _trained(settings, path)
+    assert not dataset.schema.numeric_only
+    profile = training_profile(settings, dataset, rows, pipeline)
+    candidate = compile_candidate(tmp_path / "bundle", pipeline, "penguins", dataset, profile)
+    runtime = candidate.runtime
+    assert runtime.manifest.kind == "onnx"
+    assert runtime.manifest.schema[0]["kind"] == "categorical"
+    expected = pipeline.predict_proba(feature_frame(dataset.x, dataset.schema)).argmax(axis=1)
+    assert runtime.predict(dataset.x).tolist() == expected.tolist()
+    # a missing category and a missing number are imputed, as scikit-learn does
+    row = [None, 39.1, None, 181.0, 3750.0, None]
+    frame = feature_frame(np.asarray([row], dtype=object), dataset.schema)
+    assert runtime.predict_one(row)[0] == int(pipeline.predict_proba(frame).argmax())

@@ -20,7 +20,7 @@ def test_the_fitted_pipeline_learns_the_training_rows() -> None:
     pipeline = fit(settings, rows, DATA.features)
     predicted = pipeline.predict(pd.DataFrame(rows.x_train, columns=DATA.features))
     assert (predicted == rows.y_train).mean() > 0.9
-    assert [name for name, _ in pipeline.steps] == ["clf"]
+    assert [name for name, _ in pipeline.steps] == ["impute", "clf"]
 
 
 def test_fitted_parameters_are_the_learned_arrays_and_numbers() -> None:
@@ -44,5 +44,5 @@ def test_parameters_the_estimator_refuses_at_fit_name_the_class() -> None:
 
 def test_an_unknown_parameter_is_a_config_error() -> None:
     settings = Settings(model={"params": {"nope": 1}})  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="do not fit"):
+    with pytest.raises(ConfigError, match="is not a parameter of LogisticRegression"):
         fit(settings, split(settings, DATA), DATA.features)

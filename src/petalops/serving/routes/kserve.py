@@ -90,8 +90,14 @@ class KServeV1(Codec[dict[str, Any]]):
         return data
 
     def decode(self, request: dict[str, Any], served: Served) -> list[list[float]]:
+        runtime = served.runtime
         return any_rows(
-            request["instances"], served.runtime.features, self.max_batch, "instances", self.example
+            request["instances"],
+            runtime.features,
+            self.max_batch,
+            "instances",
+            self.example,
+            runtime.schema,
         )
 
     def encode(self, request: dict[str, Any], prediction: Prediction, call: Call) -> bytes:

@@ -146,6 +146,7 @@ class MLflow(Codec[Payload]):
     def decode(self, request: Payload, served: Served) -> list[list[float]]:
         key, value = request
         features = served.runtime.features
+        schema = served.runtime.schema
         max_batch, example = self.max_batch, self.example
         if key == _CSV:
             return _csv_rows(value, features, max_batch, self.csv_example)
@@ -156,10 +157,16 @@ class MLflow(Codec[Payload]):
                 )
             if value.get("columns") is None:
                 return check_rows(
-                    value["data"], len(features), max_batch, "dataframe_split.data", example
+                    value["data"], len(features), max_batch, "dataframe_split.data", example, schema
                 )
             return columns_rows(
-                value["columns"], value["data"], features, max_batch, "dataframe_split", example
+                value["columns"],
+                value["data"],
+                features,
+                max_batch,
+                "dataframe_split",
+                example,
+                schema,
             )
         if key == "dataframe_records":
             if type(value) is not list:
@@ -171,10 +178,10 @@ class MLflow(Codec[Payload]):
                 )
             check_batch_size(len(value), max_batch, "dataframe_records", example)
             return [
-                row_from_mapping(item, features, f"dataframe_records[{i}]", example)
+                row_from_mapping(item, features, f"dataframe_records[{i}]", example, schema)
                 for i, item in enumerate(value)
             ]
-        return any_rows(value, features, max_batch, key, example)
+        return any_rows(value, features, max_batch, key, example, schema)
 
     def encode(self, request: Payload, prediction: Prediction, call: Call) -> bytes:
         return orjson.dumps({"predictions": prediction.labels})

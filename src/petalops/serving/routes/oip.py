@@ -5,6 +5,11 @@ Inputs: one tensor of shape ``[N, n_features]`` (or ``[n_features]``), datatype 
 (``Inference-Header-Content-Length``) is accepted too. Outputs: ``label`` (INT64 ``[N]``),
 ``probabilities`` (``[N, n_classes]``, the input's float type) and ``class_name``
 (BYTES ``[N]``); a request may ask for a subset with ``outputs``.
+
+A model with categorical or boolean features takes one tensor per feature instead, named after
+it, of shape ``[N]`` or ``[N, 1]``: ``BYTES`` for a categorical feature, ``BOOL`` for a boolean
+one, ``FP32``/``FP64`` for a number (null where the feature may be missing). The model
+metadata lists them.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from petalops import __version__
+from petalops.data.schema import Schema
 from petalops.serving.codec import Codec, Route
 from petalops.serving.holder import Served
 from petalops.serving.http import (
@@ -31,7 +37,7 @@ from petalops.serving.http import (
 from petalops.serving.openapi import Docs, Ready
 from petalops.serving.prediction import Prediction
 from petalops.serving.reply import Reply
-from petalops.serving.rows import MAX_ABS, check_batch_size, check_row, check_rows
+from petalops.serving.rows import MAX_ABS, check_batch_size, check_row, check_rows, check_value
 from petalops.serving.server import Server
 
 OUTPUTS = ("label", "probabilities", "class_name")
@@ -236,29 +242,43 @@ class OpenInference(Codec[Inference]):
         if type(data) is not dict:
             raise HttpError(400, "the body must be an inference request object", "body", example)
         inputs = data.get("inputs")
-        if type(inputs) is not list or len(inputs) != 1:
+        if type(inputs) is not list or not inputs:
             raise HttpError(
                 400,
-                "inputs must hold exactly one tensor of shape [N, n_features]",
+                "inputs must hold one tensor of shape [N, n_features] (or one per feature)",
                 "inputs",
                 example,
             )
         return Inference(data, binary, _requested(data, example))
 
-    def decode(self, request: Inference, served: Served) -> list[list[float]]:
+    def decode(self, request: Inference, served: Served) -> list[list[Any]]:
+        runtime = served.runtime
+        inputs = request.data["inputs"]
+        if runtime.mixed:
+            return _feature_tensor_rows(inputs, runtime.schema, self.max_batch, self.example)
+        if len(inputs) != 1:
+            raise HttpError(
+                400,
+                "inputs must hold exactly one tensor of shape [N, n_features]",
+                "inputs",
+                self.example,
+            )
         return _tensor_rows(
-            request.data["inputs"][0],
+            inputs[0],
             request.binary,
-            served.runtime.n_features,
+            runtime.n_features,
             self.max_batch,
             self.example,
+            runtime.schema,
         )
 
     def encode(self, request: Inference, prediction: Prediction, call: Call) -> bytes:
         served = prediction.served
         runtime = served.runtime
         labels = prediction.labels
-        datatype = request.data["inputs"][0]["datatype"]  # FP32 or FP64: decode checked it
+        datatype = request.data["inputs"][0]["datatype"]
+        if datatype not in _DTYPES:  # per-feature tensors (BYTES, BOOL...): answer in FP64
+            datatype = "FP64"
         n, c = len(labels), len(runtime.classes)
         outputs: list[dict[str, Any]] = []
         for name in request.outputs:
@@ -321,7 +341,7 @@ class OpenInference(Codec[Inference]):
             "name": self.shape.name,
             "versions": versions,
             "platform": "petalops",
-            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, n]}],
+            "inputs": _input_metadata(served.runtime.schema, n),
             "outputs": [
                 {"name": "label", "datatype": "INT64", "shape": [-1]},
                 {"name": "probabilities", "datatype": "FP64", "shape": [-1, c]},
@@ -343,9 +363,88 @@ class OpenInference(Codec[Inference]):
         )
 
 
+_KIND_DATATYPE = {"categorical": "BYTES", "boolean": "BOOL", "numeric": "FP64"}
+
+
+def _input_metadata(schema: Schema, n: int) -> list[dict[str, Any]]:
+    if schema.numeric_only:
+        return [{"name": "input-0", "datatype": "FP64", "shape": [-1, n]}]
+    return [
+        {"name": c.name, "datatype": _KIND_DATATYPE[c.kind], "shape": [-1, 1]}
+        for c in schema.columns
+    ]
+
+
+def _feature_tensor_rows(
+    inputs: list[Any], schema: Schema, max_batch: int, example: Any
+) -> list[list[Any]]:
+    """Rows from one tensor per feature (named after it), each of shape [N] or [N, 1]."""
+    by_name: dict[str, tuple[int, Any]] = {}
+    for i, tensor in enumerate(inputs):
+        if type(tensor) is not dict or type(tensor.get("name")) is not str:
+            raise HttpError(
+                400, f"inputs[{i}] must be a tensor with a name", f"inputs[{i}]", example
+            )
+        by_name[tensor["name"]] = (i, tensor)
+    unknown = [name for name in by_name if name not in schema.names]
+    if unknown:
+        raise HttpError(
+            400,
+            f"unknown input {unknown[0]!r}; the model takes one tensor per feature: "
+            f"{', '.join(schema.names)}",
+            "inputs",
+            example,
+        )
+    columns: list[list[Any]] = []
+    n = -1
+    for column in schema.columns:
+        if column.name not in by_name:
+            raise HttpError(
+                400,
+                f"missing input {column.name!r} ({_KIND_DATATYPE[column.kind]}, shape [N, 1]); "
+                "the model metadata lists every input",
+                "inputs",
+                example,
+            )
+        i, tensor = by_name[column.name]
+        where = f"inputs[{i}]"
+        allowed = {"BYTES"} if column.kind == "categorical" else {"BOOL", "FP32", "FP64", "INT64"}
+        if tensor.get("datatype") not in allowed:
+            raise HttpError(
+                400,
+                f"{where} ({column.name}).datatype must be {' or '.join(sorted(allowed))}, "
+                f"got {tensor.get('datatype')!r}",
+                f"{where}.datatype",
+                example,
+            )
+        data = tensor.get("data")
+        if type(data) is not list:
+            raise HttpError(400, f"{where}.data must be an array", f"{where}.data", example)
+        flat = [v[0] if type(v) is list and len(v) == 1 else v for v in data]
+        if n == -1:
+            n = len(flat)
+            check_batch_size(n, max_batch, f"{where}.data", example)
+        elif len(flat) != n:
+            raise HttpError(
+                400,
+                f"{where} ({column.name}) has {len(flat)} values, the other inputs {n}",
+                f"{where}.data",
+                example,
+            )
+        columns.append(
+            [check_value(v, column, f"{where}.data[{k}]", example) for k, v in enumerate(flat)]
+        )
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
 def _tensor_rows(
-    tensor: Any, binary: bytes, n_features: int, max_batch: int, example: Any
-) -> list[list[float]]:
+    tensor: Any,
+    binary: bytes,
+    n_features: int,
+    max_batch: int,
+    example: Any,
+    schema: Schema | None = None,
+) -> list[list[Any]]:
     where = _WHERE
     if type(tensor) is not dict:
         raise HttpError(400, f"{where} must be a tensor object", where, example)
@@ -396,7 +495,7 @@ def _tensor_rows(
     if type(data) is not list:
         raise HttpError(400, f"{where}.data must be an array of numbers", f"{where}.data", example)
     if data and type(data[0]) is list:
-        rows = check_rows(data, n_features, max_batch, f"{where}.data", example)
+        rows = check_rows(data, n_features, max_batch, f"{where}.data", example, schema)
         if len(rows) != n:
             raise HttpError(
                 400,

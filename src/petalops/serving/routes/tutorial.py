@@ -96,7 +96,12 @@ class Tutorial(Codec[dict[str, Any]]):
         return data
 
     def decode(self, request: dict[str, Any], served: Served) -> list[list[float]]:
-        return [check_row(request["features"], served.runtime.n_features, "features", self.example)]
+        runtime = served.runtime
+        return [
+            check_row(
+                request["features"], runtime.n_features, "features", self.example, runtime.schema
+            )
+        ]
 
     def encode(self, request: dict[str, Any], prediction: Prediction, call: Call) -> bytes:
         served = prediction.served

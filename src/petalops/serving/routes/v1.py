@@ -85,8 +85,9 @@ class V1(Codec[dict[str, Any]]):
 
     def decode(self, request: dict[str, Any], served: Served) -> list[list[float]]:
         features = served.runtime.features
+        schema = served.runtime.schema
         if "instances" not in request:
-            return [row_from_mapping(request, features, "", self.record)]
+            return [row_from_mapping(request, features, "", self.record, schema)]
         example = self.example
         instances = request["instances"]
         if len(request) != 1:
@@ -96,7 +97,7 @@ class V1(Codec[dict[str, Any]]):
             raise HttpError(400, "instances must be an array of objects", "instances", example)
         check_batch_size(len(instances), self.max_batch, "instances", example)
         return [
-            row_from_mapping(item, features, f"instances[{i}]", example)
+            row_from_mapping(item, features, f"instances[{i}]", example, schema)
             for i, item in enumerate(instances)
         ]
 
