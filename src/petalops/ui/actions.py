@@ -13,7 +13,9 @@ import re
 from typing import Any
 
 from petalops.config import Settings
-from petalops.errors import InputError
+from petalops.errors import ConflictError, InputError
+from petalops.registry.catalog import read_catalog
+from petalops.rollout.control_plane import PLAN_TAG
 from petalops.serving.http import HttpError
 
 ROLLOUT_ACTIONS = ("promote", "abort", "pause", "resume")
@@ -71,6 +73,12 @@ def run_action(settings: Settings, action: str, arguments: dict[str, str]) -> di
     """Carry out a checked action (blocking: run it in a thread) and return what changed:
     the controller's answer and the resulting plan, or the alias moved."""
     if action in ROLLOUT_ACTIONS:
+        # Refused before the MLflow client is loaded (seconds of a worker's CPU) when there
+        # is nothing to act on: the registry read without MLflow says so.
+        if not read_catalog(settings).tags.get(PLAN_TAG):
+            raise ConflictError(
+                f"there is no rollout to {action}; start one with `petalops rollout start`"
+            )
         from petalops.rollout.api import request  # MLflow client: only when an action runs
 
         return {"action": action, **request(settings, action, arguments["reason"])}

@@ -16,6 +16,13 @@ pytestmark = pytest.mark.slow  # a trained registry per test
 
 def test_it_shows_the_registry_and_acts_with_the_token(trained_settings: Settings) -> None:
     settings = trained_settings.model_copy(update={"admin_token": "watch-token"})
+    with TestClient(create_watch_app(settings)) as client:
+        nothing = client.post(
+            "/ui/actions",
+            json={"action": "promote"},
+            headers={"Authorization": "Bearer watch-token"},
+        )
+        assert nothing.status_code == 409 and "petalops rollout start" in nothing.json()["error"]
     start_rollout(settings, "2", "canary", warm_s=0)
     with TestClient(create_watch_app(settings)) as client:
         assert client.get("/", follow_redirects=False).headers["location"] == "/ui"

@@ -188,7 +188,14 @@ function drawQuality(s) {
     signature: keys.join("|"),
     scales: {
       // One point (or a few seconds) would otherwise stretch the axis over years.
-      x: { range: (u, min, max) => (max - min < 120 ? [min - 60, max + 60] : [min, max]) },
+      x: {
+        range: (u) => {
+          const xs = u.data[0];
+          const lo = xs[0];
+          const hi = xs[xs.length - 1];
+          return hi - lo < 120 ? [lo - 60, hi + 60] : [lo, hi];
+        },
+      },
       y: { range: [0, 1] },
     },
     series: [{}, ...keys.map((k, i) => ({
