@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from petalops.config import Settings
+from petalops.config import DataSettings, Settings
 from petalops.data.load import iris_frame
 from petalops.errors import DataError, GateFailedError, IntegrityError
 from petalops.pipeline.run import train
@@ -76,12 +76,16 @@ def test_failed_gate_registers_nothing(empty_settings: Settings) -> None:
 
 
 def test_bad_data_logs_and_registers_nothing(empty_settings: Settings, tmp_path: Path) -> None:
+    # a missing value is allowed (and imputed) unless data.columns refuses it
     frame = iris_frame()
     frame.loc[3, "petal_width"] = np.nan
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
-    with pytest.raises(DataError):
-        train(empty_settings, path)
+    strict = empty_settings.model_copy(
+        update={"data": DataSettings(columns={"petal_width": {"allow_missing": False}})}  # type: ignore[dict-item]
+    )
+    with pytest.raises(DataError, match="column 'petal_width' has a missing value at row 5"):
+        train(strict, path)
     experiment = client(empty_settings).get_experiment_by_name("iris")
     runs = client(empty_settings).search_runs([experiment.experiment_id]) if experiment else []
     assert list(runs) == []

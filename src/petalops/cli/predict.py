@@ -149,10 +149,19 @@ def predict(
         if keep:
             raise InputError("--keep needs a file --input (.csv or .parquet) to copy columns from")
         runtime = load_runtime(settings, model)
-        rows = parse_rows(input, runtime.n_features)
         import numpy as np
 
-        x = np.asarray(rows, dtype=np.float64)
+        if runtime.mixed:  # categorical features: strings and nulls, checked by the schema
+            from petalops.serving.rows import typed_rows
+
+            try:
+                parsed = json.loads(input)
+            except json.JSONDecodeError:
+                raise InputError("--input is neither a file nor JSON") from None
+            x = np.asarray(typed_rows(parsed, runtime, "--input"), dtype=object)
+            runtime.check_unseen(x)
+        else:
+            x = np.asarray(parse_rows(input, runtime.n_features), dtype=np.float64)
         if not proba:
             typer.echo(json.dumps({"prediction": [int(p) for p in runtime.predict(x)]}))
             return

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from petalops.data.schema import ColumnSchema, Schema, boolean_value, category_text
+from petalops.errors import InputError
 from petalops.runtime.model import ModelRuntime
 from petalops.serving import metrics
 from petalops.serving.http import HttpError
@@ -350,6 +351,17 @@ def column_rows(
             [check_number(v, f"{where}.{name}[{i}]", example) for i, v in enumerate(column)]
         )
     return [list(row) for row in zip(*columns, strict=True)]
+
+
+def typed_rows(value: Any, runtime: ModelRuntime, where: str) -> list[list[Any]]:
+    """One row or a list of rows (JSON values in feature order) checked against the model's
+    schema; an InputError (one line, naming the value and the fix) when one does not fit.
+    What `petalops predict --input '[...]'` uses for a model with categorical features."""
+    rows = value if type(value) is list and value and type(value[0]) is list else [value]
+    try:
+        return check_rows(rows, runtime.n_features, len(rows), where, None, runtime.schema)
+    except HttpError as exc:
+        raise InputError(exc.message) from None
 
 
 def predict_rows(

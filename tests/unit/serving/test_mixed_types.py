@@ -145,3 +145,17 @@ def test_an_unseen_category_follows_the_policy_and_is_counted(client: TestClient
         assert answer.status_code == 200
     metrics = client.get("/metrics").text
     assert 'petalops_unseen_categories_total{feature="island",model_version=' in metrics
+
+
+def test_typed_rows_for_the_command_line(penguins: dict[str, Any]) -> None:
+    from petalops.errors import InputError
+    from petalops.runtime.model import open_bundle
+    from petalops.serving.rows import typed_rows
+
+    directory, digest, _, _ = penguins["1"]
+    runtime = open_bundle(directory, "penguins", "1", digest)
+    rows = typed_rows(["Dream", 46.5, 17.9, 192, None, "female"], runtime, "--input")
+    assert rows == [["Dream", 46.5, 17.9, 192.0, rows[0][4], "female"]]
+    assert rows[0][4] != rows[0][4]  # a missing number is NaN
+    with pytest.raises(InputError, match=r"--input\[0\]\[1\] \(bill_length_mm\) must be a number"):
+        typed_rows([["Dream", "x", 17.9, 192, None, "female"]], runtime, "--input")
