@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.utils.monitor_db import create_old_database, insert_old_rows
 
 from petalops.database.engine import create_engine
-from petalops.database.migrations import applied_versions
+from petalops.database.migrations import STEPS, applied_versions
 from petalops.monitoring.store import MonitorStore
 from petalops.rollout.store import RolloutStore
 
@@ -22,7 +22,7 @@ def test_both_stores_read_the_rows_of_an_old_database(tmp_path: Path) -> None:
 
     rollout = RolloutStore(url)
     monitor = MonitorStore(url)
-    assert applied_versions(monitor.engine) == [1]
+    assert applied_versions(monitor.engine) == [step.version for step in STEPS]
     [event] = rollout.history("iris")
     assert (event["rollout_id"], event["action"], event["weight"]) == ("r-old", "step", 5.0)
     assert rollout.lease("rollout:iris")["holder"] == "old-holder"  # type: ignore[index]

@@ -72,4 +72,5 @@ def test_rows_arrive_once_within_the_bound_and_shutdown_loads_the_rest(
     logged = [r for r in _logged(home) if r.startswith("t")]
     assert done
     assert sorted(logged) == sorted(done)  # each answered row once, none lost at shutdown
-    assert [p.name for p in (home / "spool").iterdir() if p.name != "loader.lock"] == []
+    locks = ("loader.lock", "writers.lock")  # the loader's flock, and the writers' one
+    assert [p.name for p in (home / "spool").iterdir() if p.name not in locks] == []
