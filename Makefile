@@ -36,7 +36,7 @@ train: $(STAMP) ## train and register the Iris model (quality-gated)
 	$(BIN)/petalops train
 
 test: $(STAMP) tools ## run the whole test suite
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # promtool (Debian's prometheus package) checks deploy/prometheus/alerts.yml in the tests;
 # policy-rc.d keeps apt from starting the Prometheus daemon it installs.
