@@ -27,7 +27,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: bench.serve's helpers beside this file
 
-from bench.serve import ROUTES, free_port, start, stop, trained_home, tree_cpu_seconds, wrk  # noqa: E402
+from bench.serve import (  # noqa: E402
+    free_port,
+    routes_for,
+    start,
+    stop,
+    trained_home,
+    tree_cpu_seconds,
+    wrk,
+)
 
 
 class Tabs:
@@ -87,7 +95,7 @@ def main() -> None:
         port = free_port()
         process, _ = start("petalops", port, args.workers, home, [], workdir)
         base = f"http://127.0.0.1:{port}"
-        path, body = ROUTES["predict"]
+        path, body = routes_for("iris")["predict"]
         try:
             with Tabs(base, 1, args.poll_seconds):
                 time.sleep(2)  # the first document built (imports, connections) before timing
