@@ -177,7 +177,7 @@ def quality(
     from petalops.monitoring.status import parse_duration
     from petalops.monitoring.store import MonitorStore
 
-    settings = settings_from(config, overrides)
+    settings = reading(settings_from(config, overrides))
     seconds = parse_duration(since) if since is not None else None
     if html is not None and not chunks:
         chunks = 10
@@ -265,7 +265,7 @@ def skew(
     from petalops.monitoring.skew import training_serving_skew
     from petalops.monitoring.store import MonitorStore
 
-    settings = settings_from(config, overrides)
+    settings = reading(settings_from(config, overrides))
     store = MonitorStore.from_settings(settings)
     try:
         report = training_serving_skew(settings, store, version, rows=rows)

@@ -1,4 +1,5 @@
-"""`petalops monitor status` reads; it never creates the monitoring database."""
+"""`petalops monitor status`, `quality` and `skew` read; they never create the monitoring
+database."""
 
 from __future__ import annotations
 
@@ -17,4 +18,13 @@ def test_status_without_a_monitoring_database_creates_none(
     assert run_guarded(app, ["monitor", "status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["monitor", "quality", "--json"], ["monitor", "skew", "--version", "1", "--json"]],
+)
+def test_quality_and_skew_outside_a_project_create_nothing(tmp_path: Path, args: list[str]) -> None:
+    run_guarded(app, args)
     assert list(tmp_path.iterdir()) == []
