@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
@@ -312,9 +313,43 @@ def _estimated_checks(
     relative = _upper(names[1], drop, t.max_accuracy_drop)
     if absolute.detail == "not enough labels":
         absolute = Check(names[0], None, t.min_accuracy, None, "not enough scored rows")
+    elif absolute.passed is False and estimate is not None and t.min_accuracy is not None:
+        # An estimate is a mean over a window: fail it only when even its upper one-sided
+        # 95 % bound is under the limit, or a small window decides on noise.
+        bound = estimate + _Z95 * _standard_error(estimate, challenger.scored)
+        absolute = _banded(absolute, bound < t.min_accuracy, f"upper 95 % bound {bound:.4g}")
     if relative.detail == "no data":
         relative = Check(names[1], None, t.max_accuracy_drop, None, "not enough scored rows")
+    elif relative.passed is False and drop is not None and t.max_accuracy_drop is not None:
+        # The variants are estimated on different rows, so the drop carries both windows'
+        # sampling error: a point comparison rolled healthy challengers back on a 40-row
+        # window's noise. The drop must exceed the limit beyond its band.
+        assert champion is not None and estimate is not None and champion_estimate is not None
+        margin = _Z95 * math.hypot(
+            _standard_error(estimate, challenger.scored),
+            _standard_error(champion_estimate, champion.scored),
+        )
+        bound = drop - margin
+        relative = _banded(relative, bound > t.max_accuracy_drop, f"lower 95 % bound {bound:.4g}")
     return absolute, relative
+
+
+# One-sided 95 % normal quantile (1.645) for the estimate checks' bands.
+_Z95 = NormalDist().inv_cdf(0.95)
+
+
+def _standard_error(accuracy: float, n: int) -> float:
+    """Standard error of an accuracy over ``n`` rows: each row is right with the probability
+    its calibrated confidence gives, so the window's accuracy is a mean of Bernoulli draws
+    whose variance, over the traffic's rows, is ``p (1 - p)`` (law of total variance)."""
+    return math.sqrt(max(accuracy * (1.0 - accuracy), 0.0) / max(n, 1))
+
+
+def _banded(check: Check, significant: bool, bound: str) -> Check:
+    """A failed point check kept failed only when its confidence bound is past the limit."""
+    verdict = "" if significant else ", within noise: passes"
+    detail = f"{check.detail} ({bound}{verdict})"
+    return Check(check.name, check.value, check.limit, not significant, detail)
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,3 +226,16 @@ def test_the_estimate_keeps_the_sample_floor_and_yields_to_labels() -> None:
     assert labelled.decision == "pass"
     [check] = [c for c in labelled.checks if c.name == "estimated_accuracy"]
     assert check.detail == "labels decide"
+
+
+def test_an_estimated_drop_within_the_windows_noise_does_not_roll_back() -> None:
+    # A 0.07 drop on a 40-row canary window is noise (its 95 % band is ~0.08 wide) ...
+    limits = Thresholds(min_samples=40, min_labels=20, max_accuracy_drop=0.05)
+    small = analyze(summarize(scored(40, 0.90)), summarize(scored(240, 0.97)), limits)
+    assert small.decision == "pass"
+    [check] = [c for c in small.checks if c.name == "estimated_accuracy_drop"]
+    assert check.passed is True and "within noise" in check.detail
+    # ... the same drop over 2,000 rows each is not: the bound clears the limit.
+    large = analyze(summarize(scored(2000, 0.90)), summarize(scored(2000, 0.97)), limits)
+    assert large.decision == "fail"
+    assert large.reasons[0].startswith("estimated_accuracy_drop 0.07 > 0.05 (lower 95 % bound")
