@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from petalops.config import Settings
+from tests.utils.mlflow_server import MlflowServer
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -43,6 +45,17 @@ def _session_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     second = _settings(trained, model={"params": {"max_iter": 200, "C": 0.3}})
     train(second, run_name="second")  # v2 @challenger, other parameters
     return {"empty": empty, "trained": trained}
+
+
+@pytest.fixture(scope="session")
+def shared_mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One real `mlflow server` for the session (starting one costs 10-40 s on 2 cores); each
+    test that uses it registers under a project name of its own."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

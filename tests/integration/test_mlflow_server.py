@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.utils.processes import free_port, stop, wait_http
+from tests.utils.mlflow_server import MlflowServer
+from tests.utils.processes import free_port
 
 from petalops.config import Settings
 from petalops.pipeline.run import train
@@ -27,39 +27,9 @@ def mlflow_server_root(url: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    log = (root / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-    )
-    url = f"http://127.0.0.1:{port}"
-    _ROOTS[url] = root
-    try:
-        wait_http(f"{url}/health", timeout=180, process=process)
-        yield url
-    finally:
-        stop(process)
-        log.close()
+def mlflow_server(shared_mlflow_server: MlflowServer) -> str:
+    _ROOTS[shared_mlflow_server.url] = shared_mlflow_server.root
+    return shared_mlflow_server.url
 
 
 def test_train_and_predict_through_a_tracking_server(mlflow_server: str, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 from tests.utils.load import Load, Poller
 from tests.utils.mlflow_server import MlflowServer
 from tests.utils.server_process import TOKEN, ServerProcess
+from tests.utils.tcp_proxy import TcpProxy
 
 from petalops.config import Settings
 from petalops.pipeline.run import train
@@ -53,15 +54,22 @@ def _new_worker(server: ServerProcess, old: list[int], timeout: float) -> int:
 
 
 def test_a_worker_respawned_during_a_registry_outage_serves_the_last_known_good(
-    tmp_path: Path,
+    tmp_path: Path, shared_mlflow_server: MlflowServer
 ) -> None:
-    registry = MlflowServer(tmp_path / "mlflow").start()
+    # The workers reach the real registry through a forwarder the test cuts: to them it is
+    # the registry going away (connections refused and reset), and back.
+    mlflow_port = int(shared_mlflow_server.url.rsplit(":", 1)[1])
+    registry = TcpProxy(("127.0.0.1", mlflow_port)).start()
     home = tmp_path / ".petalops"
     server: ServerProcess | None = None
+    project = "outage"  # the session's server holds other tests' models too
     try:
-        train(Settings(mlflow_uri=registry.url, home=home))
+        train(Settings(mlflow_uri=registry.url, home=home, project=project))
         server = ServerProcess(
-            home, workers=2, reconcile_seconds=1.0, env={"PETALOPS_MLFLOW_URI": registry.url}
+            home,
+            workers=2,
+            reconcile_seconds=1.0,
+            env={"PETALOPS_MLFLOW_URI": registry.url, "PETALOPS_PROJECT": project},
         )
         server.wait_until("/readyz")
         workers = server.worker_pids()
@@ -107,7 +115,9 @@ def test_a_worker_respawned_during_a_registry_outage_serves_the_last_known_good(
     assert http_failures == {}, report.outcomes
     assert report.failed <= 4, report.outcomes
     assert set(statuses) <= {"200", "RemoteProtocolError", "ReadError", "ConnectError"}
-    assert statuses["200"] > 50
+    # The poller ran through the outage (how often it got through depends on the box's load).
+    assert statuses["200"] >= 10
+    assert any(t > killed_at + 1.0 for t, _, _ in ready.samples), "no readiness poll after the kill"
     assert sum(n for k, n in statuses.items() if k != "200") <= 1, statuses
     late = [s for t, s, _ in ready.samples if s != "200" and t > killed_at + 1.0]
     assert late == [], late
