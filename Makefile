@@ -35,8 +35,11 @@ serve: $(STAMP) ## serve the registered champion on $(HOST):$(PORT) (no training
 train: $(STAMP) ## train and register the Iris model (quality-gated)
 	$(BIN)/petalops train
 
-test: $(STAMP) tools ## run the whole test suite
-	$(BIN)/python -m pytest -q --durations=15
+# Two pytest processes by default (CI has 2 cores and much of the suite waits on servers it
+# starts); a file's tests stay in one process, so module fixtures are built once.
+TEST_WORKERS ?= 2
+test: $(STAMP) tools ## run the whole test suite (TEST_WORKERS=1: in one process)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # promtool (Debian's prometheus package) checks deploy/prometheus/alerts.yml in the tests;
 # policy-rc.d keeps apt from starting the Prometheus daemon it installs.

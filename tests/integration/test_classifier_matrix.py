@@ -2,10 +2,10 @@
 
 Two parts, both in `make test`:
 
-* every classifier on every data set (Iris, wine, breast cancer, penguins): fitted,
-  compiled, and its bundle agrees with scikit-learn on every training and held-out row;
+* every classifier on Iris, wine and breast cancer: fitted, compiled, and its bundle agrees
+  with scikit-learn on every training and held-out row;
 * every classifier on penguins (categorical features, missing values) through the whole
-  chain: train -> gate -> register -> the stock MLflow flavour loads and agrees with the
+  chain: train (whose compile step makes the same every-row check) -> gate -> register -> the stock MLflow flavour loads and agrees with the
   server on every held-out row -> served by every protocol -> batch scoring -> export ->
   the drift profile.
 
@@ -52,6 +52,9 @@ CLASSIFIERS: dict[str, tuple[dict[str, Any], bool]] = {
     "xgboost.XGBClassifier": ({}, False),
 }
 DATASETS = ("iris", "wine", "breast_cancer", "penguins")
+# Penguins goes through train in the chain test, whose compile step refuses any bundle that
+# disagrees with the Pipeline on a row: the compile matrix need not repeat it.
+COMPILE_ONLY = tuple(d for d in DATASETS if d != "penguins")
 
 
 def _data(name: str, directory: Path) -> tuple[dict[str, Any], Path | None]:
@@ -73,7 +76,7 @@ def _settings(home: Path, data: dict[str, Any], model: str, **extra: Any) -> Set
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("dataset", COMPILE_ONLY)
 @pytest.mark.parametrize("model", list(CLASSIFIERS))
 def test_every_classifier_compiles_to_a_bundle_that_agrees_on_every_row(
     tmp_path: Path, model: str, dataset: str
