@@ -174,6 +174,9 @@ class ServeSettings(_Section):
     # Test-only: versions tagged petalops.test_fault misbehave on purpose (serving/faults.py).
     test_faults: bool = False
     log_predictions: bool = True
+    # Per-feature data-quality counters of served values (petalops_input_values_total:
+    # missing, out of range, unseen category, refused at the edge; serving/inputquality.py).
+    quality_counters: bool = True
     shutdown_seconds: int = Field(10, ge=0, examples=[10])
     # Slow and abusive clients (serving/protocol.py): a connection is closed when its header
     # block, or answered 408 when its body, is not in within these; idle keep-alive
