@@ -233,6 +233,11 @@ class MonitorSettings(_Section):
     # A column whose most common value covers this share of the window is near-constant.
     quality_constant_share: float = Field(0.98, gt=0, le=1, examples=[0.98])
     skew_rows: int = Field(500, ge=5, examples=[500])
+    # What drift compares traffic with: the version's training profile, or its first
+    # skew_rows served rows (monitoring/firstwindow.py), so drift means "moved since it began".
+    drift_reference: Literal["training", "first-window"] = Field(
+        "training", examples=["first-window"]
+    )
 
     @field_validator("rollout_strategy")
     @classmethod
