@@ -43,6 +43,10 @@ class _Plan:
     high_tolerated: list[float]
     categories: dict[int, frozenset[str]]
     simple: bool  # numbers only and never missing: the min/max loop decides
+    # The counter keys of each feature, built once: (version, feature, check).
+    out_keys: list[tuple[str, str, str]]
+    missing_keys: list[tuple[str, str, str]]
+    unseen_keys: list[tuple[str, str, str]]
 
 
 def _plan(served: Served, tolerance: float) -> _Plan:
@@ -59,6 +63,9 @@ def _plan(served: Served, tolerance: float) -> _Plan:
         high_tolerated=[hi + s for hi, s in zip(high, slack, strict=True)],
         categories={j: frozenset(known) for j, known in runtime.categories.items()},
         simple=schema.numeric_only and not any(c.allow_missing for c in schema.columns),
+        out_keys=[(served.version, n, "out_of_range") for n in runtime.features],
+        missing_keys=[(served.version, n, "missing") for n in runtime.features],
+        unseen_keys=[(served.version, n, "unseen") for n in runtime.features],
     )
 
 
@@ -138,36 +145,42 @@ class InputQuality:
                     if v < lo or v > hi:
                         outside += 1
             if outside:  # rare: which features, and beyond the tolerance?
-                self._count(plan, rows)
+                self._count_numbers(plan, rows)
             return outside
         return self._count(plan, rows)
 
+    def _count_numbers(self, plan: _Plan, rows: list[list[float]]) -> None:
+        counts = self.metrics.values
+        keys = plan.out_keys
+        for row in rows:
+            for v, lo, hi, key in zip(
+                row, plan.low_tolerated, plan.high_tolerated, keys, strict=False
+            ):
+                if v < lo or v > hi:
+                    counts[key] = counts.get(key, 0) + 1
+
     def _count(self, plan: _Plan, rows: list[list[Any]]) -> int:
-        counts: dict[tuple[str, str, str], int] = {}
-        version, names = plan.version, plan.names
+        counts = self.metrics.values
         low, high = plan.low, plan.high
         low_t, high_t = plan.low_tolerated, plan.high_tolerated
         categories = plan.categories
         outside = 0
         for row in rows:
             for j, v in enumerate(row):
-                check = None
+                key = None
                 if type(v) is float:
                     if v != v:  # NaN: a missing number
-                        check = "missing"
+                        key = plan.missing_keys[j]
                     elif v < low[j] or v > high[j]:
                         outside += 1
                         if v < low_t[j] or v > high_t[j]:
-                            check = "out_of_range"
+                            key = plan.out_keys[j]
                 elif v is None:
-                    check = "missing"
+                    key = plan.missing_keys[j]
                 elif j in categories and v not in categories[j]:
-                    check = "unseen"
-                if check is not None:
-                    key = (version, names[j], check)
+                    key = plan.unseen_keys[j]
+                if key is not None:
                     counts[key] = counts.get(key, 0) + 1
-        if counts:
-            self.metrics.value_checks(counts)
         return outside
 
     def refused(self, served: Served | None, field: str | None) -> None:
