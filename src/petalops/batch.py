@@ -387,8 +387,12 @@ def score_file(
     with_proba: bool = False,
     keep: Sequence[str] = (),
     progress: bool = False,
+    observe: Callable[[Any, Any], None] | None = None,
 ) -> ScoreStats:
-    """Read → predict → write, one record batch at a time; the output appears atomically."""
+    """Read → predict → write, one record batch at a time; the output appears atomically.
+
+    ``observe(batch, prediction_index)`` sees each input record batch once it is scored
+    (`petalops.monitoring.batchprofile.BatchProfile.add` for ``--profile``)."""
     check_output_file(destination)
     start = time.perf_counter()
     batches, total, keep, kept = _batches(
@@ -442,6 +446,8 @@ def score_file(
     try:
         for batch in _prefetched(batches, reads):
             record = pa.RecordBatch.from_arrays(scorer(batch, rows), schema=schema)
+            if observe is not None:
+                observe(batch, record.column(PREDICTION_INDEX))
             if pending is not None:
                 pending.result()
             pending = writes.submit(writer.write_batch, record)

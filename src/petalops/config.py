@@ -174,6 +174,9 @@ class ServeSettings(_Section):
     # Test-only: versions tagged petalops.test_fault misbehave on purpose (serving/faults.py).
     test_faults: bool = False
     log_predictions: bool = True
+    # Per-feature data-quality counters of served values (petalops_input_values_total:
+    # missing, out of range, unseen category, refused at the edge; serving/inputquality.py).
+    quality_counters: bool = True
     shutdown_seconds: int = Field(10, ge=0, examples=[10])
     # Slow and abusive clients (serving/protocol.py): a connection is closed when its header
     # block, or answered 408 when its body, is not in within these; idle keep-alive
@@ -230,6 +233,11 @@ class MonitorSettings(_Section):
     # A column whose most common value covers this share of the window is near-constant.
     quality_constant_share: float = Field(0.98, gt=0, le=1, examples=[0.98])
     skew_rows: int = Field(500, ge=5, examples=[500])
+    # What drift compares traffic with: the version's training profile, or its first
+    # skew_rows served rows (monitoring/firstwindow.py), so drift means "moved since it began".
+    drift_reference: Literal["training", "first-window"] = Field(
+        "training", examples=["first-window"]
+    )
 
     @field_validator("rollout_strategy")
     @classmethod

@@ -18,6 +18,7 @@ from typer.testing import CliRunner, Result
 
 from petalops.cli.app import app
 from petalops.config import Settings
+from petalops.errors import InputError
 from petalops.monitoring.store import MonitorStore
 from petalops.registry import load_profile, load_runtime
 
@@ -136,3 +137,67 @@ def test_skew_compares_the_first_served_rows_with_the_training_profile(home: Pat
     shifted = invoke(["monitor", "skew", "--version", "1", "--rows", "400"])
     assert "SKEW" in shifted.stdout  # with the 100 rows past the range
     assert "not judged" in invoke(["monitor", "skew", "--version", "2"]).stdout
+
+
+def test_drift_against_the_first_serving_window(home: Path) -> None:
+    first = ["--reference", "first-window", "--set", "monitor.skew_rows=300"]
+    out = invoke(["monitor", "drift", "--version", "1", "--window", "100", *first, "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["window"]["reference"] == "iris/1 first window"
+    assert data["window"]["reference_kind"] == "first-window"
+    assert data["window"]["reference_rows"] == 300
+    assert data["dataset_drift"] is True  # the newest 100 rows moved past the first 300
+    table = invoke(["monitor", "drift", "--version", "2", "--reference", "first-window"])
+    assert "reference: iris/2 first window (30 served rows)" in table.stdout
+    assert "no reference yet: version 2 has served 30 rows" in table.stdout
+    with pytest.raises(InputError, match="--reference must be one of training, first-window"):
+        invoke(["monitor", "drift", "--reference", "yesterday"])
+
+
+def test_serve_counts_failing_values_and_refusals_reach_monitor_quality(
+    trained_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under `petalops serve` (spool, loader, multiprocess metrics): per-feature counters on
+    /metrics, and the 400s in the prediction log, so `monitor quality` counts them."""
+    import sqlite3
+
+    import httpx
+    from tests.utils.server_process import ServerProcess
+
+    home = trained_settings.home_dir
+    server = ServerProcess(home, workers=1)
+    bad = {"sepal_length": "wide", "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    try:
+        server.wait_until("/readyz")
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for _ in range(60):
+                assert client.post("/predict", json={"features": [5.1, 3.5, 1.4, 0.2]}).is_success
+            assert client.post("/predict", json={"features": [5.1, 3.5, 99.0, 0.2]}).is_success
+            for _ in range(3):
+                refused = client.post("/v1/predict", json={"instances": [bad]})
+                assert refused.status_code == 400
+            metrics = client.get("/metrics").text
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with sqlite3.connect(home / "monitor.db") as con:
+                if con.execute("SELECT count(*) FROM predictions").fetchone()[0] >= 64:
+                    break
+            time.sleep(0.1)
+    finally:
+        assert server.stop() in (0, -15), server.output()
+    assert (
+        'petalops_input_values_total{check="refused",feature="sepal_length",model_version="1"} '
+        "3.0" in metrics
+    )
+    assert (
+        'petalops_input_values_total{check="out_of_range",feature="petal_length",'
+        'model_version="1"} 1.0' in metrics
+    )
+    monkeypatch.chdir(home.parent)
+    out = invoke(["monitor", "quality", "--version", "1", "--json"])
+    assert out.exit_code == 0, out.output
+    data_quality = json.loads(out.stdout)["versions"][0]["data_quality"]
+    assert data_quality["rows"] == 61
+    assert data_quality["refused"] == 3
+    assert data_quality["passed"] is False  # 3 of 64 answers refused: over the 1 % limit

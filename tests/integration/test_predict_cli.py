@@ -103,6 +103,72 @@ def test_keep_needs_a_file_input(home: Path) -> None:
     )
 
 
+def test_profile_of_a_scored_file_checks_it_against_training(home: Path, tmp_path: Path) -> None:
+    frame = iris_frame().drop(columns=["species"])
+    frame.loc[:19, "petal_length"] = 30.0  # 20 of 150 rows far past the training range
+    source = tmp_path / "batch.parquet"
+    frame.to_parquet(source)
+    profile = tmp_path / "batch.profile.json"
+    out = run(
+        [
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "s.parquet"),
+            "--profile",
+            str(profile),
+        ],
+        home,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"profile -> {profile}: data quality FAILED (petal_length: out_of_range 13.3%" in (
+        out.stderr
+    )
+    data = json.loads(profile.read_text())
+    assert data["rows"] == 150
+    assert data["batch"] == {**data["batch"], "model": "iris", "version": "1", "sample_rows": 150}
+    assert data["features"]["petal_length"]["max"] == 30.0
+    assert data["data_quality"]["features"]["petal_length"]["counts"]["out_of_range"] == 20
+    assert set(data["drift"]["features"]) == set(frame.columns)
+    assert sum(data["prediction_balance"].values()) == pytest.approx(1.0)
+
+
+def test_a_bad_profile_path_is_one_line_and_scores_nothing(home: Path, tmp_path: Path) -> None:
+    _, source = _iris_with_ids(tmp_path)
+    target = tmp_path / "out.parquet"
+    out = run(
+        ["--input", str(source), "--output", str(target), "--profile", str(tmp_path / "p.txt")],
+        home,
+    )
+    assert out.returncode == 2, out.stderr
+    assert (
+        out.stderr
+        == f"error: --profile {tmp_path}/p.txt must end in .json (or .html for a report)\n"
+    )
+    assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "[5.1,3.5,1.4,0.2]"], "--profile needs a file --input"),
+        (["--input", "x.parquet", "--output", "o", "--engine", "spark"], "with --engine local"),
+    ],
+)
+def test_profile_needs_a_local_file_input(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from petalops.cli.app import app
+    from petalops.errors import InputError
+
+    monkeypatch.chdir(home)
+    result = CliRunner().invoke(app, ["predict", *args, "--profile", str(tmp_path / "p.json")])
+    assert isinstance(result.exception, InputError)
+    assert message in result.exception.message
+
+
 def test_spark_without_java_is_one_line_before_anything_starts(home: Path, tmp_path: Path) -> None:
     _, source = _iris_with_ids(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PETALOPS_", "JAVA_HOME"))}

@@ -58,6 +58,15 @@ def drift(
             help="Only rows of this version, against its own profile.",
         ),
     ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            "--reference",
+            metavar="training|first-window",
+            help="Compare with the version's training profile or its first served rows "
+            "(monitor.skew_rows of them); default: monitor.drift_reference.",
+        ),
+    ] = None,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write a self-contained HTML report.")
     ] = None,
@@ -66,13 +75,16 @@ def drift(
     overrides: SetOption = None,
 ) -> None:
     """Per-feature drift (KS, PSI) and predicted-class drift (chi-square) of live traffic."""
+    from petalops.monitoring.firstwindow import rows_word
     from petalops.monitoring.status import current_drift
     from petalops.monitoring.store import MonitorStore
 
     settings = reading(settings_from(config, overrides))
     store = MonitorStore.from_settings(settings)
     try:
-        result = current_drift(settings, store, rows=window, since=since, version=version)
+        result = current_drift(
+            settings, store, rows=window, since=since, version=version, reference=reference
+        )
     finally:
         store.close()
     report = result.report
@@ -93,7 +105,8 @@ def drift(
     info = data["window"]
     console.print(
         f"window: {info['rows']} rows {_time_iso(info.get('from'))} → {_time_iso(info.get('to'))}"
-        f"  reference: {info['reference']} ({info['reference_rows']} training rows)"
+        f"  reference: {info['reference']} ({info['reference_rows']} "
+        f"{rows_word(info.get('reference_kind', 'training'))})"
     )
     if not report.sufficient:
         console.print(f"[yellow]{report.reason}[/yellow]")

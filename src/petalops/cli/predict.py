@@ -130,6 +130,16 @@ def predict(
     batch_rows: Annotated[
         int, typer.Option("--batch-rows", min=1000, help="Rows per streamed record batch.")
     ] = 1_000_000,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            metavar="PATH",
+            help="Also write the data-quality profile of the scored file (.json: the "
+            "training profile's layout, data-quality checks and drift against it; .html: "
+            "the drift report).",
+        ),
+    ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
 ) -> None:
@@ -138,6 +148,8 @@ def predict(
 
     settings = settings_from(config, overrides)
     keep = keep or []
+    if profile is not None and engine is Engine.spark:
+        raise InputError("--profile works with --engine local; score a sample locally for one")
     if engine is Engine.spark:
         _predict_spark(settings, input, output, model, proba, keep, master, spark_conf or [])
         return
@@ -148,6 +160,8 @@ def predict(
             raise InputError("--output needs a file --input (.csv or .parquet)")
         if keep:
             raise InputError("--keep needs a file --input (.csv or .parquet) to copy columns from")
+        if profile is not None:
+            raise InputError("--profile needs a file --input (.csv or .parquet) to profile")
         runtime = load_runtime(settings, model)
         import numpy as np
 
@@ -180,7 +194,20 @@ def predict(
         raise InputError(f"--input {path} is a file; add --output preds.parquet (or .csv)")
     destination = Path(output)
     check_output_file(destination)
+    profiler = None
+    if profile is not None:
+        from petalops.monitoring.batchprofile import check_profile_file
+
+        check_profile_file(Path(profile))
     runtime = load_runtime(settings, model)
+    if profile is not None:
+        from petalops.monitoring.batchprofile import BatchProfile
+        from petalops.registry import load_profile
+
+        training = load_profile(settings, f"{runtime.name}/{runtime.version}")
+        profiler = BatchProfile(
+            runtime, training, settings.monitor, source=str(path), seed=settings.seed
+        )
     stats = score_file(
         runtime,
         path,
@@ -189,12 +216,22 @@ def predict(
         with_proba=proba,
         keep=keep,
         progress=sys.stderr.isatty(),
+        observe=profiler.add if profiler is not None else None,
     )
     typer.echo(
         f"scored {stats.rows:,} rows with {runtime.name} v{runtime.version} "
         f"in {stats.seconds:.2f} s ({stats.rows_per_second:,.0f} rows/s) -> {output}",
         err=True,
     )
+    if profiler is not None and profile is not None:
+        written = profiler.write(Path(profile))
+        if written.suffix.lower() == ".json":
+            quality = profiler.data_quality()
+            verdict = {True: "passed", False: "FAILED", None: "not judged"}[quality.passed]
+            failures = f" ({'; '.join(quality.failures)})" if quality.failures else ""
+            typer.echo(f"profile -> {profile}: data quality {verdict}{failures}", err=True)
+        else:
+            typer.echo(f"drift report -> {profile}", err=True)
 
 
 def _predict_spark(

@@ -19,6 +19,7 @@ from petalops.health import beat
 from petalops.loop.cycle import Cycle, CycleResult, Trainer, default_trainer, run_cycle
 from petalops.loop.rollouts import RolloutStarter, default_rollout_starter, track_rollouts
 from petalops.monitoring.alerts import RETRAIN_TRIGGERS, Alert, Evaluation, evaluate, post_webhook
+from petalops.monitoring.firstwindow import drift_reference
 from petalops.monitoring.store import MonitorStore
 from petalops.registry import load_profile, resolve
 
@@ -70,13 +71,14 @@ class Watcher:
         return str(self.settings.project)
 
     def _profile(self) -> tuple[dict[str, Any] | None, str]:
+        """The champion's drift reference (monitor.drift_reference) and its name."""
         try:
             info = resolve(self.settings, f"{self.name}@champion")
-            return load_profile(self.settings, f"{self.name}/{info.version}"), (
-                f"{self.name}/{info.version}"
-            )
+            training = load_profile(self.settings, f"{self.name}/{info.version}")
         except NotFoundError:
             return None, ""
+        chosen = drift_reference(self.settings, self.store, info.version, training)
+        return chosen.profile, chosen.label
 
     def tick(self) -> TickResult:
         """One check; a retraining cycle when ``retrain`` is on and a trigger fires."""

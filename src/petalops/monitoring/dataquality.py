@@ -167,13 +167,40 @@ def feature_quality(
         was_constant = high <= low
     top = Counter(str(v) for v in values).most_common(1)
     top_share = top[0][1] / len(values) if top and values else 0.0
-    feature = FeatureQuality(name, kind, len(values), counts, top_share, [])
+    return judged(name, kind, len(values), counts, top_share, was_constant, thresholds)
+
+
+def judged(
+    name: str,
+    kind: str,
+    rows: int,
+    counts: dict[str, int],
+    top_share: float,
+    was_constant: bool,
+    thresholds: QualityThresholds,
+) -> FeatureQuality:
+    """One feature's counts over ``rows`` values against the thresholds (shared by the
+    window checks here and the scored-batch profile, `petalops.monitoring.batchprofile`)."""
+    feature = FeatureQuality(name, kind, rows, counts, top_share, [])
     for check in counts:
         if feature.share(check) > thresholds.limit(check):
             feature.failed.append(check)
-    if values and not was_constant and top_share >= thresholds.constant_share:
+    if rows and not was_constant and top_share >= thresholds.constant_share:
         feature.failed.append("constant")
     return feature
+
+
+def too_small(rows: int, refused: int, thresholds: QualityThresholds) -> DataQualityReport:
+    """The report of a window of fewer than ``thresholds.min_rows`` rows: not judged."""
+    return DataQualityReport(
+        rows=rows,
+        refused=refused,
+        features={},
+        thresholds=thresholds,
+        passed=None,
+        reason=f"window too small to judge data quality: {rows} rows, need at least "
+        f"{thresholds.min_rows} (monitor.drift_min_rows); wait for more traffic or widen it",
+    )
 
 
 def data_quality(
@@ -191,15 +218,7 @@ def data_quality(
     names = list(profile["features"])
     n = len(rows)
     if n < thresholds.min_rows:
-        return DataQualityReport(
-            rows=n,
-            refused=refused,
-            features={},
-            thresholds=thresholds,
-            passed=None,
-            reason=f"window too small to judge data quality: {n} rows, need at least "
-            f"{thresholds.min_rows} (monitor.drift_min_rows); wait for more traffic or widen it",
-        )
+        return too_small(n, refused, thresholds)
     widths = {len(r) for r in rows}
     if widths != {len(names)}:
         raise DataError(
@@ -211,8 +230,18 @@ def data_quality(
         name: feature_quality(name, profile["features"][name], [r[j] for r in rows], thresholds)
         for j, name in enumerate(names)
     }
+    return verdict(n, refused, features, thresholds)
+
+
+def verdict(
+    rows: int,
+    refused: int,
+    features: dict[str, FeatureQuality],
+    thresholds: QualityThresholds,
+) -> DataQualityReport:
+    """The report of judged features: every failed check, and the refused share."""
     report = DataQualityReport(
-        rows=n, refused=refused, features=features, thresholds=thresholds, passed=True
+        rows=rows, refused=refused, features=features, thresholds=thresholds, passed=True
     )
     for name, feature in features.items():
         for check in feature.failed:

@@ -196,15 +196,22 @@ def update_gauges(
         return None
 
 
-def champion_profile(settings: Any) -> dict[str, Any] | None:
-    """The reference profile of the current champion, or None when there is none."""
+def champion_profile(settings: Any, store: Any = None) -> dict[str, Any] | None:
+    """The reference profile of the current champion, or None when there is none. With
+    ``store``, the drift reference ``monitor.drift_reference`` names: under ``first-window``
+    the profile of the champion's first served rows (None until there are enough)."""
     from petalops.registry import load_profile, resolve  # MLflow: see the top of the module
 
     try:
         info = resolve(settings, f"{settings.project}@champion")
     except NotFoundError:
         return None
-    return load_profile(settings, f"{info.name}/{info.version}")
+    training = load_profile(settings, f"{info.name}/{info.version}")
+    if store is None or settings.monitor.drift_reference == "training":
+        return training
+    from petalops.monitoring.firstwindow import drift_reference  # SQLAlchemy: see the top
+
+    return drift_reference(settings, store, info.version, training).profile
 
 
 class GaugeRefresher:
@@ -236,7 +243,7 @@ class GaugeRefresher:
 
             self.store = MonitorStore.from_settings(self.settings)
         try:
-            profile = champion_profile(self.settings)
+            profile = champion_profile(self.settings, self.store)
         except Exception:
             log.warning("could not load the champion's profile for the drift gauges", exc_info=True)
             profile = None

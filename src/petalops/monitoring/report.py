@@ -14,6 +14,7 @@ import numpy.typing as npt
 from matplotlib.figure import Figure  # a bare Figure renders PNG with Agg: no pyplot, no backend
 
 from petalops.monitoring.drift import DriftReport
+from petalops.monitoring.firstwindow import rows_word
 from petalops.monitoring.statistics import DriftStatistic, columns
 
 
@@ -119,7 +120,8 @@ def render_html(
         f"Window: {window['rows']} rows ({_fmt(window.get('from'))} → {_fmt(window.get('to'))}), "
         f"versions {html.escape(str(window.get('versions')))}; reference "
         f"{html.escape(str(window.get('reference') or 'profile'))} "
-        f"({window.get('reference_rows')} training rows).</p>"
+        f"({window.get('reference_rows')} {rows_word(window.get('reference_kind', 'training'))})."
+        "</p>"
     )
     if report.reason:
         parts.append(f"<p><b>{html.escape(report.reason)}</b></p>")

@@ -106,7 +106,11 @@ def served(
             c.status < 500,
         )
         if fetched:
-            refused_query = refused_query.where(c.ts >= fetched[0][0], c.ts <= fetched[-1][0])
+            # The newest window runs from its oldest row until now (refusals after the last
+            # answer count); the first rows a version served end at the last of them.
+            refused_query = refused_query.where(c.ts >= fetched[0][0])
+            if first:
+                refused_query = refused_query.where(c.ts <= fetched[-1][0])
         elif since is not None:
             refused_query = refused_query.where(c.ts >= since)
         refused = int(conn.execute(refused_query).scalar_one() or 0)

@@ -11,6 +11,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from petalops.errors import InputError
+from petalops.monitoring.firstwindow import drift_reference, unjudged
 from petalops.monitoring.overview import estimated_summary
 from petalops.monitoring.quality import live_quality
 from petalops.monitoring.store import MonitorStore, Window
@@ -46,13 +47,16 @@ def current_drift(
     rows: int | None = None,
     since: str | float | None = None,
     version: str | None = None,
+    reference: str | None = None,
 ) -> DriftResult:
     """Drift of the live window (newest ``rows``, or the last ``since``) against the profile.
 
     ``since`` alone analyses at most the newest ``MAX_SINCE_ROWS`` rows of that period.
 
-    The reference is the profile of ``version`` if given (and only that version's rows are
-    analysed), else of the current champion.
+    The reference is that of ``version`` if given (and only that version's rows are
+    analysed), else of the current champion: its training profile, or with ``reference``
+    (default ``monitor.drift_reference``) ``first-window`` its first served rows
+    (`petalops.monitoring.firstwindow`).
     """
     from petalops.registry import load_profile, resolve  # MLflow; `monitor status` never needs it
 
@@ -70,13 +74,18 @@ def current_drift(
         else (MAX_SINCE_ROWS if seconds is not None else settings.monitor.drift_window),
         since=time.time() - seconds if seconds is not None else None,
     )
-    reference = f"{info.name}/{info.version}"
+    chosen = drift_reference(settings, store, info.version, profile, reference)
     # Here, not at the top: drift needs scipy.stats (~1 s to import), which `monitor status`
     # (the rest of this module) never does.
     from petalops.monitoring.drift import drift_report
 
-    report = drift_report(window, profile, settings.monitor, reference=reference)
-    return DriftResult(report=report, window=window, profile=profile, reference=reference)
+    compared = chosen.profile if chosen.profile is not None else profile
+    report = drift_report(window, compared, settings.monitor, reference=chosen.label)
+    report.window["reference_kind"] = chosen.kind
+    report.window["reference_rows"] = chosen.rows
+    if chosen.profile is None:
+        report = unjudged(report, chosen.reason)
+    return DriftResult(report=report, window=window, profile=compared, reference=chosen.label)
 
 
 def monitor_status(settings: Any, store: MonitorStore, *, events: int = 10) -> dict[str, Any]:

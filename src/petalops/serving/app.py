@@ -28,6 +28,7 @@ from petalops.serving.dispatcher import Dispatcher
 from petalops.serving.fallback import Fallback, build_api
 from petalops.serving.holder import RuntimeHolder
 from petalops.serving.http import Receive, Scope, Send
+from petalops.serving.inputquality import InputQuality
 from petalops.serving.lifeline import follow_parent
 from petalops.serving.metrics import RequestMetrics, worker_exited
 from petalops.serving.openapi import Docs, paths
@@ -192,13 +193,15 @@ def create_app(
         trigger=settings.home_dir / "serve" / "reload",
     )
     request_metrics = RequestMetrics()
+    shape = ApiShape.from_settings(settings)
+    quality = InputQuality.from_settings(settings, request_metrics, shape.features)
     server = Server(
         settings=settings,
-        shape=ApiShape.from_settings(settings),
+        shape=shape,
         holder=holder,
         metrics=request_metrics,
         log=log,
-        side=SideChannel(request_metrics, log, None),
+        side=SideChannel(request_metrics, log, None, quality),
     )
     shipped, routers = routes.shipped()
     docs = Docs(server.shape, settings.serve.max_batch)

@@ -81,6 +81,7 @@ class Dispatcher:
         server = self.server
         version = call.params["version"] if route.versioned else None
         variant = ""
+        served: Served | None = None
         try:
             request = await codec.read(call, receive)
             snapshot, served, variant = await server.choose(call, version)
@@ -90,10 +91,17 @@ class Dispatcher:
             answer = codec.encode(request, prediction, call)
         except PetalopsError as exc:
             await self._send(call, send, Reply.error(exc, call.request_id))
+            seconds = time.perf_counter() - call.started
+            server.side.refused(call.request_id, call.route, served, variant, exc, seconds)
             return
         except Exception as exc:
             retried = None
-            if variant == CHALLENGER and version is None and call.model_version is None:
+            if (
+                variant == CHALLENGER
+                and served is not None
+                and version is None
+                and call.model_version is None
+            ):
                 retried = await self._champion_retry(codec, request, call, served, exc)
             if retried is None:
                 self._unhandled(call, exc)

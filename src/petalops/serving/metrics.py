@@ -72,6 +72,14 @@ UNSEEN_CATEGORIES = Counter(
     "Categorical feature values never seen in training, by model version and feature.",
     ["model_version", "feature"],
 )
+INPUT_VALUES = Counter(
+    "petalops_input_values",
+    "Served feature values failing a data-quality check, by model version, feature and check "
+    "(missing, out_of_range: beyond the training min/max widened by "
+    "monitor.quality_range_tolerance, unseen: a category training never saw, refused: "
+    "answered 400/422 at the edge; feature=_request when no one feature was at fault).",
+    ["model_version", "feature", "check"],
+)
 MODEL_LOADS = Counter(
     "petalops_model_loads",
     "Model version loads (fetch, checksum verification and warm-up), by result.",
@@ -116,6 +124,7 @@ class RequestMetrics:
         self._durations: dict[tuple[str, str, str], list[float]] = {}
         self._predictions: dict[tuple[str, str, str], int] = {}
         self._out_of_range: dict[str, int] = {}
+        self.values: dict[tuple[str, str, str], int] = {}
         self._children: dict[tuple[Any, ...], Any] = {}
         self._scheduled = False
 
@@ -139,6 +148,12 @@ class RequestMetrics:
     def out_of_range(self, version: str, n: int) -> None:
         self._out_of_range[version] = self._out_of_range.get(version, 0) + n
 
+    def value_checks(self, counts: dict[tuple[str, str, str], int]) -> None:
+        """Add ``{(version, feature, check): n}`` to the pending input-value counts."""
+        values = self.values
+        for key, n in counts.items():
+            values[key] = values.get(key, 0) + n
+
     def _schedule(self) -> None:
         try:
             asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
@@ -160,6 +175,7 @@ class RequestMetrics:
         durations, self._durations = self._durations, {}
         predictions, self._predictions = self._predictions, {}
         out_of_range, self._out_of_range = self._out_of_range, {}
+        values, self.values = self.values, {}
         for (route, status, version, variant), n in requests.items():
             self._child(REQUESTS, (route, str(status), version, variant)).inc(n)
         for labels, buckets in durations.items():
@@ -174,6 +190,8 @@ class RequestMetrics:
             self._child(PREDICTIONS, labels).inc(n)
         for version, n in out_of_range.items():
             self._child(OUT_OF_RANGE, (version,)).inc(n)
+        for labels, n in values.items():
+            self._child(INPUT_VALUES, labels).inc(n)
 
 
 _BOUNDS = (*LATENCY_BUCKETS, math.inf)

@@ -11,10 +11,12 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from petalops.errors import PetalopsError
 from petalops.monitoring.record import PredictionRecord
 from petalops.monitoring.sink import PredictionSink
 from petalops.serving.accesslog import JsonLog
 from petalops.serving.holder import Served
+from petalops.serving.inputquality import REFUSED_STATUSES, InputQuality
 from petalops.serving.metrics import RequestMetrics
 from petalops.serving.prediction import Prediction
 from petalops.serving.rows import predict_rows
@@ -25,10 +27,17 @@ ERROR_LOG_EVERY_SECONDS = 60.0
 class SideChannel:
     """After-response work for one worker."""
 
-    def __init__(self, metrics: RequestMetrics, log: JsonLog, sink: PredictionSink | None) -> None:
+    def __init__(
+        self,
+        metrics: RequestMetrics,
+        log: JsonLog,
+        sink: PredictionSink | None,
+        quality: InputQuality | None = None,
+    ) -> None:
         self.metrics = metrics
         self.log = log
         self.sink = sink
+        self.quality = quality or InputQuality(metrics)
         self.failures = 0
         self._last_error_log = 0.0
 
@@ -110,6 +119,62 @@ class SideChannel:
         except Exception as error:
             self.failed(error)
 
+    def refused(
+        self,
+        request_id: str,
+        route: str,
+        served: Served | None,
+        variant: str,
+        error: PetalopsError,
+        seconds: float,
+    ) -> None:
+        """A prediction request answered 400/422 for its input: counted per feature
+        (`InputQuality.refused`) and logged as a row without values, so `monitor quality`
+        counts it in the window's refused share. Never raises."""
+        try:
+            status = error.http_status
+            if status not in REFUSED_STATUSES:
+                return
+            quality = self.quality
+            quality.refused(served, error.field)
+            sink = self.sink
+            if sink is None:
+                return
+            if served is not None:
+                rows = records(
+                    request_id,
+                    route,
+                    served,
+                    variant,
+                    status,
+                    seconds * 1000.0,
+                    [None],
+                    [None],
+                    [None],
+                )
+            else:  # refused before a version was chosen: counts against those serving then
+                rows = [
+                    {
+                        "request_id": request_id,
+                        "row": 0,
+                        "ts": time.time(),
+                        "model_name": quality.model_name,
+                        "model_version": "",
+                        "variant": "",
+                        "route": route,
+                        "status": status,
+                        "latency_ms": seconds * 1000.0,
+                        "features": None,
+                        "prediction": None,
+                        "class_name": None,
+                        "probabilities": None,
+                        "reference_prediction": None,
+                    }
+                ]
+            sink.log_many(rows)
+        except Exception as exc:
+            self.failed(exc)
+
     def _observe(
         self, served: Served, variant: str, rows: list[list[float]], labels: list[int]
     ) -> None:
@@ -117,11 +182,10 @@ class SideChannel:
         version = served.version
         if len(labels) == 1:
             self.metrics.predicted(version, variant, classes[labels[0]])
-            outside = served.out_of_range(rows[0])
         else:
             for label, n in Counter(labels).items():
                 self.metrics.predicted(version, variant, classes[label], n)
-            outside = sum(served.out_of_range(row) for row in rows)
+        outside = self.quality.observe(served, rows)
         if outside:
             self.metrics.out_of_range(version, outside)
 

@@ -55,3 +55,28 @@ def test_metrics_route_exposes_the_contract(client: TestClient) -> None:
     assert 'petalops_input_out_of_range_total{model_version="1"}' in text
     assert 'petalops_model_info{name="iris",variant="champion",version="1"} 1.0' in text
     assert "petalops_model_ready 1.0" in text
+
+
+def test_metrics_count_failing_values_per_feature_and_refusals(client: TestClient) -> None:
+    def counted(feature: str, check: str) -> float:
+        labels = {"model_version": "1", "feature": feature, "check": check}
+        return _value("petalops_input_values_total", labels)
+
+    before = {
+        ("petal_length", "out_of_range"): counted("petal_length", "out_of_range"),
+        ("sepal_width", "refused"): counted("sepal_width", "refused"),
+        ("_request", "refused"): counted("_request", "refused"),
+        ("sepal_length", "out_of_range"): counted("sepal_length", "out_of_range"),
+    }
+    client.post("/predict", json={"features": [5.1, 3.5, 99.0, 0.2]})
+    refused = client.post("/predict", json={"features": [5.1, "wide", 1.4, 0.2]})
+    assert refused.status_code == 400
+    client.post("/predict", json={"features": [5.1]})  # wrong width: no one feature
+    text = client.get("/metrics").text  # a scrape flushes the batched counts first
+    assert "# TYPE petalops_input_values_total counter" in text
+    assert {key: counted(*key) - n for key, n in before.items()} == {
+        ("petal_length", "out_of_range"): 1.0,
+        ("sepal_width", "refused"): 1.0,
+        ("_request", "refused"): 1.0,
+        ("sepal_length", "out_of_range"): 0.0,
+    }

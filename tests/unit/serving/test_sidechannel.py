@@ -116,3 +116,30 @@ def test_rows_of_a_batch_share_the_request_and_name_their_class(
     ]
     assert {r["ts"] for r in out} == {out[0]["ts"]}
     assert all(r["latency_ms"] == 1.5 and r["features"] is rows[r["row"]] for r in out)
+
+
+def test_a_refusal_is_logged_as_a_row_without_values(
+    bundle_dirs: dict[str, tuple[Path, str]], tmp_path: Path
+) -> None:
+    from petalops.serving.http import HttpError
+    from petalops.serving.inputquality import InputQuality
+
+    path, digest = bundle_dirs["1"]
+    champion = served(open_bundle(path, "iris", "1", digest), "1")
+    sink = Sink()
+    metrics = RequestMetrics()
+    quality = InputQuality(metrics, model_name="iris", features=["a", "b", "c", "d"])
+    side = SideChannel(metrics, JsonLog(enabled=False), sink, quality)  # type: ignore[arg-type]
+    bad = HttpError(400, "features[1] must be a number", "features[1]")
+    side.refused("r1", "/predict", champion, "champion", bad, 0.001)
+    side.refused("r2", "/predict", None, "", HttpError(400, "not JSON", "body"), 0.001)
+    side.refused("r3", "/predict", None, "", HttpError(413, "too large", "body"), 0.001)
+    assert [(r["request_id"], r["model_version"], r["status"]) for r in sink.records] == [
+        ("r1", "1", 400),
+        ("r2", "", 400),
+    ]
+    assert sink.records[1]["model_name"] == "iris"
+    assert all(r["features"] is None and r["prediction"] is None for r in sink.records)
+    # the version that was to answer names its features; before one was chosen: the shape's
+    assert metrics.values == {("1", "sepal_width", "refused"): 1, ("", "_request", "refused"): 1}
+    assert side.failures == 0
