@@ -52,7 +52,11 @@ class RolloutStore:
         since: float,
         until: float | None = None,
     ) -> list[Sample]:
-        """Rows one variant answered (or shadowed) in ``[since, until)``."""
+        """Rows one variant answered (or shadowed) in ``[since, until)``.
+
+        The caller's mistakes (4xx rows, logged for the data-quality counts) are left out: a
+        client sending bad input must neither fill a canary's sample floor nor move its p99.
+        """
         c = predictions.c
         query = sa.select(
             c.status, c.latency_ms, c.prediction, c.reference_prediction, c.label, c.probabilities
@@ -61,6 +65,7 @@ class RolloutStore:
             c.variant == variant,
             c.model_version == str(version),
             c.ts >= since,
+            sa.or_(c.status < 400, c.status >= 500),
         )
         if until is not None:
             query = query.where(c.ts < until)

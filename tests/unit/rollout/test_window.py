@@ -113,3 +113,19 @@ def test_the_estimated_accuracy_uses_each_versions_calibration(
     )
     assert verdict.decision == "fail"
     assert [c.name for c in verdict.failed_checks] == ["estimated_accuracy_drop"]
+
+
+def test_the_callers_mistakes_do_not_fill_the_window(
+    local: Settings, store: RolloutStore, clock: Clock
+) -> None:
+    # 4xx rows are logged for the data-quality counts; a client sending bad input must not
+    # fill the challenger's sample floor or move its p99, while 5xx still count as errors.
+    log_rows(local, clock, "champion", "1", 30)
+    log_rows(local, clock, "challenger", "2", 10)
+    log_rows(local, clock, "challenger", "2", 40, status=400, latency_ms=900.0)
+    verdict = judge_window(store, local.project, plan(clock, phase="running"))
+    assert verdict.decision == "inconclusive"
+    assert verdict.challenger.requests == 10 and verdict.challenger.p99_ms == 2.0
+    log_rows(local, clock, "challenger", "2", 15, status=503)
+    verdict = judge_window(store, local.project, plan(clock, phase="running"))
+    assert (verdict.challenger.requests, verdict.challenger.errors) == (25, 15)
