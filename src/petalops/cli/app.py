@@ -61,6 +61,29 @@ def _root(
     """Train, register, serve, roll out and monitor a tabular classifier."""
 
 
+@app.command("version", epilog=example("petalops version --sbom > sbom.cdx.json"))
+def version_cmd(
+    sbom: Annotated[
+        bool,
+        typer.Option(
+            "--sbom",
+            help="Print the CycloneDX SBOM (JSON) of the installed packages: the one the "
+            "image build shipped, else one made now from this environment (needs "
+            "cyclonedx-bom). Where it came from goes to stderr.",
+        ),
+    ] = False,
+) -> None:
+    """Print the petalops version, or with --sbom the software bill of materials."""
+    if not sbom:
+        typer.echo(f"petalops {petalops.__version__}")
+        return
+    from petalops import sbom as bill
+
+    found = bill.read()
+    sys.stderr.write(f"petalops {petalops.__version__}: SBOM {found.origin}\n")
+    sys.stdout.write(found.text if found.text.endswith("\n") else found.text + "\n")
+
+
 app.command("train", epilog=example("petalops train --data flowers.csv --set model.params.C=0.5"))(
     train_cmd.train
 )

@@ -197,7 +197,7 @@ def record_registration(c: Cycle) -> CycleResult | None:
         + (f", signed by key {signed_by}" if signed_by else ""),
         model_version=version,
         run_id=run_id,
-        detail={"alias": alias, "signed_by": signed_by},
+        detail={"alias": alias, **({"signed_by": signed_by} if signed_by else {})},
     )
     c.result = CycleResult(
         c.cycle, "registered", version=version, run_id=run_id, data_path=str(c.data_path)
