@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from petalops.config import Settings
+from petalops.runtime.signing import KeyPair, generate
 from tests.utils.mlflow_server import MlflowServer
 
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -31,7 +32,16 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def _session_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def trainer_key(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
+    """The Ed25519 pair the session store's versions are signed with (`signing.key_file`);
+    no test trusts it unless it sets `signing.trusted_keys` to its ``.pub``."""
+    return generate(tmp_path_factory.mktemp("trainer-key"))
+
+
+@pytest.fixture(scope="session")
+def _session_stores(
+    tmp_path_factory: pytest.TempPathFactory, trainer_key: KeyPair
+) -> dict[str, Path]:
     from petalops.pipeline.run import train
     from petalops.registry.store import ensure_experiment
 
@@ -40,10 +50,11 @@ def _session_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     ensure_experiment(_settings(empty))  # runs MLflow's schema migrations once
     trained = root / "trained" / ".petalops"
     shutil.copytree(empty, trained)
-    settings = _settings(trained)
-    train(settings)  # v1 @champion
-    second = _settings(trained, model={"params": {"max_iter": 200, "C": 0.3}})
-    train(second, run_name="second")  # v2 @challenger, other parameters
+    signing = {"key_file": trainer_key.private}
+    settings = _settings(trained, signing=signing)
+    train(settings)  # v1 @champion, signed
+    second = _settings(trained, model={"params": {"max_iter": 200, "C": 0.3}}, signing=signing)
+    train(second, run_name="second")  # v2 @challenger, other parameters, signed
     return {"empty": empty, "trained": trained}
 
 
@@ -68,7 +79,8 @@ def empty_settings(tmp_path: Path, _session_stores: dict[str, Path]) -> Settings
 
 @pytest.fixture
 def trained_settings(tmp_path: Path, _session_stores: dict[str, Path]) -> Settings:
-    """Settings on a store of this test's own holding iris v1 @champion and v2 @challenger.
+    """Settings on a store of this test's own holding iris v1 @champion and v2 @challenger,
+    both signed by ``trainer_key``.
 
     Artifacts of the two versions stay in the session store (read-only for tests)."""
     home = tmp_path / ".petalops"

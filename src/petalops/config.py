@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -301,6 +302,35 @@ class TuneSettings(_Section):
     metric: Literal["accuracy", "f1_macro", "neg_log_loss"] = "accuracy"
 
 
+class SigningSettings(_Section):
+    """Signed model bundles (see README § Securing a deployment → Signed models).
+
+    ``key_file``: the Ed25519 private key `train` (and the loop's retraining) signs each
+    bundle's manifest with; set it in petalops.yaml or PETALOPS_SIGNING__KEY_FILE, never on
+    a command line. ``trusted_keys``: the public keys (``.pub`` files, or directories of
+    them) whose signatures `serve` and `predict` accept; once any is set, a bundle that is
+    unsigned, badly signed or signed by another key is refused. Empty (the local default):
+    unsigned models are served too. PETALOPS_SIGNING__TRUSTED_KEYS takes a comma-separated
+    list.
+    """
+
+    key_file: Path | None = Field(None, examples=[".petalops/keys/signing.key"])
+    trusted_keys: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, examples=[[".petalops/keys/signing.pub"]]
+    )
+
+    @field_validator("trusted_keys", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # The environment holds one string: "a.pub,/etc/petalops/keys"; a JSON list works too.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return yaml.safe_load(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+
 class Settings(BaseSettings):
     """Every petalops setting. The Iris project is the default: no file is needed for it."""
 
@@ -327,6 +357,7 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     tune: TuneSettings = Field(default_factory=TuneSettings)
+    signing: SigningSettings = Field(default_factory=SigningSettings)
 
     @model_validator(mode="after")
     def _known_examples_follow_the_data(self) -> Settings:

@@ -58,6 +58,15 @@ class IntegrityError(PetalopsError):
     http_status = 500
 
 
+class SignatureError(IntegrityError):
+    """A bundle whose signature is missing, wrong or by an untrusted key, where trusted keys
+    are configured. ``reason`` is ``unsigned``, ``unknown_key`` or ``bad_signature``."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class UnservableError(PetalopsError):
     """A registered version that exists but cannot be served (it failed a check on load)."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from petalops.config import Settings
+from petalops.config import Settings, SigningSettings
 from petalops.demo.drift import shifted_traffic
 from petalops.loop.watcher import Watcher
 from petalops.monitoring.feedback import record_feedback_batch
@@ -16,12 +16,15 @@ from petalops.monitoring.store import MonitorStore
 from petalops.registry import load_runtime
 from petalops.registry.store import alias_version
 from petalops.rollout.api import request
+from petalops.runtime.signing import KeyPair
 
 pytestmark = pytest.mark.slow
 
 
-def test_shifted_traffic_closes_the_loop(trained_settings: Settings) -> None:
-    settings = trained_settings
+def test_shifted_traffic_closes_the_loop(trained_settings: Settings, trainer_key: KeyPair) -> None:
+    # The loop retrains as a signing trainer, and everything it loads must be signed by it.
+    signing = SigningSettings(key_file=trainer_key.private, trusted_keys=[trainer_key.public])
+    settings = trained_settings.model_copy(update={"signing": signing})
     champion = load_runtime(settings, "iris@champion")
     store = MonitorStore.from_settings(settings)
     x_normal, y_normal = shifted_traffic(200, 1.0, [0, 1, 2, 3], seed=1)
@@ -65,6 +68,8 @@ def test_shifted_traffic_closes_the_loop(trained_settings: Settings) -> None:
     assert alias_version(settings, "champion") == "1"
     kinds = [e["kind"] for e in store.events()]
     assert kinds == ["trigger", "data", "trained", "registered", "rollout_started"]
+    registered = next(e for e in store.events() if e["kind"] == "registered")
+    assert registered["detail"]["signed_by"] == trainer_key.key_id
     assert cycle.rollout_id is not None
     assert store.events()[-1]["rollout_id"] == cycle.rollout_id
 

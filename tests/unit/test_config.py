@@ -130,3 +130,22 @@ def test_another_class_on_the_command_line_drops_the_files_params(tmp_path: Path
     assert kept.model.params == {"n_estimators": 200, "max_depth": 3}
     other = load_settings(path, ["model.class=sklearn.svm.SVC"])
     assert other.model.params == {}
+
+
+def test_signing_keys_come_from_the_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings().signing.trusted_keys == []  # the local default: nothing trusted
+    assert load_settings().signing.key_file is None
+    config = tmp_path / "petalops.yaml"
+    config.write_text("signing:\n  key_file: keys/signing.key\n  trusted_keys: [keys/a.pub]\n")
+    settings = load_settings(config)
+    assert settings.signing.key_file == Path("keys/signing.key")
+    assert settings.signing.trusted_keys == [Path("keys/a.pub")]
+    monkeypatch.setenv("PETALOPS_SIGNING__TRUSTED_KEYS", "/etc/petalops/keys, b.pub")
+    monkeypatch.setenv("PETALOPS_SIGNING__KEY_FILE", "/run/secrets/signing.key")
+    settings = load_settings(config)
+    assert settings.signing.trusted_keys == [Path("/etc/petalops/keys"), Path("b.pub")]
+    assert settings.signing.key_file == Path("/run/secrets/signing.key")
+    monkeypatch.setenv("PETALOPS_SIGNING__TRUSTED_KEYS", '["c.pub", "d.pub"]')
+    assert load_settings().signing.trusted_keys == [Path("c.pub"), Path("d.pub")]

@@ -20,8 +20,9 @@ from petalops.cli import predict as predict_cmd
 from petalops.cli import registry as registry_cmd
 from petalops.cli import rollout as rollout_cmd
 from petalops.cli import serve as serve_cmd
+from petalops.cli import signing as signing_cmd
 from petalops.cli import train as train_cmd
-from petalops.cli.common import CommandGroup, example, run_guarded
+from petalops.cli.common import CommandGroup, example, group, run_guarded
 
 # -h beside --help, in every sub-command too (a context passes it on to its children).
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -60,6 +61,29 @@ def _root(
     """Train, register, serve, roll out and monitor a tabular classifier."""
 
 
+@app.command("version", epilog=example("petalops version --sbom > sbom.cdx.json"))
+def version_cmd(
+    sbom: Annotated[
+        bool,
+        typer.Option(
+            "--sbom",
+            help="Print the CycloneDX SBOM (JSON) of the installed packages: the one the "
+            "image build shipped, else one made now from this environment (needs "
+            "cyclonedx-bom). Where it came from goes to stderr.",
+        ),
+    ] = False,
+) -> None:
+    """Print the petalops version, or with --sbom the software bill of materials."""
+    if not sbom:
+        typer.echo(f"petalops {petalops.__version__}")
+        return
+    from petalops import sbom as bill
+
+    found = bill.read()
+    sys.stderr.write(f"petalops {petalops.__version__}: SBOM {found.origin}\n")
+    sys.stdout.write(found.text if found.text.endswith("\n") else found.text + "\n")
+
+
 app.command("train", epilog=example("petalops train --data flowers.csv --set model.params.C=0.5"))(
     train_cmd.train
 )
@@ -79,6 +103,13 @@ app.command("export", epilog=example("petalops export champion --output model.on
 )
 app.command("ui", epilog=example("petalops ui --port 5000"))(experiments_cmd.ui)
 app.add_typer(experiments_cmd.runs_app, name="runs")
+
+# `petalops keys`: the signing keys of model bundles live here; the API keys of the HTTP
+# routes (`keys create | list | revoke`, cli/keys.py of the security branch) join this
+# same group when the two branches merge.
+keys_app = group("Keys: the signing keys of model bundles.")
+keys_app.add_typer(signing_cmd.app, name="signing")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

@@ -38,6 +38,9 @@ def list_cmd(
             "data_sha256": v.tags.get("petalops.data_sha256", "")[:12],
             "run_id": v.run_id,
             "sha256": v.sha256[:12],
+            "signed_by": v.tags.get("petalops.signing_key", "")
+            if v.tags.get("petalops.signature")
+            else "",
         }
         for v in versions
     ]
@@ -48,7 +51,7 @@ def list_cmd(
     from rich.table import Table
 
     table = Table(title=f"{settings.project}: registered versions")
-    for column in ("version", "aliases", "accuracy", "data", "run", "bundle sha256"):
+    for column in ("version", "aliases", "accuracy", "data", "run", "bundle sha256", "signed by"):
         table.add_column(column)
     for row in rows:
         table.add_row(
@@ -58,6 +61,7 @@ def list_cmd(
             row["data_sha256"],
             row["run_id"][:12],
             row["sha256"],
+            row["signed_by"] or "unsigned",
         )
     Console().print(table)
 
@@ -66,15 +70,23 @@ def version_details(settings: Any, version: str) -> dict[str, Any]:
     """Everything the registry and the run know about a version (its lineage)."""
     from petalops.experiments.lineage import lineage
     from petalops.registry import get_run, resolve
+    from petalops.registry.resolve import signature_of
     from petalops.rollout.api import version_rollouts
 
     info = resolve(settings, version)
     run = get_run(settings, info.run_id)
+    signature = signature_of(settings, info)
     return {
         "name": info.name,
         "version": info.version,
         "aliases": info.aliases,
         "bundle_sha256": info.sha256,
+        "signature": {
+            "signed": signature.signed,
+            "key_id": signature.key_id,
+            "verified": signature.verified,
+            "detail": signature.detail,
+        },
         "run_id": info.run_id,
         "data_sha256": run.tags.get("petalops.data_sha256", ""),
         "data_source": run.params.get("data.source", ""),
@@ -92,7 +104,7 @@ def version_details(settings: Any, version: str) -> dict[str, Any]:
         "version_tags": {
             k: v
             for k, v in sorted(info.tags.items())
-            if k not in ("petalops.sha256", "petalops.alias_history")
+            if k not in ("petalops.sha256", "petalops.alias_history", "petalops.signature")
         },
         **lineage(settings, info.run_id, info.tags, run.tags),
         "rollouts": version_rollouts(settings, info.name, info.version),
@@ -122,12 +134,21 @@ def show_cmd(
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for key, value in details.items():
-        if isinstance(value, dict):
+        if key == "signature":
+            value = _signature_line(value)
+        elif isinstance(value, dict):
             value = "\n".join(f"{k} = {v}" for k, v in value.items()) or "—"
         elif isinstance(value, list):
             value = ", ".join(f"@{a}" for a in value)
         table.add_row(key, str(value))
     Console().print(table)
+
+
+def _signature_line(signature: dict[str, Any]) -> str:
+    """``signed by key 1a2b…; verifies with trusted key 1a2b…`` / ``unsigned; not checked: …``."""
+    who = f"signed by key {signature['key_id']}" if signature["signed"] else "unsigned"
+    refused = "REFUSED: " if signature["verified"] is False else ""
+    return f"{who}; {refused}{signature['detail']}"
 
 
 @alias_app.command("set", epilog=example("petalops registry alias set champion 2"))

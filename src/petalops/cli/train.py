@@ -91,6 +91,7 @@ def train(
                 "gate": result.gate.to_json(),
                 "data_sha256": result.data_sha256,
                 "exported": result.exported,
+                "signed_by": result.signed_by,
             }
         )
         return
@@ -135,6 +136,8 @@ def _print_summary(result: object, project: str) -> None:
             f"registered {project} v{result.version} with no alias: a rollout is running and "
             f"owns @challenger; roll v{result.version} out after it ends"
         )
+    if result.version and result.signed_by:
+        where += f", signed by key {result.signed_by}"
     console.print(f"run {result.run_id}  data {result.data_sha256[:12]}  {where}")
     if result.exported:
         console.print(f"exported: {', '.join(result.exported)}")

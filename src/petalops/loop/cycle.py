@@ -190,12 +190,14 @@ def record_registration(c: Cycle) -> CycleResult | None:
     assert c.trained is not None  # retrain ran
     version, run_id = c.trained.version, c.trained.run_id
     alias = c.trained.alias or "challenger"
+    signed_by = c.trained.signed_by  # signing.key_file signs a retrain as it does `train`
     c.record(
         REGISTERED,
-        f"registered version {version} as {alias}",
+        f"registered version {version} as {alias}"
+        + (f", signed by key {signed_by}" if signed_by else ""),
         model_version=version,
         run_id=run_id,
-        detail={"alias": alias},
+        detail={"alias": alias, **({"signed_by": signed_by} if signed_by else {})},
     )
     c.result = CycleResult(
         c.cycle, "registered", version=version, run_id=run_id, data_path=str(c.data_path)

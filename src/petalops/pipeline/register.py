@@ -13,12 +13,14 @@ from petalops.config import Settings
 from petalops.errors import NotFoundError
 from petalops.pipeline.load import TrainingData
 from petalops.registry import list_versions
+from petalops.registry.signatures import signature_tags
 from petalops.registry.store import (
     alias_version,
     model_tags,
     register_version,
     set_alias,
 )
+from petalops.runtime.signing import Signature
 
 # The tag `petalops.rollout.control_plane` publishes the plan in. Read as data here: the
 # pipeline sits below the rollout package and never imports it.
@@ -70,9 +72,11 @@ def register_model(
     digest: str,
     accuracy: float,
     champion_version: str | None,
+    signature: Signature | None = None,
 ) -> tuple[str, str]:
     """Register the run's model and give it its alias (``challenger`` when a champion
-    exists, none while a rollout runs); ``(version, alias)``, the alias ``""`` for none."""
+    exists, none while a rollout runs); ``(version, alias)``, the alias ``""`` for none.
+    ``signature`` (of the bundle's manifest) is recorded on the version as it is created."""
     with registering(settings):
         version = register_version(
             settings,
@@ -84,6 +88,7 @@ def register_model(
                 "petalops.data_sha256": data.sha256,
                 "petalops.accuracy": f"{accuracy:.6f}",
                 "petalops.gate": "passed",
+                **(signature_tags(signature) if signature is not None else {}),
             },
         )
         # Read again under the lock: a concurrent first train may have taken @champion

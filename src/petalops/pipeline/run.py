@@ -12,7 +12,8 @@
     track      track.py     the MLflow run: params, metrics, tags, dataset, artifacts, model
       snapshot snapshot.py  the exact training data, stored once per content hash
       export   export.py    (--export) the tutorial files in one directory
-    register   register.py  the model version and its alias
+    register   register.py  the model version and its alias, with the signature of the
+                            bundle's manifest when signing.key_file is set
 
 Data and configuration errors are raised before anything is logged; a failed gate logs the
 run (so it can be inspected) but registers nothing. An exception raised inside a step carries
@@ -22,6 +23,7 @@ named in notes only).
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,13 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from petalops.config import Settings
-from petalops.errors import GateFailedError
+from petalops.errors import GateFailedError, IntegrityError
 from petalops.pipeline.export import export_files
 from petalops.pipeline.gate import GateResult, run_gate
 from petalops.pipeline.load import TrainingData, load
 from petalops.pipeline.register import find_registered, register_model
 from petalops.pipeline.snapshot import record_snapshot
 from petalops.registry import get_run
+from petalops.runtime.bundle import MANIFEST
+from petalops.runtime.signing import Signature, Signer
 
 STEPS = ("load", "split", "fit", "evaluate", "calibrate", "compile", "gate", "track", "register")
 StepCallback = Callable[[str], None]
@@ -57,6 +61,7 @@ class TrainResult:
     params: dict[str, Any] = field(default_factory=dict)
     fitted: dict[str, Any] = field(default_factory=dict)
     exported: list[str] = field(default_factory=list)
+    signed_by: str = ""  # the key id of the signing key, when the version was signed
 
 
 STEP_NOTE = "petalops train: failed in step "
@@ -88,6 +93,9 @@ def train(
 ) -> TrainResult:
     """Train, evaluate, gate and (unless told not to) register a model version."""
     with step("load", on_step):
+        # A signing key that cannot be used fails here, before minutes of training.
+        key_file = settings.signing.key_file
+        signer = Signer.from_file(key_file) if key_file is not None and register else None
         data = load(settings, data_path)
     if skip_if_unchanged and register:
         existing = find_registered(settings, data.key)
@@ -178,6 +186,8 @@ def train(
             raise GateFailedError(f"quality gate failed, nothing registered: {gate.reason()}")
         if register:
             with step("register", on_step):
+                signature = _sign(signer, candidate.bundle, candidate.digest)
+                result.signed_by = signature.key_id if signature is not None else ""
                 result.version, result.alias = register_model(
                     settings,
                     data,
@@ -186,8 +196,20 @@ def train(
                     digest=candidate.digest,
                     accuracy=scores.metrics["accuracy"],
                     champion_version=champion.version,
+                    signature=signature,
                 )
         return result
+
+
+def _sign(signer: Signer | None, bundle: Path, digest: str) -> Signature | None:
+    """The signature of the bundle's manifest: the very bytes whose sha256 is registered."""
+    if signer is None:
+        return None
+    manifest = bundle / MANIFEST
+    data = manifest.read_bytes()
+    if hashlib.sha256(data).hexdigest() != digest:  # never sign what does not get registered
+        raise IntegrityError(f"{manifest} changed after it was compiled; train again")
+    return signer.sign(data)
 
 
 def _unchanged(settings: Settings, data: TrainingData, version: str, run_id: str) -> TrainResult:

@@ -9,8 +9,9 @@ A fill fetches into a private staging directory, verifies it against the registr
 sha256 and renames it into place: a reader never sees half a bundle, and when several
 workers fetch the same version at once the losers of the rename use the winner's copy.
 The ``served.json`` record lets a worker that starts while the registry is unreachable
-serve the last verified champion (``serving.holder``): it names a version and its sha256,
-and the bundle is re-verified against that sha256 before it serves.
+serve the last verified champion (``serving.holder``): it names a version, its sha256 and
+its signature tags, and the bundle is re-verified against that sha256 (and, with trusted
+keys configured, that signature) before it serves.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from petalops.runtime.bundle import MANIFEST, verify_bundle
@@ -42,6 +43,9 @@ class KnownGood:
     sha256: str
     path: Path
     served_at: float
+    # The version's signature tags as the registry held them then (empty: unsigned), so a
+    # bundle served from this record passes the same signature check as one from the registry.
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class BundleCache:
@@ -100,13 +104,20 @@ class BundleCache:
 
     # -- the last-known-good record ------------------------------------------------------
 
-    def remember(self, name: str, version: str, sha256: str) -> None:
-        """Record that this home served ``version`` (verified) as its champion."""
+    def remember(
+        self, name: str, version: str, sha256: str, tags: dict[str, str] | None = None
+    ) -> None:
+        """Record that this home served ``version`` (verified) as its champion, with the
+        version tags its signature check read (``tags``)."""
         if not sha256 or self.cached(name, version) is None:
             return
         with self._locked(name):
             entries = [e for e in self._read(name) if e.get("version") != version]
-            entries.insert(0, {"version": version, "sha256": sha256, "served_at": time.time()})
+            entry: dict[str, object] = {"version": version, "sha256": sha256}
+            entry["served_at"] = time.time()
+            if tags:
+                entry["tags"] = dict(tags)
+            entries.insert(0, entry)
             self._write(name, entries[:KEEP])
 
     def last_known_good(self, name: str) -> list[KnownGood]:
@@ -118,7 +129,9 @@ class BundleCache:
             if path is not None:
                 served_at = entry.get("served_at")
                 when = float(served_at) if isinstance(served_at, int | float) else 0.0
-                out.append(KnownGood(name, version, sha256, path, when))
+                raw = entry.get("tags")
+                tags = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+                out.append(KnownGood(name, version, sha256, path, when, tags))
         return out
 
     def _record(self, name: str) -> Path:

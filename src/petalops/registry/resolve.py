@@ -25,8 +25,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from petalops.config import Settings
-from petalops.errors import IntegrityError, NotFoundError, RegistryUnavailableError
+from petalops.errors import (
+    IntegrityError,
+    NotFoundError,
+    PetalopsError,
+    RegistryUnavailableError,
+)
 from petalops.registry.cache import BundleCache
+from petalops.registry.signatures import (
+    SIGNATURE_TAG,
+    SIGNING_KEY_TAG,
+    SignatureState,
+    check_signature,
+    signature_state,
+)
 from petalops.runtime.bundle import verify_bundle
 from petalops.runtime.model import ModelRuntime, open_bundle
 
@@ -535,7 +547,30 @@ def _fetch_over_proxy(
 
 
 def fetch_bundle(settings: Settings, info: VersionInfo) -> Path:
-    """The verified bundle directory of a version, from the local cache or the artifact store."""
+    """The verified bundle directory of a version, from the local cache or the artifact store:
+    checksums against its sha256 tag, and with trusted keys configured, its signature."""
+    directory = _fetch_checksummed(settings, info)
+    # The signature is checked on every load, cached copy or not: trust is this install's
+    # (signing.trusted_keys), not the cache's, and a key removed from it stops a version
+    # at its next load.
+    check_signature(settings, info, directory)
+    return directory
+
+
+def signature_of(settings: Settings, info: VersionInfo) -> SignatureState:
+    """Whether a version is signed, by which key, and whether that verifies here
+    (`petalops registry show`); a bundle that cannot be fetched or fails its checksum
+    does not verify."""
+    try:
+        directory = _fetch_checksummed(settings, info)
+    except PetalopsError as exc:
+        signed = bool(info.tags.get(SIGNATURE_TAG))
+        return SignatureState(signed, info.tags.get(SIGNING_KEY_TAG, ""), False, exc.message)
+    return signature_state(settings, info, directory)
+
+
+def _fetch_checksummed(settings: Settings, info: VersionInfo) -> Path:
+    """The bundle directory of a version, checked against its sha256 when it was fetched."""
 
     def fetch(staging: Path) -> None:
         local = _file_path(info.artifact_uri)

@@ -24,6 +24,7 @@ from petalops.errors import (
     NotFoundError,
     PetalopsError,
     RegistryUnavailableError,
+    SignatureError,
     UnservableError,
 )
 from petalops.registry import VersionInfo
@@ -176,6 +177,8 @@ def error_reason(exc: BaseException) -> str:
         return "registry_unavailable"
     if isinstance(exc, NotFoundError):
         return "not_found"
+    if isinstance(exc, SignatureError):
+        return "signature"
     if isinstance(exc, IntegrityError):
         return "integrity"
     if isinstance(exc, PetalopsError):
@@ -315,11 +318,22 @@ class RuntimeHolder:
     def _failed(self, stage: str, exc: BaseException) -> None:
         reason = error_reason(exc)
         message = exc.message if isinstance(exc, PetalopsError) else repr(exc)
+        repeated = self.last_error == f"{stage}: {message}"
         self.last_error = f"{stage}: {message}"
         metrics.RECONCILE_ERRORS.labels(reason).inc()
+        if repeated and isinstance(exc, SignatureError):
+            # A refused signature stays refused until the registry changes: one line says
+            # so, not one per reconcile interval (the metric still counts every refusal).
+            return
         serving = self.snapshot.champion.version if self.snapshot.champion else None
+        detail = {"signature": exc.reason} if isinstance(exc, SignatureError) else {}
         self.log.event(
-            "reconcile_error", stage=stage, reason=reason, error=message, serving_version=serving
+            "reconcile_error",
+            stage=stage,
+            reason=reason,
+            error=message,
+            serving_version=serving,
+            **detail,
         )
 
     def status(self) -> dict[str, Any]:

@@ -23,8 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from petalops.config import Settings
-from petalops.errors import NotFoundError, PetalopsError, RegistryUnavailableError
+from petalops.errors import (
+    NotFoundError,
+    PetalopsError,
+    RegistryUnavailableError,
+    SignatureError,
+)
 from petalops.registry import VersionInfo, parse_ref, resolve
+from petalops.registry.signatures import SIGNATURE_TAG, SIGNING_KEY_TAG, describe, trusted_keys
 
 WAIT_HINT = "or start with --wait-for-model to serve unready and wait for it"
 
@@ -93,6 +99,17 @@ def check_model(settings: Settings) -> VersionInfo:
             f"cannot serve {ref}: version {info.version} of {info.name!r} has no petalops.sha256 "
             "tag, so its bundle cannot be verified; serve a version petalops registered"
         )
+    keys = trusted_keys(settings)
+    if keys:
+        # Unsigned, or by a key not trusted here: told by the tags alone, so the server
+        # never starts to wait unready for a model it would refuse. A signature that does
+        # not match its bundle is found when the workers load it.
+        try:
+            keys.signer_of(
+                info.tags.get(SIGNATURE_TAG, ""), info.tags.get(SIGNING_KEY_TAG, ""), describe(info)
+            )
+        except SignatureError as exc:
+            raise PreflightError(f"cannot serve {ref}: {exc.message}") from None
     return info
 
 
@@ -103,6 +120,7 @@ def preflight(settings: Settings, *, wait_for_model: bool = False) -> Preflight:
     registry down) is reported, not fatal; a bad reference or a busy port still is.
     """
     parse_ref(settings.model_ref, settings.project)
+    trusted_keys(settings)  # a trusted key file that cannot be read stops the start here
     check_port(settings.serve.host, settings.serve.port)
     if wait_for_model:
         info, problem = _unresolvable(settings)

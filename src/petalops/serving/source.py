@@ -13,6 +13,7 @@ from petalops.errors import NotFoundError
 from petalops.registry import VersionInfo, model_tag, parse_ref, resolve
 from petalops.registry.cache import BundleCache
 from petalops.registry.resolve import open_runtime
+from petalops.registry.signatures import SIGNATURE_TAG, SIGNING_KEY_TAG
 from petalops.rollout.routing import TRAFFIC_TAG, TrafficPolicy
 from petalops.runtime.model import ModelRuntime
 
@@ -87,13 +88,16 @@ class RegistrySource:
     def last_known_good(self) -> list[VersionInfo]:
         """The verified champions this home served, newest first (for a registry outage)."""
         return [
-            VersionInfo(name=k.name, version=k.version, run_id="", sha256=k.sha256)
+            VersionInfo(name=k.name, version=k.version, run_id="", sha256=k.sha256, tags=k.tags)
             for k in BundleCache(self.settings.cache_dir).last_known_good(self.name)
         ]
 
     def remember(self, info: VersionInfo) -> None:
         """Record ``info`` as this home's last-known-good champion."""
-        BundleCache(self.settings.cache_dir).remember(info.name, info.version, info.sha256)
+        signature = {k: v for k, v in info.tags.items() if k in (SIGNATURE_TAG, SIGNING_KEY_TAG)}
+        BundleCache(self.settings.cache_dir).remember(
+            info.name, info.version, info.sha256, signature
+        )
 
     def _optional(self, alias: str) -> VersionInfo | None:
         try:

@@ -75,3 +75,11 @@ def test_train_skip_if_unchanged_does_not_import_mlflow(trained_settings: Settin
 def test_monitor_status_does_not_import_scipy(trained_settings: Settings) -> None:
     # Only drift needs scipy.stats, the costliest import left in the command.
     assert imported(["monitor", "status"], trained_settings.home_dir, heavy=("scipy",)) == []
+
+
+def test_predict_imports_cryptography_only_when_keys_are_trusted(
+    trained_settings: Settings,
+) -> None:
+    # Unsigned models are the local default; verifying signatures is what needs it.
+    args = ["predict", "--input", "[5.1,3.5,1.4,0.2]"]
+    assert imported(args, trained_settings.home_dir, heavy=("cryptography",)) == []

@@ -294,3 +294,21 @@ def test_lease_lets_one_holder_act_and_a_standby_take_over_after_release() -> No
     api.lease["spec"]["renewTime"] = "2000-01-01T00:00:00.000000Z"  # pod-b died long ago
     assert first.try_acquire()
     assert lease.parse_micro(lease.now_micro()) > 0
+
+
+@pytest.mark.parametrize("target", ["full", "serve"])
+def test_both_images_ship_the_sbom_of_their_installed_packages(target: str) -> None:
+    from petalops.sbom import SBOM_FILE
+
+    runs = [r for k, r in stage(target) if k == "RUN"]
+    wheel = next(i for i, r in enumerate(runs) if "/tmp/wheels/*.whl" in r)
+    sbom = next(i for i, r in enumerate(runs) if "sbom.sh" in r)
+    assert wheel <= sbom, "the SBOM must list the petalops wheel too"
+    assert "constraints.txt" in runs[sbom]
+    script = (DOCKER / "sbom.sh").read_text(encoding="utf-8")
+    assert f"--output-file {SBOM_FILE} /opt/venv/bin/python" in script
+    assert '-c "$constraints" cyclonedx-bom' in script
+    assert "rm -rf /tmp/sbom-tool" in script  # the tool is not left in the image
+    subprocess.run([shutil.which("sh") or "sh", "-n", str(DOCKER / "sbom.sh")], check=True)
+    pinned = (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
+    assert any(line.startswith("cyclonedx-bom==") for line in pinned)

@@ -100,3 +100,17 @@ def test_a_damaged_record_means_no_fallback_not_a_crash(tmp_path: Path) -> None:
     (tmp_path / "cache" / "iris").mkdir(parents=True)
     (tmp_path / "cache" / "iris" / "served.json").write_text("{not json")
     assert cache.last_known_good("iris") == []
+
+
+def test_the_record_keeps_the_signature_tags_it_was_served_with(
+    tmp_path: Path, bundle: tuple[Path, str]
+) -> None:
+    source, sha = bundle
+    cache = BundleCache(tmp_path / "cache")
+    for version in ("1", "2"):
+        cache.fill("iris", version, sha, lambda staging: shutil.copytree(source, staging))
+    signed = {"petalops.signature": "c2ln", "petalops.signing_key": "0123456789abcdef"}
+    cache.remember("iris", "1", sha, signed)
+    cache.remember("iris", "2", sha)  # unsigned
+    known = {k.version: k.tags for k in cache.last_known_good("iris")}
+    assert known == {"1": signed, "2": {}}

@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.utils.signing import trusting
 
 from petalops.config import Settings
-from petalops.errors import NotFoundError
+from petalops.errors import ConfigError, NotFoundError
+from petalops.runtime.signing import KeyPair, generate
 from petalops.serving.preflight import ModelDeadline, PreflightError, check_port, preflight
 
 
@@ -113,3 +115,19 @@ def test_the_deadline_lets_a_resolvable_model_serve(trained_settings: Settings) 
     deadline = ModelDeadline(trained_settings, 0.3, on_expiry=expired.set).start()
     deadline._thread.join(10)
     assert not expired.wait(0.5) and not deadline.expired
+
+
+def test_a_champion_no_trusted_key_signed_is_refused_before_start(
+    trained_settings: Settings, trainer_key: KeyPair, tmp_path: Path
+) -> None:
+    port = free_port()
+    assert preflight(on(trusting(trained_settings, trainer_key.public), port)).version
+    other = generate(tmp_path / "other")
+    with pytest.raises(PreflightError) as refused:
+        preflight(on(trusting(trained_settings, other.public), port))
+    assert refused.value.message.startswith(
+        f"cannot serve iris@champion: version 1 of 'iris' is signed by key {trainer_key.key_id}, "
+        f"which is not trusted here ({other.key_id})"
+    )
+    with pytest.raises(ConfigError, match="cannot be read"):
+        preflight(on(trusting(trained_settings, tmp_path / "missing.pub"), port))
