@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -170,6 +171,20 @@ def builder_pid(server: int) -> int | None:
     return None
 
 
+def wrk_get(url: str, headers: dict[str, str], seconds: float, workdir: Path) -> tuple[float, int]:
+    """GETs of ``url`` from wrk (8 connections) for ``seconds``: (req/s, how many were
+    not 2xx: with a current ETag, the 304s)."""
+    script = workdir / "get.lua"
+    script.write_text("".join(f"wrk.headers[\"{k}\"] = '{v}'\n" for k, v in headers.items()))
+    command = ["wrk", "-t", "1", "-c", "8", "-d", f"{max(1, round(seconds))}s", "-s", str(script)]
+    out = subprocess.run(
+        [*command, url], capture_output=True, text=True, timeout=seconds + 30
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    found = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, int(found[1]) if found else 0
+
+
 class Meter:
     """CPU seconds of the server's processes: all of them, and the builder's alone."""
 
@@ -220,8 +235,8 @@ def main() -> None:
             plain: list[float] = []
             polled: list[float] = []
             cpu_per_predict: list[float] = []
-            idle_cpu: list[float] = []
-            tabs_cpu: list[float] = []
+            fresh_cpu: list[float] = []
+            full_cpu: list[float] = []
             builder_cpu: list[float] = []
             for _ in range(args.rounds):
                 cpu, _ = meter.read()
@@ -235,21 +250,26 @@ def main() -> None:
                     )
                     builder_cpu.append((meter.read()[1] - built) / args.duration)
                 closed(tabs)
-                for sink, n in ((idle_cpu, 0), (tabs_cpu, args.tabs)):
-                    with Tabs(base, n, args.poll_seconds) as tabs:
-                        cpu, built = meter.read()
-                        time.sleep(args.duration)
-                        now, built_now = meter.read()
-                        # The workers' part: the builder's own CPU is counted apart.
-                        sink.append((now - cpu - (built_now - built)) / args.duration)
-                    closed(tabs)
+                # The workers' CPU per poll, under polls alone (the builder's counted apart):
+                # a tab's copy is current (304) or not (the whole document).
+                etag = Tabs(base, 0, args.poll_seconds)._get("/ui/state")
+                for sink, headers in ((fresh_cpu, {"If-None-Match": etag}), (full_cpu, {})):
+                    cpu, built = meter.read()
+                    rps, _ = wrk_get(base + "/ui/state", headers, args.duration / 2, workdir)
+                    now, built_now = meter.read()
+                    sink.append(
+                        (now - cpu - (built_now - built)) / (rps * round(args.duration / 2))
+                    )
+                wanted.unlink(missing_ok=True)
         finally:
             stop(process)
         costs = build_costs(home, workdir / "monitor-petalops.db")
 
     without, with_tabs = statistics.median(plain), statistics.median(polled)
     per_predict = statistics.median(cpu_per_predict)
-    answering = max(0.0, statistics.median(tabs_cpu) - statistics.median(idle_cpu))
+    # Every poll counted as a whole document (the 304s, cheaper, are shown beside it).
+    per_poll, per_304 = statistics.median(full_cpu), statistics.median(fresh_cpu)
+    answering = per_poll * args.tabs / args.poll_seconds
     # A build reuses what has not changed: the rollout and traffic part is read again every
     # ROLLOUT_SECONDS, drift, alerts and accuracy every SLOW_SECONDS (state.build_state).
     building = (
@@ -269,6 +289,9 @@ def main() -> None:
     print(f"  /predict req/s without tabs  {without:10.0f}   (rounds: {rounds(plain)})")
     print(f"  /predict req/s with tabs     {with_tabs:10.0f}   (rounds: {rounds(polled)})")
     print(f"  change                       {100 * (with_tabs / without - 1):+9.2f} %  (with noise)")
+    print(
+        f"  workers' CPU per poll        {1e6 * per_poll:10.1f} µs  (a 304: {1e6 * per_304:.1f} µs)"
+    )
     print(
         f"  workers answering the tabs   {1000 * answering:10.2f} ms/s  ({tally.requests} "
         f"page requests, {tally.unchanged} of them 304, {tally.failures} failed)"
