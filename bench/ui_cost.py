@@ -11,8 +11,9 @@ interleaved rounds (without tabs, with tabs):
 * what the tabs cost, in CPU seconds per second, in two parts: the workers answering the
   polls (their CPU with the tabs open and no other load, less without), and the builder
   process building the document (`petalops.ui.builder`): one build of each kind timed on
-  this run's own registry and prediction log (a full one, the rollout and traffic part, a
-  reused one), amortized over how often each runs. Its CPU while the tabs were open is
+  this run's own registry and prediction log (a full one, one without the accuracy
+  timeline, the rollout and traffic part, a reused one), amortized over how often each
+  runs. Its CPU while the tabs were open is
   printed beside it, as a check;
 * that cost against the server's CPU per /predict at full load: the share of /predict
   capacity the tabs use.
@@ -51,7 +52,12 @@ from bench.serve import (  # noqa: E402
 
 from petalops.config import Settings  # noqa: E402
 from petalops.ui.document import document_path, wanted_path  # noqa: E402
-from petalops.ui.state import FRESH_SECONDS, ROLLOUT_SECONDS, SLOW_SECONDS  # noqa: E402
+from petalops.ui.state import (  # noqa: E402
+    FRESH_SECONDS,
+    ROLLOUT_SECONDS,
+    SLOW_SECONDS,
+    TIMELINE_SECONDS,
+)
 
 
 class Tabs:
@@ -111,7 +117,7 @@ class Tabs:
 BUILD_COSTS = """
 import json, statistics, time
 from petalops.config import load_settings
-from petalops.ui.state import FRESH_SECONDS, ROLLOUT_SECONDS, Sources, build_state
+from petalops.ui.state import FRESH_SECONDS, ROLLOUT_SECONDS, SLOW_SECONDS, Sources, build_state
 
 sources = Sources(load_settings())
 build_state(sources)  # imports, connections, the registry's memos: once per builder
@@ -130,6 +136,7 @@ full = build_state(sources)
 at = full["generated"]
 print(json.dumps({
     "full": cpu(lambda: build_state(sources)),
+    "slow": cpu(lambda: build_state(sources, full, now=at + SLOW_SECONDS + 1)),
     "live": cpu(lambda: build_state(sources, full, now=at + ROLLOUT_SECONDS + 1)),
     "reused": cpu(lambda: build_state(sources, full, now=at + FRESH_SECONDS)),
 }))
@@ -271,11 +278,13 @@ def main() -> None:
     per_poll, per_304 = statistics.median(full_cpu), statistics.median(fresh_cpu)
     answering = per_poll * args.tabs / args.poll_seconds
     # A build reuses what has not changed: the rollout and traffic part is read again every
-    # ROLLOUT_SECONDS, drift, alerts and accuracy every SLOW_SECONDS (state.build_state).
+    # ROLLOUT_SECONDS, drift and alerts every SLOW_SECONDS, the accuracy timeline every
+    # TIMELINE_SECONDS (state.build_state).
     building = (
         costs["reused"] / FRESH_SECONDS
         + max(costs["live"] - costs["reused"], 0.0) / ROLLOUT_SECONDS
-        + max(costs["full"] - costs["live"], 0.0) / SLOW_SECONDS
+        + max(costs["slow"] - costs["live"], 0.0) / SLOW_SECONDS
+        + max(costs["full"] - costs["slow"], 0.0) / TIMELINE_SECONDS
     )
     capacity = per_predict * without
     share = (answering + building) / capacity if capacity else float("nan")
@@ -297,8 +306,9 @@ def main() -> None:
         f"page requests, {tally.unchanged} of them 304, {tally.failures} failed)"
     )
     print(
-        f"  one build (ms CPU)           full {1000 * costs['full']:.1f}, rollout+traffic "
-        f"{1000 * costs['live']:.1f}, reused {1000 * costs['reused']:.1f}"
+        f"  one build (ms CPU)           full {1000 * costs['full']:.1f}, drift+alerts "
+        f"{1000 * costs['slow']:.1f}, rollout+traffic {1000 * costs['live']:.1f}, reused "
+        f"{1000 * costs['reused']:.1f}"
     )
     print(f"  builder, amortized           {1000 * building:10.2f} ms/s")
     print(

@@ -110,11 +110,18 @@ class MonitorView:
             }
         return out
 
-    def health(self, aliases: dict[str, str], now: float | None = None) -> dict[str, Any]:
+    def health(
+        self,
+        aliases: dict[str, str],
+        now: float | None = None,
+        *,
+        timeline: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Alerts, drift against the champion's profile with per-feature histograms, live
         accuracy on labels, and the accuracy timeline of the champion and the challenger
         (of ``aliases``). A part that cannot be read is left out and named in ``errors``
-        (section: one line)."""
+        (section: one line). ``timeline`` is a previous answer's ``timeline`` and
+        ``timeline_at`` to reuse (`timeline` is the dearest part of it)."""
         now = time.time() if now is None else now
         champion = aliases.get("champion")
         live = list(dict.fromkeys(aliases[v] for v in LIVE_VARIANTS if v in aliases))
@@ -138,7 +145,10 @@ class MonitorView:
             "alerts": [],
             "notes": [],
             "live": [],
-            "timeline": guard(errors, "accuracy", lambda: self.timeline(live, now), []),
+            "timeline": guard(errors, "accuracy", lambda: self.timeline(live, now), [])
+            if timeline is None
+            else timeline["timeline"],
+            "timeline_at": now if timeline is None else timeline["timeline_at"],
             "errors": errors,
         }
         if evaluation is not None:

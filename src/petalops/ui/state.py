@@ -8,7 +8,8 @@ estimated accuracy). Each part is read again only when it can have changed:
 * the registry once its file changed (a tracking server: every build);
 * the rollout and the per-variant traffic when the plan or the aliases change, else every
   ``rollout_seconds`` (the step window reads the prediction log);
-* drift, alerts and accuracy every ``slow_seconds``.
+* drift, alerts and live accuracy every ``slow_seconds``, the accuracy timeline every
+  ``timeline_seconds``.
 
 Under `petalops serve` one process builds it for all the workers of the machine
 (`petalops.ui.builder`) and they answer the file (`petalops.ui.document`); an app run in
@@ -44,6 +45,9 @@ FRESH_SECONDS = 2.0
 POLL_SECONDS = 3.0
 # Drift, alerts and accuracy read up to a few thousand rows: refreshed less often.
 SLOW_SECONDS = 60.0
+# The accuracy timeline (runs of hundreds of rows each, the dearest read of the slow part:
+# ~50 ms) is read again at most this often while the aliases are unchanged.
+TIMELINE_SECONDS = 180.0
 # The rollout and the per-variant traffic are read again at most this often while the plan
 # and the aliases are unchanged.
 ROLLOUT_SECONDS = 10.0
@@ -83,12 +87,14 @@ def build_state(
     now: float | None = None,
     slow_seconds: float = SLOW_SECONDS,
     rollout_seconds: float = ROLLOUT_SECONDS,
+    timeline_seconds: float = TIMELINE_SECONDS,
 ) -> dict[str, Any]:
     """The whole page as plain data (see docs/control-room.md for its fields).
 
     ``previous`` is the last document: its slow part is reused until it is
-    ``slow_seconds`` old, its rollout part while the plan is unchanged and younger than
-    ``rollout_seconds``. ``serving`` is left None: the answering worker fills it in
+    ``slow_seconds`` old (the accuracy timeline in it until ``timeline_seconds`` old, while
+    the aliases are unchanged), its rollout part while the plan is unchanged and younger
+    than ``rollout_seconds``. ``serving`` is left None: the answering worker fills it in
     (`petalops.ui.document.with_serving`).
     """
     now = time.time() if now is None else now
@@ -123,7 +129,15 @@ def build_state(
         errors.update(document.get("live_errors") or {})
     slow = (previous or {}).get("slow") or {}
     if not slow or now - float(slow.get("computed", 0)) >= slow_seconds:
-        slow = sources.monitor.health(catalog.aliases if catalog else {}, now)
+        aliases = catalog.aliases if catalog else {}
+        kept = None
+        if (
+            slow.get("timeline_at") is not None
+            and now - float(slow["timeline_at"]) < timeline_seconds
+            and slow.get("aliases") == aliases
+        ):
+            kept = {"timeline": slow.get("timeline", []), "timeline_at": slow["timeline_at"]}
+        slow = {**sources.monitor.health(aliases, now, timeline=kept), "aliases": aliases}
     errors.update(slow.get("errors", {}))
     document["slow"] = slow
     document["errors"] = errors

@@ -94,6 +94,10 @@ def test_the_slow_part_is_reused_until_it_is_due(trained_settings: Settings) -> 
     assert again["slow"] is first["slow"]
     later = build_state(sources, first, now=1016.0, slow_seconds=15)
     assert later["slow"]["computed"] == 1016.0
+    # The accuracy timeline, dearer, is read again only once it is timeline_seconds old.
+    assert later["slow"]["timeline_at"] == 1000.0
+    much_later = build_state(sources, later, now=1100.0, slow_seconds=15, timeline_seconds=90)
+    assert much_later["slow"]["timeline_at"] == 1100.0
 
 
 def test_a_missing_monitoring_store_leaves_the_registry_view(trained_settings: Settings) -> None:
