@@ -154,6 +154,24 @@ def test_the_page_shows_what_serves_and_the_canary(
     assert tab.page.locator("#drift .feature").count() == 4
     tab.page.wait_for_selector("#quality-chart .uplot", timeout=30_000)
     assert "sepal_length" in tab.text("#drift")
+    # Accuracy over time: v1's estimated line (no labels needed) and its realized one (the
+    # feedback drive() sent), drawn by uPlot from the timeline's points.
+    legend = tab.text("#quality-chart .u-legend")
+    assert "v1 estimated" in legend and "v1 realized" in legend
+    drawn = tab.page.evaluate(
+        "(() => { const p = charts.quality.plot; const at = (label) => p.series.findIndex("
+        "s => s.label === label); return [at('v1 estimated'), at('v1 realized')].map("
+        "i => p.data[i].filter(v => v !== null).length); })()"
+    )
+    assert drawn[0] >= 1 and drawn[1] >= 1
+    assert "estimated" in tab.text("#quality-note") and "realized" in tab.text("#quality-note")
+    # The published document, conditionally: a current copy costs a bodiless 304.
+    answers = []
+    for _ in range(5):  # a new build may land between two requests: a 200, then try again
+        etag = httpx.get(canary[0].url + "/ui/state").headers["etag"]
+        again = httpx.get(canary[0].url + "/ui/state", headers={"If-None-Match": etag})
+        answers.append((again.status_code, again.content))
+    assert (304, b"") in answers
     shot = tmp_path / "control-room.png"
     tab.page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 20_000

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 SHA_TAG = "petalops.sha256"
 # The run tag naming the data snapshot (pipeline.snapshot writes it, lineage reads it).
 SNAPSHOT_TAG = "petalops.data_snapshot"
+# MLflow marks a deleted version with this stage before it removes the row.
+_DELETED = "Deleted_Internal"
 BUNDLE_PATH = "petalops"
 _REF = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*?)?(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))?$"
@@ -63,6 +65,7 @@ class VersionInfo:
     artifact_uri: str = ""
     aliases: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    created: float = 0.0  # seconds since the epoch (0 where the store does not say)
 
 
 def parse_ref(ref: str, default_name: str) -> tuple[str, str | None, str | None]:
@@ -248,9 +251,10 @@ def list_versions(
     if db is not None:
         versions = _sqlite_rows(
             db,
-            "SELECT mv.version, mv.run_id, COALESCE(r.artifact_uri, '') FROM model_versions mv "
-            "LEFT JOIN runs r ON r.run_uuid = mv.run_id WHERE mv.name=?",
-            (model,),
+            "SELECT mv.version, mv.run_id, COALESCE(r.artifact_uri, ''), mv.creation_time "
+            "FROM model_versions mv LEFT JOIN runs r ON r.run_uuid = mv.run_id "
+            "WHERE mv.name=? AND mv.current_stage != ?",
+            (model, _DELETED),
             timeout,
         )
         tags: dict[str, dict[str, str]] = {}
@@ -275,8 +279,9 @@ def list_versions(
                 artifact_uri=artifact_uri,
                 aliases=sorted(aliases.get(str(version), [])),
                 tags=tags.get(str(version), {}),
+                created=float(created or 0) / 1000,
             )
-            for version, run_id, artifact_uri in versions
+            for version, run_id, artifact_uri, created in versions
         ]
     elif uri.startswith(("http://", "https://")):
         try:
@@ -300,6 +305,7 @@ def list_versions(
                         sha256=mv_tags.get(SHA_TAG, ""),
                         aliases=sorted(aliases.get(str(mv.get("version")), [])),
                         tags=mv_tags,
+                        created=float(mv.get("creation_timestamp") or 0) / 1000,
                     )
                 )
             if not page.get("next_page_token"):

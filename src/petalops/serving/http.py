@@ -90,6 +90,7 @@ class Call:
     routing_key: str | None = None
     model_version: str | None = None
     authorization: bytes = b""
+    if_none_match: bytes = b""
     inference_header_length: int = -1
     route: str = ""
     # Set when a challenger failed this request: the retry is answered by the champion.
@@ -119,6 +120,8 @@ def parse_call(scope: Scope, params: dict[str, str] | None = None) -> Call:
             call.model_version = value.decode("latin-1").strip()
         elif name == b"authorization":
             call.authorization = value
+        elif name == b"if-none-match":
+            call.if_none_match = value
         elif name == b"inference-header-content-length":
             try:
                 call.inference_header_length = int(value)

@@ -25,7 +25,7 @@ class Reply:
     @classmethod
     def error(cls, error: PetalopsError, request_id: str) -> Reply:
         """The answer to an expected failure: the status its class carries, as JSON."""
-        headers = error.headers if isinstance(error, HttpError) else None
+        headers = getattr(error, "headers", None)  # HttpError's, and any domain error's
         return cls(
             body=error_body(error, request_id), status=error.http_status, headers=headers or None
         )

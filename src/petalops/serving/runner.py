@@ -16,6 +16,8 @@ from petalops.serving.app import SETTINGS_ENV
 from petalops.serving.lifeline import PARENT_ENV, mark_parent
 from petalops.serving.metrics import MULTIPROC_ENV
 from petalops.serving.routes.admin import DEFAULT_ADMIN_TOKEN
+from petalops.ui.builder import SETTINGS_ENV as BUILDER_SETTINGS_ENV
+from petalops.ui.document import DOCUMENT_ENV, document_path
 
 FACTORY = "petalops.serving.app:app_from_env"
 # httptools, with each response's header block and body sent in one write.
@@ -37,18 +39,22 @@ def prepare_environment(settings: Settings) -> None:
         os.environ.pop(MULTIPROC_ENV, None)
 
 
-class SpoolLoaderProcess:
-    """The one process that loads the workers' prediction spool into the monitoring store,
-    off every worker's GIL; restarted if it dies while the server runs."""
+class SidecarProcess:
+    """A process beside the workers, off every worker's GIL: the spool loader (loads the
+    workers' prediction spool into the monitoring store) and the control room's builder;
+    restarted if it dies while the server runs."""
 
     RESTART_SECONDS = 2.0
 
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, command: list[str], env: dict[str, str], name: str = "prediction spool loader"
+    ) -> None:
         self.command = command
         self.env = env
+        self.name = name
         self.process = self._spawn()
         self._stopping = threading.Event()
-        self._watchdog = threading.Thread(target=self._watch, name="spool-loader", daemon=True)
+        self._watchdog = threading.Thread(target=self._watch, name=name, daemon=True)
         self._watchdog.start()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
@@ -59,18 +65,17 @@ class SpoolLoaderProcess:
         while not self._stopping.wait(self.RESTART_SECONDS):
             code = self.process.poll()
             if code is not None and not self._stopping.is_set():
-                sys.stderr.write(
-                    f"petalops: the prediction spool loader exited ({code}); restarted\n"
-                )
+                sys.stderr.write(f"petalops: the {self.name} exited ({code}); restarted\n")
                 if self.process.stdin is not None:
                     self.process.stdin.close()
                 try:
                     self.process = self._spawn()
                 except OSError as exc:
-                    sys.stderr.write(f"petalops: cannot restart the spool loader: {exc!r}\n")
+                    sys.stderr.write(f"petalops: cannot restart the {self.name}: {exc!r}\n")
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Once the workers have spooled their last rows: the loader loads them and exits."""
+        """Close its stdin and wait for it to exit (the loader loads what the workers
+        spooled last first)."""
         self._stopping.set()
         self._watchdog.join()
         process = self.process
@@ -79,12 +84,12 @@ class SpoolLoaderProcess:
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            sys.stderr.write("petalops: the prediction spool loader did not finish; stopped\n")
+            sys.stderr.write(f"petalops: the {self.name} did not finish; stopped\n")
             process.kill()
             process.wait(5)
 
 
-def start_spool_loader(settings: Settings) -> SpoolLoaderProcess | None:
+def start_spool_loader(settings: Settings) -> SidecarProcess | None:
     """Start the spool loader and tell the workers to spool; without it (prediction log off,
     or the process cannot start) the workers write the store themselves."""
     os.environ.pop(SPOOL_ENV, None)
@@ -93,7 +98,7 @@ def start_spool_loader(settings: Settings) -> SpoolLoaderProcess | None:
     directory = spool_dir(settings.home_dir)
     config = loader_config(directory, settings.monitor_url, settings.monitor.retention_days)
     try:
-        loader = SpoolLoaderProcess(
+        loader = SidecarProcess(
             [sys.executable, "-m", "petalops.monitoring.spool"], {**os.environ, LOADER_ENV: config}
         )
     except OSError as exc:
@@ -101,6 +106,22 @@ def start_spool_loader(settings: Settings) -> SpoolLoaderProcess | None:
         return None
     os.environ[SPOOL_ENV] = str(directory)
     return loader
+
+
+def start_control_room(settings: Settings) -> SidecarProcess | None:
+    """Start the control room's builder and tell the workers to answer its document;
+    without it (it cannot start) each worker builds the document itself."""
+    os.environ.pop(DOCUMENT_ENV, None)
+    env = {**os.environ, BUILDER_SETTINGS_ENV: settings.model_dump_json(by_alias=True)}
+    try:
+        builder = SidecarProcess(
+            [sys.executable, "-m", "petalops.ui.builder"], env, name="control room builder"
+        )
+    except OSError as exc:
+        sys.stderr.write(f"petalops: control room builder not started ({exc!r})\n")
+        return None
+    os.environ[DOCUMENT_ENV] = str(document_path(settings))
+    return builder
 
 
 def run(settings: Settings) -> None:
@@ -120,6 +141,7 @@ def run(settings: Settings) -> None:
             f"{DEFAULT_ADMIN_TOKEN!r}; set it to a secret of your own\n"
         )
     loader = start_spool_loader(settings)
+    builder = start_control_room(settings)
     try:
         uvicorn.run(
             FACTORY,
@@ -139,5 +161,7 @@ def run(settings: Settings) -> None:
             timeout_keep_alive=serve.keep_alive_seconds,  # type: ignore[arg-type]
         )
     finally:
+        if builder is not None:
+            builder.stop(timeout=10)
         if loader is not None:
             loader.stop()

@@ -12,15 +12,47 @@ import hmac
 import re
 from typing import Any
 
+import orjson
+
 from petalops.config import Settings
-from petalops.errors import ConflictError, InputError
-from petalops.registry.catalog import read_catalog
-from petalops.rollout.control_plane import PLAN_TAG
-from petalops.serving.http import HttpError
+from petalops.errors import ConflictError, InputError, PetalopsError
+from petalops.registry import model_state
+from petalops.rollout.view import has_rollout
 
 ROLLOUT_ACTIONS = ("promote", "abort", "pause", "resume")
 ACTIONS = (*ROLLOUT_ACTIONS, "alias")
 _ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+
+
+class ActionError(PetalopsError):
+    """A refused action, with its HTTP status, a valid example and the headers its answer
+    needs (the server that mounts the control room answers it like any domain error)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        example: Any = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(message, field)
+        self.http_status = status
+        self.example = example
+        self.headers = headers or []
+
+
+def parse_body(body: bytes) -> Any:
+    """An action's JSON body; 400 naming the body when it is empty or malformed."""
+    example = {"action": "promote"}
+    if not body:
+        raise ActionError(400, "the request body is empty; send a JSON body", "body", example)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ActionError(
+            400, f"the request body is not valid JSON: {exc}", "body", example
+        ) from None
 
 
 def check_token(settings: Settings, authorization: str) -> None:
@@ -28,14 +60,14 @@ def check_token(settings: Settings, authorization: str) -> None:
     configured (actions are off, never open), 401 when it is missing or wrong."""
     token = settings.admin_token
     if not token:
-        raise HttpError(
+        raise ActionError(
             403, "control-room actions are disabled: set PETALOPS_ADMIN_TOKEN to enable them"
         )
     scheme, _, given = authorization.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         given.strip().encode(), token.encode()
     ):
-        raise HttpError(
+        raise ActionError(
             401,
             "missing or wrong admin token; send 'Authorization: Bearer <PETALOPS_ADMIN_TOKEN>'",
             "Authorization",
@@ -48,24 +80,24 @@ def parse_action(body: Any) -> tuple[str, dict[str, str]]:
     """``{"action": ..., "reason"?: ..., "alias"?: ..., "version"?: ...}`` checked, as
     (action, its arguments); a 400 names the field that is wrong."""
     if not isinstance(body, dict):
-        raise HttpError(400, "the body must be a JSON object", None, {"action": "promote"})
+        raise ActionError(400, "the body must be a JSON object", None, {"action": "promote"})
     action = body.get("action")
     if action not in ACTIONS:
-        raise HttpError(
+        raise ActionError(
             400, f"action must be one of {', '.join(ACTIONS)}, got {action!r}", "action", "promote"
         )
     reason = body.get("reason", "")
     if not isinstance(reason, str) or len(reason) > 500:
-        raise HttpError(400, "reason must be a string of at most 500 characters", "reason", "")
+        raise ActionError(400, "reason must be a string of at most 500 characters", "reason", "")
     if action != "alias":
         return action, {"reason": reason or "from the control room"}
     alias, version = body.get("alias"), str(body.get("version", ""))
     if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
-        raise HttpError(
+        raise ActionError(
             400, "alias must be lower-case letters, digits, '-' or '_'", "alias", "champion"
         )
     if not version.isdigit() or len(version) > 9:
-        raise HttpError(400, f"version must be a version number, got {version!r}", "version", "3")
+        raise ActionError(400, f"version must be a version number, got {version!r}", "version", "3")
     return action, {"alias": alias, "version": version}
 
 
@@ -75,7 +107,7 @@ def run_action(settings: Settings, action: str, arguments: dict[str, str]) -> di
     if action in ROLLOUT_ACTIONS:
         # Refused before the MLflow client is loaded (seconds of a worker's CPU) when there
         # is nothing to act on: the registry read without MLflow says so.
-        if not read_catalog(settings).tags.get(PLAN_TAG):
+        if not has_rollout(model_state(settings)[1]):
             raise ConflictError(
                 f"there is no rollout to {action}; start one with `petalops rollout start`"
             )

@@ -18,10 +18,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from petalops.config import Settings
-from petalops.errors import PetalopsError
-from petalops.serving.http import HttpError, error_document, parse_json
+from petalops.errors import NotFoundError, PetalopsError
 from petalops.ui import assets
-from petalops.ui.actions import check_token, parse_action, run_action
+from petalops.ui.actions import ActionError, check_token, parse_action, parse_body, run_action
 from petalops.ui.state import StateCache
 
 # The request body an action may have (the same limit as the server's default).
@@ -42,7 +41,12 @@ def create_watch_app(settings: Settings) -> FastAPI:
     @api.exception_handler(PetalopsError)
     async def refused(request: Request, exc: PetalopsError) -> JSONResponse:
         headers = {k.decode(): v.decode() for k, v in getattr(exc, "headers", None) or []}
-        return JSONResponse(error_document(exc, None), exc.http_status, headers=headers)
+        document: dict[str, Any] = {"error": exc.message}
+        if exc.field is not None:
+            document["field"] = exc.field
+        if getattr(exc, "example", None) is not None:
+            document["example"] = exc.example  # type: ignore[attr-defined]
+        return JSONResponse(document, exc.http_status, headers=headers)
 
     @api.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -59,8 +63,8 @@ def create_watch_app(settings: Settings) -> FastAPI:
         check_token(settings, request.headers.get("authorization", ""))
         body = await request.body()
         if len(body) > MAX_BODY:
-            raise HttpError(413, f"the body is over {MAX_BODY} bytes")
-        action, arguments = parse_action(parse_json(body, {"action": "promote"}))
+            raise ActionError(413, f"the body is over {MAX_BODY} bytes")
+        action, arguments = parse_action(parse_body(body))
         done: dict[str, Any] = await asyncio.to_thread(run_action, settings, action, arguments)
         cache.invalidate()
         return Response(orjson.dumps(done), media_type="application/json")
@@ -70,7 +74,7 @@ def create_watch_app(settings: Settings) -> FastAPI:
     async def page(name: str = "") -> Response:
         shipped = assets.ROUTES.get(f"/ui/{name}" if name else "/ui")
         if shipped is None:
-            raise HttpError(404, f"no file /ui/{name}; the page is at /ui")
+            raise NotFoundError(f"no file /ui/{name}; the page is at /ui")
         return Response(
             assets.read(shipped),
             media_type=assets.content_type(shipped).decode(),

@@ -11,13 +11,9 @@ import pytest
 
 from petalops.config import Settings
 from petalops.errors import NotFoundError
-from petalops.registry.catalog import (
-    RunData,
-    _client_catalog,
-    artifact_url,
-    gate_checks,
-    read_catalog,
-)
+from petalops.registry import store
+from petalops.registry.catalog import gate_checks, read_catalog, registry_stamp
+from petalops.registry.store import RunRecord
 
 pytestmark = pytest.mark.slow  # a registry of two trained versions per test
 
@@ -33,9 +29,9 @@ def test_versions_newest_first_with_aliases_and_lineage(trained_settings: Settin
         assert len(lineage.sha256) == 64
         assert len(lineage.data_fingerprint) == 64
         assert lineage.gate == "passed"
-        assert 0.9 <= lineage.run.metrics["accuracy"] <= 1.0
-        assert lineage.run.artifact_uri.startswith("file://")
-        assert lineage.created > 1.7e9
+        assert lineage.run is not None and 0.9 <= lineage.run.metrics["accuracy"] <= 1.0
+        assert lineage.info.created > 1.7e9
+    assert second.run is not None and first.run is not None
     assert second.run.params["model.params.C"] == "0.3"
     assert first.run.params.get("model.params.C") != "0.3"
     document = first.to_json()
@@ -45,14 +41,20 @@ def test_versions_newest_first_with_aliases_and_lineage(trained_settings: Settin
 
 def test_the_same_facts_as_the_mlflow_client(trained_settings: Settings) -> None:
     fast = read_catalog(trained_settings)
-    slow = _client_catalog(trained_settings, "iris", 20, {})
-    assert fast.aliases == slow.aliases
-    assert fast.tags == slow.tags
-    assert [v.version for v in fast.versions] == [v.version for v in slow.versions]
-    for a, b in zip(fast.versions, slow.versions, strict=True):
-        assert (a.aliases, a.sha256, a.tags, a.run_id) == (b.aliases, b.sha256, b.tags, b.run_id)
-        assert a.run.metrics == pytest.approx(b.run.metrics)
-        assert (a.run.params, a.run.tags) == (b.run.params, b.run.tags)
+    infos = store.list_versions(trained_settings)
+    assert [v.version for v in fast.versions] == [i.version for i in infos]
+    assert fast.aliases == {a: i.version for i in infos for a in i.aliases}
+    assert fast.tags == store.model_tags(trained_settings)
+    for lineage, info in zip(fast.versions, infos, strict=True):
+        assert (lineage.aliases, lineage.sha256, lineage.info.tags) == (
+            info.aliases,
+            info.sha256,
+            info.tags,
+        )
+        record = store.get_run(trained_settings, info.run_id)
+        assert lineage.run is not None
+        assert lineage.run.metrics == pytest.approx(record.metrics)
+        assert (lineage.run.params, lineage.run.tags) == (record.params, record.tags)
 
 
 def test_newest_limits_the_list_but_keeps_aliased_versions(trained_settings: Settings) -> None:
@@ -66,10 +68,10 @@ def test_newest_limits_the_list_but_keeps_aliased_versions(trained_settings: Set
 
 
 def test_run_data_is_read_once_per_run(trained_settings: Settings) -> None:
-    runs: dict[str, RunData] = {}
+    runs: dict[str, RunRecord] = {}
     first = read_catalog(trained_settings, runs=runs)
     assert set(runs) == {v.run_id for v in first.versions}
-    marker = RunData(metrics={"accuracy": -1.0})
+    marker = RunRecord(run_id="x", params={}, metrics={"accuracy": -1.0}, tags={}, start_time=0)
     runs[first.versions[0].run_id] = marker
     assert read_catalog(trained_settings, runs=runs).versions[0].run is marker
 
@@ -106,22 +108,9 @@ def test_reading_it_never_imports_mlflow(trained_settings: Settings) -> None:
     assert checks > 0
 
 
-@pytest.mark.parametrize(
-    ("tracking", "artifacts", "expected"),
-    [
-        (
-            "http://mlflow:5000",
-            "mlflow-artifacts:/1/abc/artifacts",
-            "http://mlflow:5000/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/gate.json",
-        ),
-        (
-            "https://mlflow.example.com/",
-            "mlflow-artifacts://store.example.com:8443/9/r 1/artifacts",
-            "https://store.example.com:8443/api/2.0/mlflow-artifacts/artifacts/9/r%201/artifacts/gate.json",
-        ),
-        ("http://mlflow:5000", "s3://bucket/1/abc/artifacts", None),
-        ("sqlite:///x.db", "mlflow-artifacts:/1/abc/artifacts", None),
-    ],
-)
-def test_artifact_url(tracking: str, artifacts: str, expected: str | None) -> None:
-    assert artifact_url(tracking, artifacts, "gate.json") == expected
+def test_the_stamp_moves_with_every_registry_write(trained_settings: Settings) -> None:
+    before = registry_stamp(trained_settings)
+    assert before and registry_stamp(trained_settings) == before
+    store.set_alias(trained_settings, "previous", "1")
+    assert registry_stamp(trained_settings) != before
+    assert registry_stamp(Settings(mlflow_uri="http://127.0.0.1:1")) is None

@@ -12,7 +12,7 @@ import pytest
 from petalops.config import Settings
 from petalops.monitoring.spool import LOADER_ENV, SPOOL_ENV
 from petalops.serving import runner
-from petalops.serving.runner import SpoolLoaderProcess, start_spool_loader
+from petalops.serving.runner import SidecarProcess, start_spool_loader
 
 # Stands in for the loader: counts its starts, exits at once on the first, else waits for
 # the end of its stdin and leaves a mark.
@@ -32,10 +32,8 @@ sys.stdin.buffer.read()
 def test_a_dead_loader_is_restarted_and_stop_lets_it_drain(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(SpoolLoaderProcess, "RESTART_SECONDS", 0.05)
-    loader = SpoolLoaderProcess(
-        [sys.executable, "-c", FAKE_LOADER, str(tmp_path)], dict(os.environ)
-    )
+    monkeypatch.setattr(SidecarProcess, "RESTART_SECONDS", 0.05)
+    loader = SidecarProcess([sys.executable, "-c", FAKE_LOADER, str(tmp_path)], dict(os.environ))
     starts = tmp_path / "starts"
     deadline = time.monotonic() + 20
     while not starts.exists() or starts.read_text() != "2":
@@ -58,10 +56,10 @@ def test_workers_spool_only_when_the_loader_runs(
     started: list[dict[str, str]] = []
 
     class Recorded:
-        def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        def __init__(self, command: list[str], env: dict[str, str], name: str = "") -> None:
             started.append(env)
 
-    monkeypatch.setattr(runner, "SpoolLoaderProcess", Recorded)
+    monkeypatch.setattr(runner, "SidecarProcess", Recorded)
     on = Settings(home=tmp_path)
     assert start_spool_loader(on) is not None
     assert os.environ[SPOOL_ENV] == str(tmp_path.resolve() / "spool")

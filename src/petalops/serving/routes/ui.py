@@ -1,16 +1,20 @@
-"""The control room at ``/ui``: the page, its assets, its state document and its actions.
+"""The control room at ``/ui``: serving mounts `petalops.ui` (the page, its assets, its
+state document and its actions); the control room knows nothing of serving.
 
 The state and the actions are hot routes (the page polls the state from every open tab).
 The page and its files, fetched once per visit, are answered by FastAPI (``router``,
 mounted on `petalops.serving.fallback`); everything ships in the package (`petalops.ui`),
-so the page works offline. The state document is built at most once per
-`petalops.ui.state.FRESH_SECONDS` for all the workers of the machine, and only while
-someone looks (`petalops.ui.state.StateCache`).
+so the page works offline. Under `petalops serve` the state document is built by one
+process for the machine (`petalops.ui.builder`, started by `serving.runner`) and a worker
+answers the published file with its own slots filled in (`petalops.ui.document`), with an
+ETag; an app run in one process builds it itself (`petalops.ui.state.StateCache`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,13 +22,13 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
 from petalops.serving.codec import Codec, Route
-from petalops.serving.http import Call, Receive, json_body
+from petalops.serving.http import Call, HttpError, Receive, json_body
 from petalops.serving.openapi import Docs
 from petalops.serving.reply import Reply
 from petalops.serving.server import Server
 from petalops.ui import assets
 from petalops.ui.actions import ACTIONS, check_token, parse_action, run_action
-from petalops.ui.state import StateCache
+from petalops.ui.document import DOCUMENT_ENV, PublishedDocument
 
 _ACTION_SCHEMA = {
     "type": "object",
@@ -46,7 +50,9 @@ class ControlRoom(Codec[None]):
 
     def __init__(self, server: Server) -> None:
         super().__init__(server)
-        self.cache = StateCache(server.settings, self._serving)
+        published = os.environ.get(DOCUMENT_ENV)
+        self.published = PublishedDocument(Path(published), self._serving) if published else None
+        self._cache: Any = None
         self.example = {"action": "promote", "reason": "looks good"}
 
     def routes(self, docs: Docs) -> list[Route]:
@@ -90,9 +96,33 @@ class ControlRoom(Codec[None]):
         return {"slots": slots, "traffic": snapshot.policy.to_dict()}
 
     async def state(self, call: Call, receive: Receive) -> Reply:
-        """The control room's state document, shared by every tab and worker for a few
-        seconds (polling it costs /predict next to nothing)."""
-        return Reply(body=await self.cache.get(), headers=[(b"cache-control", b"no-store")])
+        """The control room's state document, built once per refresh for every tab and
+        worker; ``If-None-Match`` with the last ETag is answered 304 without a body."""
+        if self.published is None:
+            body = await self._in_process().get()
+            return Reply(body=body, headers=[(b"cache-control", b"no-store")])
+        answer = await self.published.get()
+        if answer is None:
+            raise HttpError(
+                503,
+                "the control room's state is not built yet; retry in a few seconds",
+                headers=[(b"retry-after", b"2")],
+            )
+        body, etag = answer
+        headers = [(b"etag", etag), (b"cache-control", b"no-cache")]
+        if call.if_none_match == etag:
+            return Reply(body=b"", status=304, headers=headers)
+        return Reply(body=body, headers=headers)
+
+    def _in_process(self) -> Any:
+        """The document built in this process (no builder: an app run in one process)."""
+        if self._cache is None:
+            # Here, not at the top: the read models load SQLAlchemy and scipy, which a
+            # worker of `petalops serve` (whose builder builds the document) never needs.
+            from petalops.ui.state import StateCache
+
+            self._cache = StateCache(self.server.settings, serving=self._serving)
+        return self._cache
 
     async def action(self, call: Call, receive: Receive) -> Reply:
         """Promote, abort, pause or resume the rollout, or set an alias, with the admin token
@@ -104,7 +134,10 @@ class ControlRoom(Codec[None]):
         holder = self.server.holder
         holder.poke_all()  # the other workers pick the change up at once, this one now
         await holder.reconcile()
-        self.cache.invalidate()
+        if self.published is not None:
+            self.published.invalidate()
+        elif self._cache is not None:
+            self._cache.invalidate()
         return Reply(body=orjson.dumps(done))
 
 

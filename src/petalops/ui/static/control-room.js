@@ -166,26 +166,59 @@ function chart(key, container, options, data) {
 const COLORS = ["#0b5cad", "#c45a00", "#1a7f37", "#8250df", "#9a6700", "#cf222e"];
 const DASHES = [[], [6, 4], [2, 3], [10, 3, 2, 3]];
 
+function band(b) {
+  return b && b.value !== null && b.value !== undefined
+    ? `${fmt(b.value, 3)} [${fmt(b.low, 3)}, ${fmt(b.high, 3)}]` : "—";
+}
+
+// Per version: estimated accuracy (from the calibrated probabilities, no labels needed) with
+// its band, and realized accuracy where labels came, over the newest rows' chunks.
 function drawQuality(s) {
-  const points = (s.slow && s.slow.quality) || [];
+  const slow = s.slow || {};
+  const timeline = (slow.timeline || []).filter((v) => v.points && v.points.length);
   const note = $("quality-note");
   const container = $("quality-chart");
-  if (!points.length) {
-    note.textContent = "no labelled predictions yet (send feedback to POST /feedback)";
+  const live = (slow.live || []).map((r) =>
+    `v${r.model_version} ${r.variant}: ${fmt(r.accuracy, 4)} on ${r.labelled} labels`);
+  if (!timeline.length) {
+    note.textContent = "no predictions logged yet: accuracy shows once there are some";
     container.replaceChildren();
     if (charts.quality) { charts.quality.plot.destroy(); delete charts.quality; }
     return;
   }
-  const keys = [...new Set(points.map((p) => `v${p.model_version} ${p.variant}`))];
-  const times = [...new Set(points.map((p) => p.ts))].sort((a, b) => a - b);
+  const times = [...new Set(timeline.flatMap((v) => v.points.map((p) => p.ts)))].sort((a, b) => a - b);
   const index = new Map(times.map((t, i) => [t, i]));
-  const series = keys.map(() => times.map(() => null));
-  for (const p of points) series[keys.indexOf(`v${p.model_version} ${p.variant}`)][index.get(p.ts)] = p.accuracy;
-  const last = points[points.length - 1];
-  note.textContent = `accuracy over the newest labelled rows per version; latest v${last.model_version} ` +
-    `${last.variant}: ${fmt(last.accuracy, 4)} on ${last.labelled} labels`;
+  const data = [times];
+  const series = [{}];
+  const bands = [];
+  const lines = [];
+  timeline.forEach((v, i) => {
+    const color = COLORS[i % COLORS.length];
+    const column = (pick) => {
+      const values = times.map(() => null);
+      for (const p of v.points) values[index.get(p.ts)] = pick(p);
+      return values;
+    };
+    const first = data.length;
+    data.push(column((p) => p.estimated.value), column((p) => p.estimated.low),
+      column((p) => p.estimated.high), column((p) => p.realized));
+    series.push(
+      { label: `v${v.model_version} estimated`, stroke: color, width: 2, spanGaps: true },
+      { label: `v${v.model_version} band low`, stroke: color, width: 1, dash: [2, 3], spanGaps: true },
+      { label: `v${v.model_version} band high`, stroke: color, width: 1, dash: [2, 3], spanGaps: true },
+      { label: `v${v.model_version} realized`, stroke: color, width: 2, dash: [8, 4],
+        points: { show: true, size: 7 }, spanGaps: true },
+    );
+    bands.push({ series: [first + 2, first + 1], fill: color + "22" });
+    const last = v.points[v.points.length - 1];
+    lines.push(`v${v.model_version}: estimated ${band(last.estimated)} over its newest ${last.rows} rows` +
+      (last.realized !== null && last.realized !== undefined
+        ? `, realized ${fmt(last.realized, 4)} on ${last.labelled} labels` : ", no labels yet"));
+  });
+  note.textContent = lines.join(" · ") + (live.length ? ` · live on labels: ${live.join(", ")}` : "");
   chart("quality", container, {
-    signature: keys.join("|"),
+    signature: timeline.map((v) => v.model_version).join("|"),
+    bands,
     scales: {
       // One point (or a few seconds) would otherwise stretch the axis over years.
       x: {
@@ -198,12 +231,9 @@ function drawQuality(s) {
       },
       y: { range: [0, 1] },
     },
-    series: [{}, ...keys.map((k, i) => ({
-      label: k, stroke: COLORS[i % COLORS.length], dash: DASHES[i % DASHES.length], width: 2,
-      points: { show: true },
-    }))],
+    series,
     axes: [{}, { label: "accuracy" }],
-  }, [times, ...series]);
+  }, data);
 }
 
 function drawDrift(s) {
@@ -279,7 +309,9 @@ function draw(s) {
 
 async function poll() {
   try {
-    const response = await fetch("/ui/state", { cache: "no-store" });
+    // "no-cache": the browser revalidates its copy (If-None-Match); an unchanged document
+    // comes back as a bodiless 304, which fetch hands over as the cached 200.
+    const response = await fetch("/ui/state", { cache: "no-cache" });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const s = await response.json();
     pollMs = Math.max(1000, (s.poll_seconds || 3) * 1000);
@@ -341,7 +373,7 @@ let refresh = null;
 function refreshSoon() {
   clearTimeout(refresh);
   refresh = setTimeout(async () => {
-    const response = await fetch("/ui/state", { cache: "no-store" });
+    const response = await fetch("/ui/state", { cache: "no-cache" });
     if (response.ok) draw(await response.json());
   }, 300);
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import orjson
 import pytest
 from starlette.testclient import TestClient
 from tests.utils.serving import BundleSource
@@ -11,6 +12,7 @@ from tests.utils.serving import BundleSource
 from petalops.config import Settings
 from petalops.serving.app import create_app
 from petalops.ui import assets
+from petalops.ui.document import DOCUMENT_ENV, document_path, wanted_path
 
 
 def test_the_page_and_every_file_it_loads_are_served(client: TestClient) -> None:
@@ -92,3 +94,32 @@ def test_an_unknown_file_is_a_json_404(client: TestClient) -> None:
     answer = client.get("/ui/../../etc/passwd")
     assert answer.status_code == 404
     assert client.get("/ui/nothing.js").json()["error"].startswith("no route /ui/nothing.js")
+
+
+def test_a_worker_answers_the_builders_document_with_an_etag(
+    settings: Settings, source: BundleSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under `petalops serve` the builder publishes the document; the worker answers it,
+    with its own slots filled in, and a tab holding the current copy gets a 304."""
+    published = document_path(settings)
+    published.parent.mkdir(parents=True)
+    built = {"generated": 1.0, "serving": None, "versions": [{"version": "1", "sha256": "a"}]}
+    published.write_bytes(orjson.dumps(built))
+    monkeypatch.setenv(DOCUMENT_ENV, str(published))
+    with TestClient(create_app(settings, source=source, open_sink=False)) as client:
+        first = client.get("/ui/state")
+        assert first.status_code == 200
+        document = first.json()
+        assert document["serving"]["slots"]["champion"]["version"] == "1"
+        # The test double's bundle checksum is not the "a" the document says was registered.
+        assert document["versions"][0]["checksum"] == "mismatch"
+        assert wanted_path(published).exists()  # the builder is told someone looks
+        etag = first.headers["etag"]
+        same = client.get("/ui/state", headers={"If-None-Match": etag})
+        assert (same.status_code, same.content) == (304, b"")
+        built["generated"] = 2.0
+        (published.parent / "next.json").write_bytes(orjson.dumps(built))
+        (published.parent / "next.json").replace(published)  # as the builder publishes
+        newer = client.get("/ui/state", headers={"If-None-Match": etag})
+        assert newer.status_code == 200 and newer.json()["generated"] == 2.0
+        assert newer.headers["etag"] != etag
