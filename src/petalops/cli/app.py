@@ -13,8 +13,10 @@ from typing import Annotated
 import typer
 
 import petalops
+from petalops.cli import audit as audit_cmd
 from petalops.cli import demo as demo_cmd
 from petalops.cli import experiments as experiments_cmd
+from petalops.cli import keys as keys_cmd
 from petalops.cli import monitor as monitor_cmd
 from petalops.cli import predict as predict_cmd
 from petalops.cli import registry as registry_cmd
@@ -72,6 +74,8 @@ app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(rollout_cmd.app, name="rollout")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(demo_cmd.app, name="demo")
+app.add_typer(keys_cmd.app, name="keys")
+app.command("audit", epilog=example("petalops audit --action rollout --limit 20"))(audit_cmd.audit)
 app.command("reproduce", epilog=example("petalops reproduce champion"))(experiments_cmd.reproduce)
 app.command("tune", epilog=example("petalops tune --param C=0.1,1,10 --cv 5"))(experiments_cmd.tune)
 app.command("export", epilog=example("petalops export champion --output model.onnx"))(

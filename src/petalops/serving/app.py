@@ -21,6 +21,7 @@ from petalops.config import Settings, load_settings
 from petalops.monitoring.metrics import start_gauge_refresher
 from petalops.monitoring.sink import PredictionSink
 from petalops.monitoring.spool import SPOOL_ENV, SpoolWriter
+from petalops.security.guard import KeyGuard
 from petalops.serving import routes
 from petalops.serving.accesslog import JsonLog
 from petalops.serving.codec import Codec
@@ -90,6 +91,9 @@ class PetalopsApp:
             "worker_started", model=server.settings.model_ref, workers=server.settings.serve.workers
         )
         server.holder.start()
+        # The keys before the first request: until they are in, guarded routes answer 503.
+        await server.keys.refresh()
+        server.keys.start()
         self._background = start_background(server.settings, server.side.sink, server.log)
         # Take traffic once the first model is in (bounded): with several workers on one
         # socket, a cold worker would otherwise answer 503 beside ready ones.
@@ -98,6 +102,7 @@ class PetalopsApp:
     async def shutdown(self) -> None:
         server = self.server
         await server.holder.stop()
+        await server.keys.stop()
         for worker in self._background:
             worker.stop()
         server.side.close()
@@ -199,6 +204,7 @@ def create_app(
         metrics=request_metrics,
         log=log,
         side=SideChannel(request_metrics, log, None),
+        keys=KeyGuard(settings, request_metrics),
     )
     shipped, routers = routes.shipped()
     docs = Docs(server.shape, settings.serve.max_batch)
