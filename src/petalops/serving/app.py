@@ -21,12 +21,12 @@ from petalops.config import Settings, load_settings
 from petalops.monitoring.metrics import start_gauge_refresher
 from petalops.monitoring.sink import PredictionSink
 from petalops.monitoring.spool import SPOOL_ENV, SpoolWriter
-from petalops.security.guard import KeyGuard
 from petalops.serving import routes
 from petalops.serving.accesslog import JsonLog
 from petalops.serving.codec import Codec
 from petalops.serving.dispatcher import Dispatcher
 from petalops.serving.fallback import Fallback, build_api
+from petalops.serving.guard import KeyGuard
 from petalops.serving.holder import RuntimeHolder
 from petalops.serving.http import Receive, Scope, Send
 from petalops.serving.lifeline import follow_parent

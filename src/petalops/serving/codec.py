@@ -103,7 +103,7 @@ class Route:
     request_content: dict[str, Any] = field(default_factory=dict)
     responses: Responses = field(default_factory=dict)
     text_response: bool = False
-    # The API-key scope the route needs once a key of it exists (petalops.security.guard):
+    # The API-key scope the route needs once a key of it exists (petalops.serving.guard):
     # prediction routes default to "predict"; "admin" routes always need admin access.
     scope: str | None = None
     # The OpenAPI description: the handler's docstring, or the codec class's (cleaned as

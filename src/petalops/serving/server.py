@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from petalops.config import Settings
-from petalops.security.guard import KeyGuard
 from petalops.serving.accesslog import JsonLog
+from petalops.serving.guard import KeyGuard
 from petalops.serving.holder import RuntimeHolder, Served, Snapshot
 from petalops.serving.http import Call, HttpError
 from petalops.serving.metrics import RequestMetrics

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from petalops.security import audit
-from petalops.security.guard import DEFAULT_ADMIN_TOKEN
+from petalops.serving.guard import DEFAULT_ADMIN_TOKEN
 from petalops.serving.http import Call, HttpError
 from petalops.serving.server import Server
 
@@ -43,7 +43,7 @@ def get_server(request: Request) -> Server:
 
 
 def require_admin(request: Request, server: Annotated[Server, Depends(get_server)]) -> Server:
-    """The admin token or an admin API key (`petalops.security.guard.KeyGuard.admin`);
+    """The admin token or an admin API key (`petalops.serving.guard.KeyGuard.admin`);
     the actor goes on ``request.state.actor`` for the audit trail."""
     call = Call(request.method, request.url.path, {}, "", 0.0)
     call.authorization = (request.headers.get("authorization") or "").encode("latin-1")
