@@ -57,6 +57,7 @@ class KeyGuard:
         self._clock = clock
         self.loaded = False
         self.last_error: str | None = None
+        self.refreshed: float | None = None
         # Scopes whose routes need a key now; all of them until the first load (fail closed).
         self.guarded: frozenset[str] = frozenset(SCOPES)
         self._keys: dict[str, ApiKey] = {}
@@ -92,6 +93,7 @@ class KeyGuard:
             return
         self.last_error = None
         self.use(keys)
+        self.refreshed = time.time()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -109,10 +111,14 @@ class KeyGuard:
                 await self._task
 
     def status(self) -> dict[str, Any]:
+        """What `/admin/status` shows of this worker's keys (names only)."""
+        now = time.time()
         return {
             "loaded": self.loaded,
             "guarded_scopes": sorted(self.guarded),
             "keys": len(self._keys),
+            "active": sorted(k.name for k in self._keys.values() if k.status(now) == "active"),
+            "refreshed": self.refreshed,
             "last_error": self.last_error,
         }
 

@@ -35,6 +35,7 @@ class AdminStatus(BaseModel):
     last_error: str | None
     reconciles: int
     side_channel_failures: int
+    api_keys: dict[str, Any]
 
 
 def get_server(request: Request) -> Server:
@@ -61,7 +62,10 @@ AdminServer = Annotated[Server, Depends(require_admin)]
 
 def _status(server: Server) -> AdminStatus:
     return AdminStatus(
-        pid=os.getpid(), side_channel_failures=server.side.failures, **server.holder.status()
+        pid=os.getpid(),
+        side_channel_failures=server.side.failures,
+        api_keys=server.keys.status(),
+        **server.holder.status(),
     )
 
 
