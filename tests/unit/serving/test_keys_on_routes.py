@@ -128,3 +128,15 @@ def test_no_key_of_a_scope_leaves_it_open(guarded: TestClient, tmp_path: Path) -
     # Keys exist (predict, admin) but none of scope feedback: feedback answers as before.
     answer = guarded.post("/v1/feedback", json={"request_id": "x", "label": "setosa"})
     assert answer.status_code == 409  # the prediction log is off here, not a key refusal
+
+
+def test_control_room_actions_take_an_admin_key(
+    guarded: TestClient, keyed: tuple[Settings, dict[str, str], DatabaseKeys]
+) -> None:
+    _, made, _ = keyed
+    action = {"action": "promote"}
+    refused = guarded.post("/ui/actions", json=action, headers={"X-API-Key": made["shop"]})
+    assert refused.status_code == 403
+    # Through the key check: refused further on (no registry here), not by the check.
+    answer = guarded.post("/ui/actions", json=action, headers={"X-API-Key": made["ops"]})
+    assert answer.status_code == 404 and answer.json().get("field") != "Authorization"
