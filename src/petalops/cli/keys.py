@@ -25,6 +25,11 @@ from petalops.cli.common import (
 app = group("Create, list and revoke the API keys that guard the server's routes.")
 
 
+def _audited(public: dict[str, Any]) -> dict[str, Any]:
+    """What the audit trail keeps of a key: enough to tell keys and their states apart."""
+    return {k: public[k] for k in ("key_id", "scope", "rate", "status")}
+
+
 def _when(ts: float | None) -> str:
     return "—" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
@@ -69,7 +74,7 @@ def create(
     expires_in = parse_duration(expires) if expires else None
     key, record = new_key(name or f"{scope}-{int(time.time())}", scope, rate, expires_in)
     open_store(settings).add(record)
-    audit.record(settings, "key.create", record.name, before=None, after=record.public())
+    audit.record(settings, "key.create", record.name, before=None, after=_audited(record.public()))
     sys.stderr.write(
         f"created API key {record.name!r} (scope {record.scope}, id {record.key_id}"
         f"{', rate ' + record.rate + ' per worker' if record.rate else ''}"
@@ -129,7 +134,13 @@ def revoke(
     before = next((k.public() for k in store.all() if name in (k.name, k.key_id)), None)
     key = store.revoke(name, time.time())
     if before is not None and before["revoked"] is None:
-        audit.record(settings, "key.revoke", key.name, before=before, after=key.public())
+        audit.record(
+            settings,
+            "key.revoke",
+            key.name,
+            before=_audited(before),
+            after=_audited(key.public()),
+        )
         typer.echo(f"revoked API key {key.name!r} (id {key.key_id})")
     else:
         typer.echo(f"API key {key.name!r} was already revoked at {_when(key.revoked)}")
