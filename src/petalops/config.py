@@ -193,6 +193,19 @@ class ServeSettings(_Section):
     # Set it on any non-local bind: POST /v1/feedback then needs "Authorization: Bearer
     # <token>" (or the admin token), so a client that can reach the port cannot relabel.
     feedback_token: str = Field("", examples=["a-long-random-secret"])
+    # HTTPS by uvicorn itself (both or neither); behind nginx or an ingress that terminates
+    # TLS, leave them unset.
+    tls_cert: Path | None = Field(None, examples=["/etc/petalops/tls/cert.pem"])
+    tls_key: Path | None = Field(None, examples=["/etc/petalops/tls/key.pem"])
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServeSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError(
+                "serve.tls_cert and serve.tls_key go together: give both (--tls-cert F "
+                "--tls-key F) or neither"
+            )
+        return self
 
 
 class MonitorSettings(_Section):
@@ -244,6 +257,16 @@ class MonitorSettings(_Section):
     @classmethod
     def _known_or_none(cls, value: str) -> str:
         return value if value == "none" else _registered_strategy(value, "or none")
+
+
+class SecuritySettings(_Section):
+    """Scoped API keys (`petalops keys`, docs/security.md)."""
+
+    # Where the key hashes live: the monitoring database by default, or this JSON file (a
+    # mounted Secret for read-only images; `petalops keys create` writes it).
+    keys_file: Path | None = Field(None, examples=["/etc/petalops/keys.json"])
+    # Put /metrics behind the keys of this scope ("": open, as /healthz and /readyz stay).
+    metrics_scope: Literal["", "predict", "feedback", "admin"] = ""
 
 
 class RolloutSettings(_Section):
@@ -356,6 +379,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     tune: TuneSettings = Field(default_factory=TuneSettings)
     signing: SigningSettings = Field(default_factory=SigningSettings)
 

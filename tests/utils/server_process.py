@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -29,10 +30,13 @@ class ServerProcess:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         port: int | None = None,
+        ca: Path | None = None,
     ) -> None:
         self.home = home
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # ca: the server speaks HTTPS (--tls-cert in extra_args) with this certificate.
+        self.verify: Path | bool = ca if ca is not None else True
+        self.url = f"{'https' if ca is not None else 'http'}://127.0.0.1:{self.port}"
         self.log_path = home.parent / f"server-{self.port}.log"
         env = {
             **os.environ,
@@ -68,12 +72,22 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited ({self.process.returncode}):\n{self.output()}")
             try:
-                if httpx.get(self.url + path, timeout=2).status_code == status:
+                answer = httpx.get(self.url + path, timeout=2, verify=self._context())
+                if answer.status_code == status:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         raise AssertionError(f"{path} never answered {status}:\n{self.output()}")
+
+    def _context(self) -> ssl.SSLContext | bool:
+        if isinstance(self.verify, Path):
+            return ssl.create_default_context(cafile=str(self.verify))
+        return self.verify
+
+    def client(self, **options: Any) -> httpx.Client:
+        """A client of this server (trusting its certificate when it speaks HTTPS)."""
+        return httpx.Client(base_url=self.url, verify=self._context(), **options)
 
     def stop(self, timeout: float = 20.0) -> int:
         if self.process.poll() is None:

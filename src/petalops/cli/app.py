@@ -13,8 +13,10 @@ from typing import Annotated
 import typer
 
 import petalops
+from petalops.cli import audit as audit_cmd
 from petalops.cli import demo as demo_cmd
 from petalops.cli import experiments as experiments_cmd
+from petalops.cli import keys as keys_cmd
 from petalops.cli import monitor as monitor_cmd
 from petalops.cli import predict as predict_cmd
 from petalops.cli import registry as registry_cmd
@@ -22,7 +24,7 @@ from petalops.cli import rollout as rollout_cmd
 from petalops.cli import serve as serve_cmd
 from petalops.cli import signing as signing_cmd
 from petalops.cli import train as train_cmd
-from petalops.cli.common import CommandGroup, example, group, run_guarded
+from petalops.cli.common import CommandGroup, example, run_guarded
 
 # -h beside --help, in every sub-command too (a context passes it on to its children).
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -96,6 +98,9 @@ app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(rollout_cmd.app, name="rollout")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(demo_cmd.app, name="demo")
+app.add_typer(keys_cmd.app, name="keys")
+keys_cmd.app.add_typer(signing_cmd.app, name="signing")  # the signing keys of model bundles
+app.command("audit", epilog=example("petalops audit --action rollout --limit 20"))(audit_cmd.audit)
 app.command("reproduce", epilog=example("petalops reproduce champion"))(experiments_cmd.reproduce)
 app.command("tune", epilog=example("petalops tune --param C=0.1,1,10 --cv 5"))(experiments_cmd.tune)
 app.command("export", epilog=example("petalops export champion --output model.onnx"))(
@@ -103,13 +108,6 @@ app.command("export", epilog=example("petalops export champion --output model.on
 )
 app.command("ui", epilog=example("petalops ui --port 5000"))(experiments_cmd.ui)
 app.add_typer(experiments_cmd.runs_app, name="runs")
-
-# `petalops keys`: the signing keys of model bundles live here; the API keys of the HTTP
-# routes (`keys create | list | revoke`, cli/keys.py of the security branch) join this
-# same group when the two branches merge.
-keys_app = group("Keys: the signing keys of model bundles.")
-keys_app.add_typer(signing_cmd.app, name="signing")
-app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -42,6 +43,18 @@ def serve(
             "first model is registered.",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            metavar="FILE",
+            help="Serve HTTPS with this PEM certificate (chain); needs --tls-key.",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option("--tls-key", metavar="FILE", help="The certificate's PEM private key."),
+    ] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
 ) -> None:
@@ -50,11 +63,15 @@ def serve(
     Checks first that the port is free, the registry reachable and the model resolvable;
     otherwise one line and exit 2, with nothing started or touched.
     """
-    flags = {"host": host, "port": port, "workers": workers, "model": model}
+    flags: dict[str, Any] = {"host": host, "port": port, "workers": workers, "model": model}
+    for flag, path in (("tls_cert", tls_cert), ("tls_key", tls_key)):
+        flags[flag] = str(path.resolve()) if path is not None else None
     # As JSON, which --set reads as YAML: `--model 3` stays the string "3".
     given = [f"serve.{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
     settings = settings_from(config, [*(overrides or []), *given])
-    from petalops.serving.preflight import ModelDeadline, preflight
+    from petalops.serving.preflight import ModelDeadline, check_tls, preflight
+
+    check_tls(settings)
 
     checked = preflight(settings, wait_for_model=wait_for_model is not None)
     deadline = None

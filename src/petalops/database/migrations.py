@@ -33,7 +33,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from petalops.database.schema import metadata, pending_labels, schema_versions
+from petalops.database.schema import (
+    metadata,
+    pending_labels,
+    schema_versions,
+    security_metadata,
+)
 
 # Any fixed 64-bit key: it names the lock of this schema among the server's advisory locks.
 _POSTGRES_LOCK_KEY = 0x7065_7461_6C6F_7073  # "petalops"
@@ -57,6 +62,10 @@ def _create_pending_labels(conn: sa.Connection) -> None:
     pending_labels.create(conn, checkfirst=True)
 
 
+def _create_security_tables(conn: sa.Connection) -> None:
+    security_metadata.create_all(conn, checkfirst=True)
+
+
 STEPS: tuple[Step, ...] = (
     Step(
         1,
@@ -64,6 +73,7 @@ STEPS: tuple[Step, ...] = (
         _create_tables,
     ),
     Step(2, "labels waiting for their prediction (pending_labels)", _create_pending_labels),
+    Step(3, "API keys and the audit trail (api_keys, audit_events)", _create_security_tables),
 )
 
 

@@ -15,6 +15,10 @@ follow.
 * ``rollout_events``: every rollout decision with its numbers (`petalops rollout history`).
 * ``rollout_leases``: who may act on a rollout; taken with one atomic conditional UPDATE.
 * ``rollout_commands``: promote/abort requests handed to a running controller.
+* ``api_keys``: scoped API keys (`petalops keys`): a salted SHA-256 of each key, never the
+  key itself, with its scope, rate limit, expiry and revocation time.
+* ``audit_events``: every admin action (alias moves, rollout commands, key changes) with
+  its time, who did it and the state before and after (`petalops audit`).
 * ``petalops_schema``: the migration steps applied to this database (named so that it
   cannot clash with a table of another application sharing a PostgreSQL database).
 """
@@ -139,6 +143,37 @@ pending_labels = sa.Table(
     sa.Column("label", sa.Integer, nullable=False),
     sa.Column("ts", sa.Float, nullable=False),
     sa.Index("ix_pending_labels_ts", "ts"),
+)
+
+# Security tables: their own MetaData, created by migration step 3.
+security_metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "api_keys",
+    security_metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("salt", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(128), nullable=False),
+    sa.Column("rate", sa.String(32), nullable=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=True),
+    sa.Column("revoked", sa.Float, nullable=True),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    security_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(200), nullable=False, default=""),
+    sa.Column("before", sa.Text, nullable=True),
+    sa.Column("after", sa.Text, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+    sa.Index("ix_audit_events_ts", "ts"),
 )
 
 # Kept apart from ``metadata``: the migrations create it before anything else and never

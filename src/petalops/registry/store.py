@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from petalops.config import Settings
 from petalops.errors import NotFoundError, RegistryUnavailableError
 from petalops.registry.resolve import SHA_TAG, VersionInfo
+from petalops.security import audit
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -205,29 +206,31 @@ def set_alias(
     settings: Settings, alias: str, version: str, name: str | None = None, actor: str | None = None
 ) -> None:
     """Point an alias at a version and record who did it and when as version tags
-    (``petalops.promoted_by`` / ``_at`` for champion, ``petalops.alias_history`` for all)."""
+    (``petalops.promoted_by`` / ``_at`` for champion, ``petalops.alias_history`` for all)
+    and in the audit trail (with the version it pointed at before)."""
     mlflow_client = client(settings)
     model = name or settings.project
     info = get_version(settings, version, name=model)  # a clear 404 for a missing version
+    before = alias_version(settings, alias, model)
     mlflow_client.set_registered_model_alias(model, alias, str(version))
     _record_alias_event(settings, info, alias, actor)
+    audit.record(
+        settings,
+        "alias.set",
+        f"{model}@{alias}",
+        before={"version": before},
+        after={"version": str(version)},
+        actor=actor,
+    )
 
 
 ALIAS_HISTORY_TAG = "petalops.alias_history"
 
 
 def current_actor() -> str:
-    """Who is acting: ``PETALOPS_ACTOR`` if set, else ``user@host``."""
-    import getpass
-    import socket
-
-    if os.environ.get("PETALOPS_ACTOR"):
-        return os.environ["PETALOPS_ACTOR"]
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry in some containers
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    """Who is acting: an HTTP route's API key name, ``PETALOPS_ACTOR`` if set, else
+    ``user@host`` (`petalops.security.audit.current_actor`)."""
+    return audit.current_actor()
 
 
 def _record_alias_event(
@@ -252,12 +255,16 @@ def delete_alias(settings: Settings, alias: str, name: str | None = None) -> Non
     from mlflow.exceptions import MlflowException
 
     model = name or settings.project
-    if alias_version(settings, alias, model) is None:
+    before = alias_version(settings, alias, model)
+    if before is None:
         raise NotFoundError(f"model {model!r} has no alias {alias!r}; see `petalops registry list`")
     try:
         client(settings).delete_registered_model_alias(model, alias)
     except MlflowException:
         raise NotFoundError(f"model {model!r} has no alias {alias!r}") from None
+    audit.record(
+        settings, "alias.delete", f"{model}@{alias}", before={"version": before}, after=None
+    )
 
 
 def alias_version(settings: Settings, alias: str, name: str | None = None) -> str | None:

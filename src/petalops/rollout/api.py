@@ -32,6 +32,7 @@ from petalops.rollout.plan import RolloutPlan, new_rollout_id, stamp, traffic_fo
 from petalops.rollout.store import RolloutStore
 from petalops.rollout.strategies import registry as strategies
 from petalops.rollout.window import judge_window, registry_calibrations
+from petalops.security import audit
 
 log = logging.getLogger("petalops.rollout")
 
@@ -189,9 +190,34 @@ def request(
 
     A running controller holds the lease: the command is queued for it and applied within
     one tick. With no live controller, this process takes the lease and applies it itself.
+    The command goes into the audit trail with the plan before and after.
     """
     if command not in COMMANDS:
         raise ConfigError(f"unknown rollout command {command!r}; use one of {', '.join(COMMANDS)}")
+    before = RolloutPlan.parse(ControlPlane(settings).read().plan_raw)
+    out = _request(settings, command, reason, timeout)
+    after = out.get("plan")
+    audit.record(
+        settings,
+        f"rollout.{command}",
+        f"{settings.project} rollout {before.rollout_id if before else '-'}",
+        before=_audited(before.to_dict() if before else None),
+        after=_audited(after if isinstance(after, dict) else None),
+        detail=reason,
+    )
+    return out
+
+
+_AUDITED_PLAN = ("rollout_id", "strategy", "version", "baseline", "phase", "step", "paused_at")
+
+
+def _audited(plan: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if plan is None else {k: plan.get(k) for k in _AUDITED_PLAN}
+
+
+def _request(
+    settings: Settings, command: str, reason: str, timeout: float | None
+) -> dict[str, Any]:
     store = RolloutStore(settings.monitor_url)
     name = lease_name(settings)
     holder = holder_id("cli:")

@@ -26,6 +26,7 @@ from petalops.serving.accesslog import JsonLog
 from petalops.serving.codec import Codec
 from petalops.serving.dispatcher import Dispatcher
 from petalops.serving.fallback import Fallback, build_api
+from petalops.serving.guard import KeyGuard
 from petalops.serving.holder import RuntimeHolder
 from petalops.serving.http import Receive, Scope, Send
 from petalops.serving.inputquality import InputQuality
@@ -91,6 +92,9 @@ class PetalopsApp:
             "worker_started", model=server.settings.model_ref, workers=server.settings.serve.workers
         )
         server.holder.start()
+        # The keys before the first request: until they are in, guarded routes answer 503.
+        await server.keys.refresh()
+        server.keys.start()
         self._background = start_background(server.settings, server.side.sink, server.log)
         # Take traffic once the first model is in (bounded): with several workers on one
         # socket, a cold worker would otherwise answer 503 beside ready ones.
@@ -99,6 +103,7 @@ class PetalopsApp:
     async def shutdown(self) -> None:
         server = self.server
         await server.holder.stop()
+        await server.keys.stop()
         for worker in self._background:
             worker.stop()
         server.side.close()
@@ -202,6 +207,7 @@ def create_app(
         metrics=request_metrics,
         log=log,
         side=SideChannel(request_metrics, log, None, quality),
+        keys=KeyGuard(settings, request_metrics),
     )
     shipped, routers = routes.shipped()
     docs = Docs(server.shape, settings.serve.max_batch)

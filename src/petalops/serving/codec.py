@@ -103,6 +103,9 @@ class Route:
     request_content: dict[str, Any] = field(default_factory=dict)
     responses: Responses = field(default_factory=dict)
     text_response: bool = False
+    # The API-key scope the route needs once a key of it exists (petalops.serving.guard):
+    # prediction routes default to "predict"; "admin" routes always need admin access.
+    scope: str | None = None
     # The OpenAPI description: the handler's docstring, or the codec class's (cleaned as
     # FastAPI cleans its own routes' docstrings).
     description: str = ""
@@ -115,3 +118,5 @@ class Route:
             answerer = self.handler if self.handler is not None else type(self.codec)
             object.__setattr__(self, "description", inspect.cleandoc(answerer.__doc__ or ""))
         object.__setattr__(self, "versioned", "{version}" in self.path)
+        if self.codec is not None and self.scope is None:
+            object.__setattr__(self, "scope", "predict")

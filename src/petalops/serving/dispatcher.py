@@ -60,6 +60,19 @@ class Dispatcher:
             )
             await self._send(call, send, Reply.error(refusal, call.request_id))
             return
+        needed = route.scope
+        if needed is not None:
+            keys = self.server.keys
+            # One set lookup when no key of the scope exists (the common local case).
+            if needed == "admin" or needed in keys.guarded:
+                try:
+                    if needed == "admin":
+                        keys.admin(call)
+                    else:
+                        keys.check(call, needed)
+                except PetalopsError as exc:
+                    await self._send(call, send, Reply.error(exc, call.request_id))
+                    return
         codec = route.codec
         if codec is not None:
             await self._predict(route, codec, call, receive, send)

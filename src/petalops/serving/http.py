@@ -91,8 +91,12 @@ class Call:
     model_version: str | None = None
     authorization: bytes = b""
     if_none_match: bytes = b""
+    api_key: bytes = b""
     inference_header_length: int = -1
     route: str = ""
+    # Who the request's credential names, once a key check let it through.
+    key_name: str | None = None
+    key_scope: str | None = None
     # Set when a challenger failed this request: the retry is answered by the champion.
     champion_only: bool = False
 
@@ -122,6 +126,8 @@ def parse_call(scope: Scope, params: dict[str, str] | None = None) -> Call:
             call.authorization = value
         elif name == b"if-none-match":
             call.if_none_match = value
+        elif name == b"x-api-key":
+            call.api_key = value
         elif name == b"inference-header-content-length":
             try:
                 call.inference_header_length = int(value)

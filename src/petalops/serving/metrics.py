@@ -96,6 +96,17 @@ MODEL_READY = Gauge(
     "1 when the worker has a verified, warmed champion (the lowest over live workers).",
     multiprocess_mode="livemin",
 )
+KEY_REQUESTS = Counter(
+    "petalops_api_key_requests",
+    "Requests on guarded routes by API key name (never the key), allowed or rate_limited.",
+    ["key", "outcome"],
+)
+AUTH_FAILURES = Counter(
+    "petalops_auth_failures",
+    "Requests refused by the key check, by scope and reason (missing, malformed, invalid, "
+    "revoked, expired, scope, disabled).",
+    ["scope", "reason"],
+)
 RECONCILE_ERRORS = Counter(
     "petalops_reconcile_errors",
     "Failed reconciliations with the registry; the last good model kept serving.",
@@ -125,6 +136,7 @@ class RequestMetrics:
         self._predictions: dict[tuple[str, str, str], int] = {}
         self._out_of_range: dict[str, int] = {}
         self.values: dict[tuple[str, str, str], int] = {}
+        self._keyed: dict[tuple[str, str], int] = {}
         self._children: dict[tuple[Any, ...], Any] = {}
         self._scheduled = False
 
@@ -154,6 +166,14 @@ class RequestMetrics:
         for key, n in counts.items():
             values[key] = values.get(key, 0) + n
 
+    def keyed(self, name: str, outcome: str) -> None:
+        key = (name, outcome)
+        self._keyed[key] = self._keyed.get(key, 0) + 1
+
+    def auth_failed(self, scope: str, reason: str) -> None:
+        """Count a refused credential (rare next to requests: not batched)."""
+        AUTH_FAILURES.labels(scope, reason).inc()
+
     def _schedule(self) -> None:
         try:
             asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
@@ -176,6 +196,7 @@ class RequestMetrics:
         predictions, self._predictions = self._predictions, {}
         out_of_range, self._out_of_range = self._out_of_range, {}
         values, self.values = self.values, {}
+        keyed, self._keyed = self._keyed, {}
         for (route, status, version, variant), n in requests.items():
             self._child(REQUESTS, (route, str(status), version, variant)).inc(n)
         for labels, buckets in durations.items():
@@ -192,6 +213,8 @@ class RequestMetrics:
             self._child(OUT_OF_RANGE, (version,)).inc(n)
         for labels, n in values.items():
             self._child(INPUT_VALUES, labels).inc(n)
+        for key_outcome, n in keyed.items():
+            self._child(KEY_REQUESTS, key_outcome).inc(n)
 
 
 _BOUNDS = (*LATENCY_BUCKETS, math.inf)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from petalops.config import Settings
 from petalops.errors import (
+    ConfigError,
     NotFoundError,
     PetalopsError,
     RegistryUnavailableError,
@@ -193,3 +194,25 @@ class ModelDeadline:
             f"{self.settings.model_ref} could not be served within --wait-for-model "
             f"{self.seconds:g} s ({self.reason}); train or register it, or wait longer"
         )
+
+
+def check_tls(settings: Settings) -> None:
+    """With serve.tls_cert/tls_key: both readable and a matching pair, else one line that
+    names the file (before a worker starts and fails on it)."""
+    import ssl
+
+    serve = settings.serve
+    if serve.tls_cert is None or serve.tls_key is None:
+        return
+    for flag, path in (("--tls-cert", serve.tls_cert), ("--tls-key", serve.tls_key)):
+        if not path.is_file():
+            raise ConfigError(f"{flag} {path}: no such file; give a PEM file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            serve.tls_cert, serve.tls_key
+        )
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"--tls-cert {serve.tls_cert} / --tls-key {serve.tls_key} cannot be used: {exc}; "
+            "give a PEM certificate and its private key"
+        ) from None

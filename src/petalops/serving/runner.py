@@ -131,8 +131,9 @@ def run(settings: Settings) -> None:
     parse_ref(settings.model_ref, settings.project)  # a bad --model fails here, in one line
     prepare_environment(settings)
     serve = settings.serve
+    scheme = "https" if serve.tls_cert is not None else "http"
     sys.stderr.write(
-        f"petalops: serving {settings.model_ref} on http://{serve.host}:{serve.port} "
+        f"petalops: serving {settings.model_ref} on {scheme}://{serve.host}:{serve.port} "
         f"with {serve.workers} worker(s); docs at /docs, readiness at /readyz\n"
     )
     if settings.admin_token == DEFAULT_ADMIN_TOKEN:
@@ -159,6 +160,9 @@ def run(settings: Settings) -> None:
             proxy_headers=False,
             timeout_graceful_shutdown=serve.shutdown_seconds,
             timeout_keep_alive=serve.keep_alive_seconds,  # type: ignore[arg-type]
+            # uvicorn's own TLS (ssl.SSLContext on the listening socket).
+            ssl_certfile=serve.tls_cert,
+            ssl_keyfile=serve.tls_key,
         )
     finally:
         if builder is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from petalops.config import Settings
 from petalops.serving.accesslog import JsonLog
+from petalops.serving.guard import KeyGuard
 from petalops.serving.holder import RuntimeHolder, Served, Snapshot
 from petalops.serving.http import Call, HttpError
 from petalops.serving.metrics import RequestMetrics
@@ -24,6 +25,7 @@ class Server:
     metrics: RequestMetrics
     log: JsonLog
     side: SideChannel
+    keys: KeyGuard  # the API keys and the check of guarded routes
 
     async def choose(self, call: Call, version: str | None = None) -> tuple[Snapshot, Served, str]:
         """The snapshot, the runtime and the variant that answer this request.

@@ -19,7 +19,7 @@ from tests.utils.monitor_db import (
 
 from petalops.database.engine import create_engine
 from petalops.database.migrations import STEPS, Step, applied_versions, migrate
-from petalops.database.schema import pending_labels, schema_versions
+from petalops.database.schema import pending_labels, schema_versions, security_metadata
 
 
 def _tables(engine: sa.Engine) -> set[str]:
@@ -55,6 +55,7 @@ def test_a_fresh_database_gets_every_table_and_its_version(engine: sa.Engine) ->
     assert _tables(engine) == set(MONITOR_TABLES) | set(ROLLOUT_TABLES) | {
         schema_versions.name,
         pending_labels.name,
+        *security_metadata.tables,
     }
     assert applied_versions(engine) == [step.version for step in STEPS]
     with engine.connect() as conn:

@@ -20,6 +20,7 @@ from petalops.rollout.api import (
 )
 from petalops.rollout.control_plane import ControlPlane
 from petalops.rollout.controller import Controller
+from petalops.security import audit
 
 pytestmark = pytest.mark.slow  # a registry of two trained versions per test
 
@@ -54,6 +55,18 @@ def test_abort_without_a_controller_is_applied_directly(
     assert "challenger" not in state.aliases
     with pytest.raises(ConflictError, match="no rollout is running"):
         request(settings, "abort")
+    # The audit trail: the challenger alias the start moved, the abort with before/after
+    # (the refused second abort changed nothing and is not there).
+    put, removed = audit.entries(settings, action="alias")[-2:]
+    assert (put["action"], put["target"], put["after"]) == (
+        "alias.set",
+        "iris@challenger",
+        {"version": "2"},
+    )
+    assert (removed["action"], removed["before"]) == ("alias.delete", {"version": "2"})
+    [aborted] = audit.entries(settings, action="rollout")
+    assert aborted["action"] == "rollout.abort" and aborted["detail"] == "operator said so"
+    assert (aborted["before"]["phase"], aborted["after"]["phase"]) == ("running", "aborted")
 
 
 def test_promote_is_handed_to_the_running_controller(settings: Settings) -> None:

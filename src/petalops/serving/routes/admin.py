@@ -1,23 +1,28 @@
-"""Admin routes (FastAPI, off the hot path): reload from the registry, status.
+"""Admin routes (FastAPI, off the hot path): reload from the registry, status, the audit
+trail.
 
-They need ``Authorization: Bearer <PETALOPS_ADMIN_TOKEN>``, compared in constant time;
-with no token configured they are disabled (403), never open.
+They need ``Authorization: Bearer <PETALOPS_ADMIN_TOKEN>`` or an admin API key (``Bearer``
+or ``X-API-Key``), compared in constant time; with neither configured they are disabled
+(403), never open.
 """
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 import os
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
+from petalops.security import audit
+from petalops.serving.guard import DEFAULT_ADMIN_TOKEN
+from petalops.serving.http import Call, HttpError
 from petalops.serving.server import Server
 
+__all__ = ["DEFAULT_ADMIN_TOKEN", "router"]  # the token's shipped example, kept importable
+
 router = APIRouter(prefix="/admin", tags=["admin"])
-# The example value shipped in .env.example and the k8s Secret: never a real secret.
-DEFAULT_ADMIN_TOKEN = "change-me"
 
 
 class AdminStatus(BaseModel):
@@ -30,6 +35,7 @@ class AdminStatus(BaseModel):
     last_error: str | None
     reconciles: int
     side_channel_failures: int
+    api_keys: dict[str, Any]
 
 
 def get_server(request: Request) -> Server:
@@ -38,27 +44,16 @@ def get_server(request: Request) -> Server:
 
 
 def require_admin(request: Request, server: Annotated[Server, Depends(get_server)]) -> Server:
-    token = server.settings.admin_token
-    if not token:
-        raise HTTPException(
-            403, "admin routes are disabled: set PETALOPS_ADMIN_TOKEN to enable them"
-        )
-    if token == DEFAULT_ADMIN_TOKEN:
-        raise HTTPException(
-            403,
-            f"admin routes are disabled: PETALOPS_ADMIN_TOKEN is the shipped example "
-            f"{DEFAULT_ADMIN_TOKEN!r}; set it to a secret of your own",
-        )
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    ):
-        raise HTTPException(
-            401,
-            "missing or wrong admin token; send 'Authorization: Bearer <PETALOPS_ADMIN_TOKEN>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    """The admin token or an admin API key (`petalops.serving.guard.KeyGuard.admin`);
+    the actor goes on ``request.state.actor`` for the audit trail."""
+    call = Call(request.method, request.url.path, {}, "", 0.0)
+    call.authorization = (request.headers.get("authorization") or "").encode("latin-1")
+    call.api_key = (request.headers.get("x-api-key") or "").encode("latin-1")
+    try:
+        request.state.actor = server.keys.admin(call)
+    except HttpError as exc:
+        headers = {name.decode(): value.decode() for name, value in exc.headers}
+        raise HTTPException(exc.http_status, exc.message, headers=headers or None) from None
     return server
 
 
@@ -67,7 +62,10 @@ AdminServer = Annotated[Server, Depends(require_admin)]
 
 def _status(server: Server) -> AdminStatus:
     return AdminStatus(
-        pid=os.getpid(), side_channel_failures=server.side.failures, **server.holder.status()
+        pid=os.getpid(),
+        side_channel_failures=server.side.failures,
+        api_keys=server.keys.status(),
+        **server.holder.status(),
     )
 
 
@@ -87,3 +85,31 @@ async def reload(server: AdminServer) -> AdminStatus:
 async def status(server: AdminServer) -> AdminStatus:
     """What this worker serves, the traffic policy and the last reconciliation."""
     return _status(server)
+
+
+class AuditEvent(BaseModel):
+    id: int
+    ts: float
+    actor: str
+    action: str
+    target: str
+    before: Any
+    after: Any
+    detail: str
+
+
+class AuditTrail(BaseModel):
+    events: list[AuditEvent]
+
+
+@router.get("/audit", response_model=AuditTrail, responses={401: {}, 403: {}})
+async def audit_trail(
+    server: AdminServer,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    action: Annotated[str | None, Query(pattern=r"^[a-z][a-z._]{0,63}$")] = None,
+) -> AuditTrail:
+    """The newest admin actions, oldest first: alias moves, rollout commands, key changes,
+    each with its time, who acted (an API key's name) and the state before and after.
+    ``action`` keeps one action (``alias.set``) or one family (``rollout``)."""
+    events = await asyncio.to_thread(audit.entries, server.settings, limit, action)
+    return AuditTrail(events=[AuditEvent(**event) for event in events])

@@ -60,13 +60,16 @@ class Feedback(Codec[None]):
                     ]
                 },
                 request_example=EXAMPLE,
+                scope="feedback",
                 responses={
                     200: ("Rows labelled", docs.ref(FeedbackResult)),
                     409: (
                         "A different label is already recorded, or the prediction log is off",
                         docs.error,
                     ),
-                    401: ("Missing or wrong serve.feedback_token", docs.error),
+                    401: ("Missing or wrong API key (or serve.feedback_token)", docs.error),
+                    403: ("An API key of another scope", docs.error),
+                    429: ("The key is over its rate limit", docs.error),
                     **docs.errors(400, 413, 415, 422),
                 },
             )
@@ -80,21 +83,20 @@ class Feedback(Codec[None]):
         token). A request id whose prediction is not logged yet waits (`pending`) and is
         joined when it arrives. A label outside the model's classes, or one row twice in a
         batch, answers 422; a batch is applied all or nothing. With `serve.feedback_token`
-        set, the call needs `Authorization: Bearer <token>`.
+        set, the call needs `Authorization: Bearer <token>`; once a `feedback` API key exists,
+        it needs a feedback (or admin) key.
         """
         server = self.server
-        settings = server.settings
-        given = call.authorization.partition(b" ")[2].strip()
-        admin = settings.admin_token != DEFAULT_ADMIN_TOKEN and _matches(
-            given, settings.admin_token
-        )
-        token = settings.serve.feedback_token
-        if token and not (admin or _matches(given, token)):
-            raise HttpError(
-                401,
-                "feedback needs 'Authorization: Bearer <serve.feedback_token>' on this server",
-                headers=[(b"www-authenticate", b"Bearer")],
-            )
+        if call.key_scope is not None:  # the key check let it through
+            admin = call.key_scope == "admin"
+        else:
+            admin, refused = self._static_tokens(call)
+            if refused:
+                raise HttpError(
+                    401,
+                    "feedback needs 'Authorization: Bearer <serve.feedback_token>' on this server",
+                    headers=[(b"www-authenticate", b"Bearer")],
+                )
         body = await json_body(call, receive, self.max_body, EXAMPLE)
         sink = server.side.sink
         store = getattr(sink, "store", None)
@@ -117,6 +119,16 @@ class Feedback(Codec[None]):
             record_feedback_body, store, body, classes, may_overwrite=admin
         )
         return Reply(body=orjson.dumps(result))
+
+    def _static_tokens(self, call: Call) -> tuple[bool, bool]:
+        """(the admin token was sent, serve.feedback_token is set and was not sent)."""
+        settings = self.server.settings
+        given = call.authorization.partition(b" ")[2].strip()
+        admin = settings.admin_token != DEFAULT_ADMIN_TOKEN and _matches(
+            given, settings.admin_token
+        )
+        token = settings.serve.feedback_token
+        return admin, bool(token) and not (admin or _matches(given, token))
 
 
 def _matches(given: bytes, token: str) -> bool:

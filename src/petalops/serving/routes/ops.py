@@ -45,6 +45,8 @@ class Operations(Codec[None]):
                 tag="operations",
                 responses={200: ("Text exposition format", None)},
                 text_response=True,
+                # Open unless security.metrics_scope names the scope whose keys it needs.
+                scope=self.server.settings.security.metrics_scope or None,
             ),
         ]
 

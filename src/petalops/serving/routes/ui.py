@@ -21,13 +21,14 @@ import orjson
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 
+from petalops.security.audit import acting_as
 from petalops.serving.codec import Codec, Route
 from petalops.serving.http import Call, HttpError, Receive, json_body
 from petalops.serving.openapi import Docs
 from petalops.serving.reply import Reply
 from petalops.serving.server import Server
 from petalops.ui import assets
-from petalops.ui.actions import ACTIONS, check_token, parse_action, run_action
+from petalops.ui.actions import ACTIONS, parse_action, run_action
 from petalops.ui.document import DOCUMENT_ENV, PublishedDocument
 
 _ACTION_SCHEMA = {
@@ -73,11 +74,16 @@ class ControlRoom(Codec[None]):
                 tag="control room",
                 request_schema=_ACTION_SCHEMA,
                 request_example=self.example,
+                scope="admin",
                 responses={
                     200: ("What the action did, and the resulting plan", _ERROR),
                     400: ("Malformed action", _ERROR),
-                    401: ("Missing or wrong admin token", _ERROR),
-                    403: ("Actions disabled: no admin token configured", _ERROR),
+                    401: ("Missing or wrong admin token or admin key", _ERROR),
+                    403: (
+                        "Actions disabled (no admin token nor admin key), or a key of "
+                        "another scope",
+                        _ERROR,
+                    ),
                     409: ("The rollout refused the action", _ERROR),
                 },
             ),
@@ -126,11 +132,12 @@ class ControlRoom(Codec[None]):
 
     async def action(self, call: Call, receive: Receive) -> Reply:
         """Promote, abort, pause or resume the rollout, or set an alias, with the admin token
-        (``Authorization: Bearer …``); answers what was done and the resulting plan."""
-        check_token(self.server.settings, call.authorization.decode("latin-1"))
+        or an admin API key (``Authorization: Bearer …``; checked by the dispatcher for the
+        route's ``admin`` scope); answers what was done and the resulting plan."""
         body = await json_body(call, receive, self.max_body, self.example)
         action, arguments = parse_action(body)
-        done = await asyncio.to_thread(run_action, self.server.settings, action, arguments)
+        with acting_as(call.key_name or "admin-token"):  # the audit trail's "who"
+            done = await asyncio.to_thread(run_action, self.server.settings, action, arguments)
         holder = self.server.holder
         holder.poke_all()  # the other workers pick the change up at once, this one now
         await holder.reconcile()
