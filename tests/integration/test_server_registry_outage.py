@@ -116,7 +116,7 @@ def test_a_worker_respawned_during_a_registry_outage_serves_the_last_known_good(
     assert report.failed <= 4, report.outcomes
     assert set(statuses) <= {"200", "RemoteProtocolError", "ReadError", "ConnectError"}
     # The poller ran through the outage (how often it got through depends on the box's load).
-    assert statuses["200"] >= 10
+    assert statuses["200"] >= 3
     assert any(t > killed_at + 1.0 for t, _, _ in ready.samples), "no readiness poll after the kill"
     assert sum(n for k, n in statuses.items() if k != "200") <= 1, statuses
     late = [s for t, s, _ in ready.samples if s != "200" and t > killed_at + 1.0]
