@@ -62,7 +62,7 @@ class SignatureError(IntegrityError):
     """A bundle whose signature is missing, wrong or by an untrusted key, where trusted keys
     are configured. ``reason`` is ``unsigned``, ``unknown_key`` or ``bad_signature``."""
 
-    def __init__(self, message: str, reason: str) -> None:
+    def __init__(self, message: str, reason: str = "bad_signature") -> None:
         super().__init__(message)
         self.reason = reason
 

@@ -37,6 +37,13 @@ def guarded(
 ) -> Iterator[TestClient]:
     app = create_app(keyed[0], source=source, open_sink=False)
     with TestClient(app, raise_server_exceptions=False) as client:
+        # The model and the keys load in the background (guarded routes answer 503 until
+        # then): on a loaded box the first request can come before them.
+        deadline = time.monotonic() + 30
+        headers = {"X-API-Key": keyed[1]["shop"]}
+        while client.post("/predict", json=ROW, headers=headers).status_code == 503:
+            assert time.monotonic() < deadline, "the app never became ready"
+            time.sleep(0.05)
         yield client
 
 
