@@ -108,6 +108,10 @@ class ModelSettings(_Section):
     # Without params a class starts from its own defaults (CLASS_DEFAULT_PARAMS).
     params: dict[str, Any] = Field(default_factory=dict, examples=[{"max_iter": 200, "C": 1.0}])
     scale: bool = Field(False, examples=[True])
+    # Class probabilities for a classifier that has none (LinearSVC, RidgeClassifier...), or
+    # better-calibrated ones: the classifier wrapped in scikit-learn's CalibratedClassifierCV
+    # with this method (5-fold). "off" takes the classifier's own predict_proba.
+    calibrated: Literal["off", "sigmoid", "isotonic"] = Field("off", examples=["sigmoid"])
     preprocess: PreprocessSettings = Field(default_factory=PreprocessSettings)
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
