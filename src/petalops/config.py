@@ -110,8 +110,10 @@ class ModelSettings(_Section):
     scale: bool = Field(False, examples=[True])
     # Class probabilities for a classifier that has none (LinearSVC, RidgeClassifier...), or
     # better-calibrated ones: the classifier wrapped in scikit-learn's CalibratedClassifierCV
-    # with this method (5-fold). "off" takes the classifier's own predict_proba.
-    calibrated: Literal["off", "sigmoid", "isotonic"] = Field("off", examples=["sigmoid"])
+    # with this method (5-fold). "off" takes the classifier's own predict_proba. Not
+    # "isotonic": its ONNX graph disagreed with scikit-learn on 5 of 150 Iris rows
+    # (LinearSVC, C=10), and compile refuses such a bundle.
+    calibrated: Literal["off", "sigmoid"] = Field("off", examples=["sigmoid"])
     preprocess: PreprocessSettings = Field(default_factory=PreprocessSettings)
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)

@@ -49,7 +49,7 @@ def _takes_any_keyword(cls: type[Any]) -> bool:
 def make_estimator(class_path: str, params: dict[str, Any], calibrated: str = "off") -> Any:
     """The classifier ``class_path`` names, with ``params``; a one-line ConfigError naming the
     class's valid parameters (``get_params()``) for one it does not take. With ``calibrated``
-    (``sigmoid`` or ``isotonic``) it may lack ``predict_proba``: `build_pipeline` wraps it."""
+    (``sigmoid``) it may lack ``predict_proba``: `build_pipeline` wraps it."""
     cls = import_estimator(class_path)
     name = cls.__name__
     try:

@@ -110,10 +110,10 @@ def test_linear_svc_is_refused_with_the_option_that_wraps_it() -> None:
         overrides=[
             "model.class=sklearn.svm.LinearSVC",
             "model.params.C=0.5",
-            "model.calibrated=isotonic",
+            "model.calibrated=sigmoid",
         ]
     )
     clf = build_pipeline(settings.model, seed=3).steps[-1][1]
     assert type(clf).__name__ == "CalibratedClassifierCV"
-    assert (clf.method, clf.estimator.C, clf.estimator.random_state) == ("isotonic", 0.5, 3)
+    assert (clf.method, clf.estimator.C, clf.estimator.random_state) == ("sigmoid", 0.5, 3)
     assert classifier(build_pipeline(settings.model, seed=3)).C == 0.5
