@@ -3,13 +3,16 @@
     .venv/bin/python bench/dispatch_cost.py                          # this checkout
     .venv/bin/python bench/dispatch_cost.py --src /tmp/other/src     # another checkout's src/
     .venv/bin/python bench/dispatch_cost.py --requests 5000 --routes predict,v1
+    .venv/bin/python bench/dispatch_cost.py --model penguins --requests 2000   # mixed types
 
 Wall-clock figures mean little on a shared machine; instruction counts do not move with
 the load. The app is built by ``create_app`` (real bundles, request log on to /dev/null)
 and driven in process: a fake ASGI ``receive``/``send`` and, per route, ``--requests``
 calls after a warm-up. Each route's loop runs inside ``operator.call`` so that callgrind
 (``--toggle-collect`` / ``--dump-after`` on its C function) counts exactly that loop: the
-figure is the dispatcher, the route, the model, metrics, the request log and the side
+figure is the dispatcher, the route, the model (``--model``: a logistic regression on Iris,
+or ``penguins``: two categorical features, a missing value in the request, imputation +
+one-hot + a default RandomForest in ONNX Runtime), metrics, the request log and the side
 channel, without uvicorn (the cyclic GC stays on: what a request allocates, it pays for
 in collections). ``log on`` rows repeat the loop with a prediction sink that drops
 what it is given, so the prediction records are built as in production.
@@ -44,8 +47,69 @@ ROUTES: dict[str, tuple[str, Any]] = {
         {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]},
     ),
 }
+PENGUIN_ROW: list[Any] = ["Dream", 46.5, 17.9, 192.0, None, "female"]
+PENGUIN_NAMES = [
+    "island",
+    "bill_length_mm",
+    "bill_depth_mm",
+    "flipper_length_mm",
+    "body_mass_g",
+    "sex",
+]
+PENGUIN_ROUTES: dict[str, tuple[str, Any]] = {
+    "predict": ("/predict", {"features": PENGUIN_ROW}),
+    "v1": ("/v1/predict", dict(zip(PENGUIN_NAMES, PENGUIN_ROW, strict=True))),
+    "mlflow": (
+        "/invocations",
+        {"dataframe_split": {"columns": PENGUIN_NAMES, "data": [PENGUIN_ROW]}},
+    ),
+    "kserve": ("/v1/models/penguins:predict", {"instances": [PENGUIN_ROW]}),
+    "oip": (
+        "/v2/models/penguins/infer",
+        {
+            "inputs": [
+                {
+                    "name": name,
+                    "shape": [1, 1],
+                    "datatype": "BYTES" if isinstance(value, str) else "FP64",
+                    "data": [value],
+                }
+                for name, value in zip(PENGUIN_NAMES, PENGUIN_ROW, strict=True)
+            ]
+        },
+    ),
+}
 WARMUP = 500
 TOGGLE = "_operator_call"  # the C function behind operator.call
+
+
+def make_penguins_bundle(directory: Path) -> str:
+    """A real bundle of the penguins Pipeline `petalops train` fits; returns its sha256."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.apps.models import FOREST, penguins_frame
+
+    from petalops.config import Settings
+    from petalops.data.load import load_dataset
+    from petalops.pipeline.compile import compile_candidate
+    from petalops.pipeline.fit import fit
+    from petalops.pipeline.profile import training_profile
+    from petalops.pipeline.split import split
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    path = directory.parent / "penguins.csv"
+    penguins_frame().to_csv(path, index=False)
+    settings = Settings(  # type: ignore[call-arg]
+        project="penguins",
+        home=directory.parent / ".petalops",
+        data={"source": str(path), "target": "species"},
+        model={"class": FOREST},
+    )
+    dataset = load_dataset(settings.data, path)
+    rows = split(settings, dataset)
+    pipeline = fit(settings, rows)
+    profile = training_profile(settings, dataset, rows, pipeline)
+    digest: str = compile_candidate(directory, pipeline, "penguins", dataset, profile).digest
+    return digest
 
 
 def make_bundle(directory: Path) -> str:
@@ -70,9 +134,8 @@ def make_bundle(directory: Path) -> str:
 class BundleSource:
     """One bundle served as iris v1 @champion (the registry is not what is measured)."""
 
-    name = "iris"
-
-    def __init__(self, directory: Path, sha256: str) -> None:
+    def __init__(self, directory: Path, sha256: str, name: str = "iris") -> None:
+        self.name = name
         self.directory = directory
         self.sha256 = sha256
 
@@ -148,9 +211,10 @@ async def inner(args: argparse.Namespace) -> None:
 
     print(f"petalops from {Path(petalops.__file__).parent}", file=sys.stderr)
     home = Path(args.work) / ".petalops"
-    settings = Settings(home=home, reconcile_seconds=3600)  # type: ignore[call-arg]
+    project = "penguins" if args.model == "penguins" else "iris"
+    settings = Settings(home=home, reconcile_seconds=3600, project=project)  # type: ignore[call-arg]
     devnull = os.open(os.devnull, os.O_WRONLY)
-    source = BundleSource(Path(args.work) / "bundle", args.sha256)
+    source = BundleSource(Path(args.work) / "bundle", args.sha256, project)
     app = create_app(settings, source=source, log_fd=devnull, open_sink=False)  # type: ignore[arg-type]
 
     lifespan: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -164,9 +228,15 @@ async def inner(args: argparse.Namespace) -> None:
     started = await answers.get()
     if started["type"] != "lifespan.startup.complete":
         raise RuntimeError(f"startup failed: {started}")
+    # Under valgrind an ONNX model loads and warms up past the startup wait: wait for it.
+    for _ in range(1200):
+        if app.server.holder.ready:
+            break
+        await asyncio.sleep(0.5)
 
     names = args.routes.split(",")
-    bodies = {name: (ROUTES[name][0], orjson.dumps(ROUTES[name][1])) for name in names}
+    routes = PENGUIN_ROUTES if args.model == "penguins" else ROUTES
+    bodies = {name: (routes[name][0], orjson.dumps(routes[name][1])) for name in names}
     passes = [("off", None), ("on", DroppingSink())]
     for _, sink in passes:
         app.server.side.sink = sink  # reaches into the app: there is no public switch
@@ -188,7 +258,14 @@ def outer(args: argparse.Namespace) -> None:
         if args.src:
             env["PYTHONPATH"] = str(Path(args.src).resolve())
         sha = subprocess.run(
-            [sys.executable, __file__, "--bundle", str(Path(work) / "bundle")],
+            [
+                sys.executable,
+                __file__,
+                "--bundle",
+                str(Path(work) / "bundle"),
+                "--model",
+                args.model,
+            ],
             env=env,
             check=True,
             capture_output=True,
@@ -212,6 +289,8 @@ def outer(args: argparse.Namespace) -> None:
             str(args.requests),
             "--routes",
             args.routes,
+            "--model",
+            args.model,
         ]
         result = subprocess.run(command, env=env, capture_output=True, text=True)
         origin = [line for line in result.stderr.splitlines() if line.startswith("petalops from")]
@@ -225,11 +304,15 @@ def outer(args: argparse.Namespace) -> None:
         expected = 2 * len(names)
         if len(totals) != expected:
             sys.exit(f"expected {expected} callgrind dumps, found {len(totals)}")
-        print(*origin, f"({args.requests} requests a row, after {WARMUP} of warm-up)")
+        print(
+            *origin,
+            f"model {args.model} ({args.requests} requests a row, after {WARMUP} of warm-up)",
+        )
+        routes = PENGUIN_ROUTES if args.model == "penguins" else ROUTES
         print(f"{'route':<26} {'log':<4} {'instructions / request':>24}")
         for i, total in enumerate(totals):
             log = "off" if i < len(names) else "on"
-            path = ROUTES[names[i % len(names)]][0]
+            path = routes[names[i % len(names)]][0]
             print(f"{path:<26} {log:<4} {total / args.requests:>24,.0f}")
 
 
@@ -238,13 +321,15 @@ def main() -> None:
     parser.add_argument("--src", help="a checkout's src/ to measure instead of this one")
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--routes", default=",".join(ROUTES))
+    parser.add_argument("--model", choices=("iris", "penguins"), default="iris")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bundle", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--sha256", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bundle:
-        print(make_bundle(Path(args.bundle)))
+        build = make_penguins_bundle if args.model == "penguins" else make_bundle
+        print(build(Path(args.bundle)))
     elif args.inner:
         asyncio.run(inner(args))
     else:

@@ -3,11 +3,14 @@
     python bench/predict_batch.py [--rows 10000000]
     python bench/predict_batch.py --model forest     # a tree ensemble (ONNX Runtime)
     python bench/predict_batch.py --model penguins   # categorical features, missing values
+    python bench/predict_batch.py --model penguins --rows 300000 --baseline ../other-checkout
 
 Prints, for a Parquet file of ROWS Iris-like rows scored end to end (read → predict → write):
 rows/s and peak RSS of `petalops predict --input F --output G` and of the baseline (plain
 pyarrow read + pandas + scikit-learn `predict` + write, the usual hand-written script), each in
-its own process. Then the wall time of `petalops train` (warm install) and of
+its own process; with ``--baseline DIR``, also `petalops predict` of that checkout (its
+``src`` with its ``.venv``) on the same file, to compare two versions of the code in one run.
+Then the wall time of `petalops train` (warm install) and of
 `petalops predict --input` for one row. Nothing here asserts on time.
 """
 
@@ -70,10 +73,14 @@ def make_input(path: Path, rows: int, model: str = "iris") -> None:
             writer.write_table(pa.table({name: x[:, j] for j, name in enumerate(names)}))
 
 
-def measure(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
+def measure(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MiB) and stderr of one child process."""
     start = time.perf_counter()
-    process = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -88,6 +95,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of the small timings")
     parser.add_argument("--model", choices=MODELS, default="iris", help="see bench.apps.models")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (with its .venv) whose `petalops predict` scores the same file",
+    )
     args = parser.parse_args()
     # each model's project (registry, petalops.yaml) in a directory of its own
     out = OUT if args.model == "iris" else OUT / args.model
@@ -123,18 +135,38 @@ def main() -> None:
         out,
     )
 
-    print(
-        f"\nbatch scoring, {args.model}, {args.rows:,} rows, Parquet → predict → Parquet "
-        "(one process each)"
-    )
-    print(f"{'':38} {'wall s':>8} {'M rows/s':>9} {'peak RSS MiB':>13}")
-    for label, (seconds, rss, _) in (
+    results = [
         ("petalops predict (streamed, compiled)", ours),
         ("baseline: pyarrow + pandas + sklearn", base),
-    ):
+    ]
+    if args.baseline is not None:
+        checkout = args.baseline.resolve()
+        other = measure(
+            [
+                str(checkout / ".venv" / "bin" / "python"),
+                "-m",
+                "petalops",
+                "predict",
+                "--input",
+                str(source),
+                "--output",
+                str(out / "o.parquet"),
+            ],
+            out,
+            {**os.environ, "PYTHONPATH": str(checkout / "src")},
+        )
+        results.append((f"petalops predict of {checkout.name}", other))
+    print(
+        f"\nbatch scoring, {args.model}, {args.rows:,} rows, Parquet → predict → Parquet "
+        "(one process each, one after the other in this run)"
+    )
+    print(f"{'':38} {'wall s':>8} {'M rows/s':>9} {'peak RSS MiB':>13}")
+    for label, (seconds, rss, _) in results:
         print(f"{label:38} {seconds:8.2f} {args.rows / seconds / 1e6:9.2f} {rss:13.0f}")
     print(f"speed-up {base[0] / ours[0]:.1f}x, memory {base[1] / ours[1]:.1f}x less")
     print(f"petalops's own report (excluding interpreter start-up): {ours[2].splitlines()[-1]}")
+    if args.baseline is not None:
+        print(f"{results[-1][0]}'s own report: {results[-1][1][2].splitlines()[-1]}")
     print(
         f"\npetalops train ({args.model}, warm install): "
         f"median {statistics.median(train_times):.2f} s "

@@ -109,6 +109,12 @@ class ModelSettings(_Section):
     # Without params a class starts from its own defaults (CLASS_DEFAULT_PARAMS).
     params: dict[str, Any] = Field(default_factory=dict, examples=[{"max_iter": 200, "C": 1.0}])
     scale: bool = Field(False, examples=[True])
+    # Class probabilities for a classifier that has none (LinearSVC, RidgeClassifier...), or
+    # better-calibrated ones: the classifier wrapped in scikit-learn's CalibratedClassifierCV
+    # with this method (5-fold). "off" takes the classifier's own predict_proba. Not
+    # "isotonic": its ONNX graph disagreed with scikit-learn on 5 of 150 Iris rows
+    # (LinearSVC, C=10), and compile refuses such a bundle.
+    calibrated: Literal["off", "sigmoid"] = Field("off", examples=["sigmoid"])
     preprocess: PreprocessSettings = Field(default_factory=PreprocessSettings)
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)

@@ -245,3 +245,42 @@ def test_a_mixed_type_model_scores_files_like_its_pipeline(tmp_path: Path, suffi
         InputError, match="column 'bill_length_mm' at row 6 is 'long', not a number"
     ):
         score_file(runtime, tmp_path / "bad.csv", tmp_path / "bad-out.csv")
+
+
+def _canonical(values: list[object], kind: str, allow_missing: bool = True) -> list[object]:
+    import pyarrow as pa
+
+    from petalops.batch import typed_column
+    from petalops.data.schema import ColumnSchema
+
+    column = ColumnSchema("f", kind, allow_missing)  # type: ignore[arg-type]
+    out = typed_column(pa.array(values), column, "in.csv", 10)
+    return [None if isinstance(v, float) and v != v else v for v in out.tolist()]
+
+
+def test_typed_columns_parse_every_kind_as_the_rows_do() -> None:
+    assert _canonical(["Dream", None, ""], "categorical") == ["Dream", "", ""]
+    assert _canonical([3, None], "categorical") == ["3", ""]  # a number declared categorical
+    assert _canonical([" Yes", "no", "", "1", None], "boolean") == [1.0, 0.0, None, 1.0, None]
+    assert _canonical([True, None, False], "boolean") == [1.0, None, 0.0]
+    assert _canonical([1, 0], "boolean") == [1.0, 0.0]
+    assert _canonical(["1.5", "", "-2"], "numeric") == [1.5, None, -2.0]
+    assert _canonical([1.5, None], "numeric") == [1.5, None]
+
+
+@pytest.mark.parametrize(
+    ("values", "kind", "allow_missing", "says"),
+    [
+        (["yes", "maybe"], "boolean", True, "column 'f' at row 12 is 'maybe', not true/false"),
+        ([0, 2], "boolean", True, "column 'f' at row 12 is 2, not true/false"),
+        (["1", "x"], "numeric", True, "column 'f' at row 12 is 'x', not a number"),
+        (["1", "inf"], "numeric", True, "column 'f' at row 12 is infinite"),
+        ([1.0, float("nan")], "numeric", False, "row 12 is missing; the model was trained with"),
+        (["a", ""], "categorical", False, "data.columns.f.allow_missing=false"),
+    ],
+)
+def test_a_bad_value_in_a_typed_column_names_its_row(
+    values: list[object], kind: str, allow_missing: bool, says: str
+) -> None:
+    with pytest.raises(InputError, match=says):
+        _canonical(values, kind, allow_missing)

@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 from petalops.config import Settings
 from petalops.data.load import load_dataset
 from petalops.errors import ConfigError, InputError
-from petalops.pipeline.build import build_pipeline
+from petalops.pipeline.build import build_pipeline, classifier
 from petalops.pipeline.run import TrainResult, train
 from petalops.pipeline.split import split_indices
 from petalops.registry import store
@@ -182,7 +182,7 @@ def training_split(settings: Settings, y: np.ndarray) -> np.ndarray:
 
 
 def check_param_names(settings: Settings, names: list[str]) -> None:
-    estimator = build_pipeline(settings.model, settings.seed).steps[-1][1]
+    estimator = classifier(build_pipeline(settings.model, settings.seed))
     valid = sorted(estimator.get_params(deep=False))
     unknown = [n for n in names if n not in valid]
     if unknown:

@@ -7,6 +7,7 @@ import inspect
 from typing import Any
 
 from sklearn.base import ClassifierMixin, is_classifier
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -45,9 +46,10 @@ def _takes_any_keyword(cls: type[Any]) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
 
 
-def make_estimator(class_path: str, params: dict[str, Any]) -> Any:
+def make_estimator(class_path: str, params: dict[str, Any], calibrated: str = "off") -> Any:
     """The classifier ``class_path`` names, with ``params``; a one-line ConfigError naming the
-    class's valid parameters (``get_params()``) for one it does not take."""
+    class's valid parameters (``get_params()``) for one it does not take. With ``calibrated``
+    (``sigmoid``) it may lack ``predict_proba``: `build_pipeline` wraps it."""
     cls = import_estimator(class_path)
     name = cls.__name__
     try:
@@ -69,15 +71,32 @@ def make_estimator(class_path: str, params: dict[str, Any]) -> Any:
         estimator = cls(**params)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model.params {params} do not fit {name}: {exc}") from None
-    if not hasattr(estimator, "predict_proba"):
+    if calibrated == "off" and not hasattr(estimator, "predict_proba"):
         # Serving, the gate and drift all need class probabilities.
         hint = (
-            " (set model.params.probability=true)"
+            " (set model.params.probability=true, or model.calibrated=sigmoid)"
             if "probability" in defaults
-            else "; wrap it in sklearn.calibration.CalibratedClassifierCV or pick another class"
+            else "; set model.calibrated=sigmoid to wrap it in scikit-learn's "
+            "CalibratedClassifierCV, or pick another class"
         )
         raise ConfigError(f"{name} with these parameters gives no class probabilities{hint}")
+    if calibrated != "off" and not (
+        hasattr(estimator, "decision_function") or hasattr(estimator, "predict_proba")
+    ):
+        raise ConfigError(
+            f"model.calibrated={calibrated} needs a classifier with decision_function or "
+            f"predict_proba; {name} has neither"
+        )
     return estimator
+
+
+def classifier(pipeline: Pipeline) -> Any:
+    """The Pipeline's classifier itself: the estimator CalibratedClassifierCV wraps (under
+    model.calibrated), else the last step."""
+    clf = pipeline.steps[-1][1]
+    if isinstance(clf, CalibratedClassifierCV):
+        return clf.estimator
+    return clf
 
 
 def build_pipeline(model: ModelSettings, seed: int, schema: Schema | None = None) -> Pipeline:
@@ -87,10 +106,15 @@ def build_pipeline(model: ModelSettings, seed: int, schema: Schema | None = None
     Without a schema (or with numeric features only) the steps are an imputer for missing
     values, the optional scaler and the classifier, so the whole Pipeline takes one float
     matrix and linear models keep their numpy fast path."""
-    estimator = make_estimator(model.class_path, dict(model.params))
+    estimator = make_estimator(model.class_path, dict(model.params), model.calibrated)
     params = model.params
     if "random_state" in estimator.get_params() and "random_state" not in params:
         estimator.set_params(random_state=seed)
+    final: Any = estimator
+    if model.calibrated != "off":
+        # One classifier per fold, calibrated on the fold it did not see; their probabilities
+        # are averaged (scikit-learn's ensemble=True). skl2onnx compiles the whole of it.
+        final = CalibratedClassifierCV(estimator, method=model.calibrated, cv=5)
     steps: list[tuple[str, Any]] = []
     if schema is None or schema.numeric_only:
         if schema is None or any(c.allow_missing for c in schema.columns):
@@ -99,7 +123,7 @@ def build_pipeline(model: ModelSettings, seed: int, schema: Schema | None = None
             steps.append(("scale", StandardScaler()))
     else:
         steps.append(("prep", preprocessor(model, schema, estimator)))
-    steps.append(("clf", estimator))
+    steps.append(("clf", final))
     return Pipeline(steps)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ class ModelRuntime:
         self.categories = {
             j: c.known for j, c in enumerate(self.schema.columns) if c.kind == "categorical"
         }
+        # The same, as arrays np.isin takes.
+        self._known = {j: np.asarray(sorted(k), dtype=object) for j, k in self.categories.items()}
         self.numeric_columns = [
             j for j, c in enumerate(self.schema.columns) if c.kind != "categorical"
         ]
@@ -121,6 +124,55 @@ class ModelRuntime:
                 f"of {shown} (or retrain with model.preprocess.unknown=ignore or infrequent)"
             )
         return counts
+
+    def check_unseen_rows(self, rows: Sequence[Sequence[Any]]) -> dict[str, int]:
+        """`check_unseen` of a few rows as plain lists of canonical values (a request's),
+        without building an array: what the server does for every mixed-type request."""
+        counts: dict[str, int] = {}
+        for j, known in self.categories.items():
+            n = 0
+            for row in rows:
+                v = row[j]
+                if v is not None and v not in known and v == v and v != MISSING_TEXT:
+                    n += 1
+            if n:
+                counts[self.features[j]] = n
+        if counts and self.unknown == "error":
+            self.check_unseen(np.asarray(rows, dtype=object))
+        return counts
+
+    def unseen_columns(self, columns: Sequence[npt.NDArray[Any]]) -> dict[str, int]:
+        """`unseen` of the feature columns `predict_proba_columns` takes (vectorised)."""
+        counts: dict[str, int] = {}
+        for j, known in self._known.items():
+            values = columns[j]
+            n = int((~np.isin(values, known) & (values != MISSING_TEXT)).sum())
+            if n:
+                counts[self.features[j]] = n
+        return counts
+
+    def check_unseen_columns(self, columns: Sequence[npt.NDArray[Any]]) -> dict[str, int]:
+        """`check_unseen` of the feature columns `predict_proba_columns` takes."""
+        counts = self.unseen_columns(columns) if self.categories else {}
+        if counts and self.unknown == "error":
+            # The same message as for rows, from the (few) rows that hold the category.
+            j = self.features.index(next(iter(counts)))
+            values = columns[j]
+            rows = np.flatnonzero(~np.isin(values, self._known[j]) & (values != MISSING_TEXT))
+            x = np.empty((len(rows), self.n_features), dtype=object)
+            for k, column in enumerate(columns):
+                x[:, k] = column[rows]
+            self.check_unseen(x)
+        return counts
+
+    def predict_proba_columns(self, columns: Sequence[npt.NDArray[Any]]) -> FloatArray:
+        """`predict_proba` of one array per feature, in canonical form: float64 (NaN where
+        missing) for numeric and boolean features, strings (``""`` where missing) for
+        categorical ones. What batch scoring builds with Arrow, without an object matrix."""
+        x = np.empty((len(columns[0]), self.n_features), dtype=object if self.mixed else float)
+        for j, column in enumerate(columns):
+            x[:, j] = column
+        return self.predict_proba(x)
 
     def check_shape(self, x: FloatArray) -> None:
         if x.ndim != 2 or x.shape[1] != self.n_features:
@@ -204,6 +256,8 @@ class OnnxRuntime(ModelRuntime):
         # exact ties (two classes at 0.5) come out a few 1e-8 apart. Rounded past float32's
         # noise, argmax breaks the tie the way scikit-learn does (first class).
         self._round = self._session.get_outputs()[1].type == "tensor(float)"
+        self._names = [c.name for c in self.schema.columns]
+        self._categorical = [c.kind == "categorical" for c in self.schema.columns]
 
     def _feeds(self, x: npt.NDArray[Any]) -> dict[str, Any]:
         if not self.mixed:
@@ -224,14 +278,38 @@ class OnnxRuntime(ModelRuntime):
         _, proba = self._session.run(None, self._feeds(x))
         return np.asarray(proba, dtype=np.float64)
 
+    def predict_proba_columns(self, columns: Sequence[npt.NDArray[Any]]) -> FloatArray:
+        if not self.mixed:
+            return super().predict_proba_columns(columns)
+        feeds: dict[str, Any] = {}
+        for column, values in zip(self.schema.columns, columns, strict=True):
+            if column.kind == "categorical":
+                feeds[column.name] = values.reshape(-1, 1)
+            else:
+                feeds[column.name] = values.astype(self._dtype, copy=False).reshape(-1, 1)
+        _, proba = self._session.run(None, feeds)
+        return np.asarray(proba, dtype=np.float64)
+
     def decide(self, proba: FloatArray) -> IntArray:
         if self._round:
             proba = np.round(proba, 5)
         return np.asarray(proba.argmax(axis=1), dtype=np.int64)
 
     def predict_one(self, row: list[Any]) -> tuple[int, list[float]]:
-        dtype = object if self.mixed else np.float64
-        proba = self.predict_proba(np.asarray([row], dtype=dtype))[0]
+        if self.mixed:
+            # One (1, 1) array per input straight from the row: `_feeds` builds an object
+            # matrix and walks its columns, which costs as much as the model itself here.
+            feeds = {
+                name: (
+                    np.array([[MISSING_TEXT if v is None or v != v else str(v)]], dtype=object)
+                    if categorical
+                    else np.array([[math.nan if v is None else v]], dtype=self._dtype)
+                )
+                for name, categorical, v in zip(self._names, self._categorical, row, strict=True)
+            }
+            proba = np.asarray(self._session.run(None, feeds)[1][0], dtype=np.float64)
+        else:
+            proba = self.predict_proba(np.asarray([row], dtype=np.float64))[0]
         scores = np.round(proba, 5) if self._round else proba
         return int(scores.argmax()), proba.tolist()
 

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from petalops.config import Settings, load_settings
+from petalops.data.schema import Schema
 from petalops.monitoring.metrics import start_gauge_refresher
 from petalops.monitoring.sink import PredictionSink
 from petalops.monitoring.spool import SPOOL_ENV, SpoolWriter
@@ -25,7 +26,7 @@ from petalops.serving import routes
 from petalops.serving.accesslog import JsonLog
 from petalops.serving.codec import Codec
 from petalops.serving.dispatcher import Dispatcher
-from petalops.serving.fallback import Fallback, build_api
+from petalops.serving.fallback import Fallback, HotDocument, build_api
 from petalops.serving.guard import KeyGuard
 from petalops.serving.holder import RuntimeHolder
 from petalops.serving.http import Receive, Scope, Send
@@ -210,11 +211,20 @@ def create_app(
         keys=KeyGuard(settings, request_metrics),
     )
     shipped, routers = routes.shipped()
-    docs = Docs(server.shape, settings.serve.max_batch)
     # Stable: codecs of one order keep the package's (alphabetical) order, extras last.
     ordered = sorted([*shipped, *codecs], key=lambda codec: codec.order)
-    table = [route for codec in ordered for route in codec(server).routes(docs)]
-    api = build_api(server, routers, paths(table, server.shape.name), docs.components)
+    answering = [codec(server) for codec in ordered]
+    docs = Docs(server.shape, settings.serve.max_batch)
+    table = [route for codec in answering for route in codec.routes(docs)]
+
+    def document(schema: Schema | None) -> HotDocument:
+        # The routes described again for the served model's schema; only the router's
+        # table (above) answers requests.
+        described = Docs(server.shape, settings.serve.max_batch, schema)
+        table = [route for codec in answering for route in codec.routes(described)]
+        return paths(table, server.shape.name), described.components
+
+    api = build_api(server, routers, document)
     return PetalopsApp(server, Router(table), Fallback(server, api), open_sink)
 
 

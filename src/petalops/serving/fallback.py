@@ -11,7 +11,7 @@ would be a second vendored copy of the same document's viewer).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from petalops import __version__
+from petalops.data.schema import Schema
 from petalops.errors import PetalopsError
 from petalops.serving.http import (
     HttpError,
@@ -36,6 +37,8 @@ from petalops.serving.http import (
 from petalops.serving.server import Server
 from petalops.ui import assets
 
+# The hot routes' OpenAPI ``paths`` and ``components.schemas``, for a model's data schema.
+HotDocument = tuple[dict[str, Any], dict[str, Any]]
 UNMATCHED = "unmatched"
 _KNOWN = ("/docs", "/openapi.json", "/docs/oauth2-redirect")
 SWAGGER_STATIC = "/docs/static"
@@ -94,10 +97,13 @@ def _error(request: Request, error: PetalopsError) -> JSONResponse:
 def build_api(
     server: Server,
     routers: Sequence[APIRouter],
-    hot_paths: dict[str, Any],
-    components: dict[str, Any],
+    hot_document: Callable[[Schema | None], HotDocument],
 ) -> FastAPI:
-    """The FastAPI app: ``routers`` mounted, errors as JSON, OpenAPI for every route."""
+    """The FastAPI app: ``routers`` mounted, errors as JSON, OpenAPI for every route.
+
+    The hot routes are described by ``hot_document`` for the data schema of the champion
+    being served (numbers named by the settings before a model is loaded); the document is
+    built again when another version becomes champion."""
     api = FastAPI(
         title="petalops model server",
         version=__version__,
@@ -153,14 +159,21 @@ def build_api(
     async def refused(request: Request, exc: PetalopsError) -> JSONResponse:
         return _error(request, exc)
 
+    described: list[Any] = [()]  # the champion (version, digest) the cached document describes
+
     def openapi() -> dict[str, Any]:
-        if api.openapi_schema is None:
+        champion = server.holder.snapshot.champion
+        key = None if champion is None else (champion.version, champion.sha256)
+        if api.openapi_schema is None or described[0] != key:
+            schema = None if champion is None else champion.runtime.schema
+            hot_paths, components = hot_document(schema)
             document = get_openapi(
                 title=api.title, version=api.version, description=api.description, routes=api.routes
             )
             document.setdefault("components", {}).setdefault("schemas", {}).update(components)
             document["paths"] = {**hot_paths, **document.get("paths", {})}
             api.openapi_schema = document
+            described[0] = key
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]

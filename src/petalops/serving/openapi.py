@@ -4,16 +4,20 @@
 Each codec documents its requests and answers next to the code that reads and writes them
 (`petalops.serving.routes`); the row-level types here carry the bounds that
 `petalops.serving.rows` enforces, so the documented schema and the check are one contract.
+Once a model is loaded the types follow its stored data schema (`petalops.data.schema`): a
+categorical feature is a string among the categories training saw, a boolean one true/false,
+and each takes null where the feature may be missing (``allow_missing``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from petalops.data.schema import MAX_LISTED_CATEGORIES, ColumnSchema, Schema
 from petalops.serving.rows import MAX_ABS
 from petalops.serving.shape import ApiShape
 
@@ -65,24 +69,48 @@ class Docs:
 
     ``ref`` hoists a pydantic model (and its definitions) into ``components``; the
     attributes ``number``, ``row``, ``batch``, ``record`` and ``records`` are the types a
-    request's rows take, with the limits `petalops.serving.rows` checks.
+    request's rows take, with the limits `petalops.serving.rows` checks. With the served
+    model's ``schema``, ``values`` holds each feature's own type (``number`` stays the type of
+    a numeric feature) and ``example_row`` is a row the model takes.
     """
 
-    def __init__(self, shape: ApiShape, max_batch: int) -> None:
+    def __init__(self, shape: ApiShape, max_batch: int, schema: Schema | None = None) -> None:
         self.shape = shape
         self.max_batch = max_batch
+        self.schema = schema
         self.components: dict[str, Any] = {}
         n = len(shape.features)
         number: Any = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_ABS, le=MAX_ABS)]
-        row: Any = Annotated[list[number], Field(min_length=n, max_length=n)]
-        fields: dict[str, Any] = dict.fromkeys(shape.features, (number, ...))
-        record: Any = create_model("FeatureRecord", __config__=ConfigDict(extra="forbid"), **fields)
         self.number = number
+        self.mixed = schema is not None and not _numbers_only(schema)
+        row: Any
+        if schema is not None and self.mixed:
+            self.values: list[Any] = [_value_type(column, number) for column in schema.columns]
+            features = schema.names
+            # A row by position: each place its own feature's type (OpenAPI 3.1 prefixItems,
+            # exactly n items).
+            row = tuple.__class_getitem__(tuple(self.values))
+        else:
+            self.values = [number] * n
+            features = shape.features
+            row = Annotated[list[number], Field(min_length=n, max_length=n)]
+        fields: dict[str, Any] = {
+            name: (value, Field(description=_describe(schema, j)))
+            for j, (name, value) in enumerate(zip(features, self.values, strict=True))
+        }
+        record: Any = create_model("FeatureRecord", __config__=ConfigDict(extra="forbid"), **fields)
+        self.features = list(features)
         self.row = row
         self.batch: Any = Annotated[list[row], Field(min_length=1, max_length=max_batch)]
         self.record = record
         self.records: Any = Annotated[list[record], Field(min_length=1, max_length=max_batch)]
+        self.example_row = _example_row(shape, schema)
         self.error = self.ref(ErrorBody)
+
+    @property
+    def example_record(self) -> dict[str, Any]:
+        """`example_row` as an object of named features."""
+        return dict(zip(self.features, self.example_row, strict=True))
 
     def ref(self, model: type[BaseModel]) -> dict[str, Any]:
         """A ``$ref`` to the model's schema, its definitions hoisted into ``components``."""
@@ -149,6 +177,74 @@ def paths(routes: Sequence[Route], model_name: str) -> dict[str, dict[str, Any]]
             operation["responses"].setdefault("405", {"description": "Method not allowed."})
         document.setdefault(route.path, {})[route.method.lower()] = operation
     return document
+
+
+def _numbers_only(schema: Schema) -> bool:
+    return schema.numeric_only and not any(c.allow_missing for c in schema.columns)
+
+
+def _listed(column: ColumnSchema) -> bool:
+    """Whether the schema lists every category training saw (a column with more keeps only
+    the most frequent `MAX_LISTED_CATEGORIES`, so an enum of them would refuse real ones)."""
+    return 0 < len(column.categories) < MAX_LISTED_CATEGORIES
+
+
+def _value_type(column: ColumnSchema, number: Any) -> Any:
+    """The pydantic type of one feature's value: a JSON Schema ``enum`` of the categories,
+    a boolean or a bounded number, nullable where the feature may be missing."""
+    value: Any
+    if column.kind == "categorical":
+        value = Literal[tuple(column.categories)] if _listed(column) else str
+    elif column.kind == "boolean":
+        value = bool
+    else:
+        value = number
+    return value | None if column.allow_missing else value
+
+
+def _describe(schema: Schema | None, j: int) -> str | None:
+    if schema is None:
+        return None
+    column = schema.columns[j]
+    missing = "; null when missing" if column.allow_missing else "; never missing"
+    if column.kind == "categorical":
+        seen = f"one of the {len(column.categories)} categories seen in training"
+        return f"{seen} (another follows model.preprocess.unknown){missing}"
+    if column.kind == "boolean":
+        return f"true or false{missing}"
+    if column.minimum is None or column.maximum is None:
+        return f"a number{missing}"
+    return f"a number; training saw {column.minimum:g} .. {column.maximum:g}{missing}"
+
+
+def _example_row(shape: ApiShape, schema: Schema | None) -> list[Any]:
+    """The settings' example row if the model takes it as it is (a real row of the training
+    file, or Iris's), else a typical row of the schema: each number's training mean (to 3
+    significant digits), each feature's most frequent category, true for a boolean."""
+    row = shape.example_row
+    if schema is None or (len(row) == len(schema.columns) and all(map(_fits, row, schema.columns))):
+        return list(row)
+    typical: list[Any] = []
+    for column in schema.columns:
+        if column.kind == "categorical":
+            typical.append(next(iter(column.categories), None))
+        elif column.kind == "boolean":
+            typical.append(True)
+        elif column.mean is not None and column.mean == column.mean:
+            typical.append(float(f"{column.mean:.3g}"))
+        else:
+            typical.append(0.0 if column.minimum is None else column.minimum)
+    return typical
+
+
+def _fits(value: Any, column: ColumnSchema) -> bool:
+    if value is None:
+        return column.allow_missing
+    if column.kind == "categorical":
+        return isinstance(value, str) and (value in column.categories or not _listed(column))
+    if column.kind == "boolean":
+        return isinstance(value, bool)
+    return type(value) in (int, float) and abs(value) <= MAX_ABS
 
 
 def _slug(path: str) -> str:

@@ -371,13 +371,16 @@ def predict_rows(
 
     Categories never seen in training are counted per feature (``/metrics``) and follow the
     model's policy: under ``unknown: error`` a 422 names the feature and the categories."""
-    if runtime.mixed:
-        x = np.asarray(rows, dtype=object)
-        for feature, count in runtime.check_unseen(x).items():
-            metrics.unseen_category(runtime.version, feature, count)
-        matrix = runtime.predict_proba(x)
-        return runtime.decide(matrix).tolist(), matrix.tolist()
     n = len(rows)
+    if runtime.mixed:
+        if runtime.categories:
+            for feature, count in runtime.check_unseen_rows(rows).items():
+                metrics.unseen_category(runtime.version, feature, count)
+        if n == 1:
+            label, proba = runtime.predict_one(rows[0])
+            return [label], [proba]
+        matrix = runtime.predict_proba(np.asarray(rows, dtype=object))
+        return runtime.decide(matrix).tolist(), matrix.tolist()
     if n == 1:  # most requests: the pure-Python single-row path, no loop
         label, proba = runtime.predict_one(rows[0])
         return [label], [proba]

@@ -5,7 +5,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 from petalops.config import load_settings
 from petalops.data.schema import ColumnSchema, Schema
 from petalops.errors import ConfigError
-from petalops.pipeline.build import build_pipeline
+from petalops.pipeline.build import build_pipeline, classifier
 
 FOREST = "sklearn.ensemble.RandomForestClassifier"
 
@@ -100,3 +100,20 @@ def test_a_classifier_without_probabilities_names_the_fix() -> None:
     settings = load_settings(overrides=["model.class=sklearn.svm.SVC"])
     with pytest.raises(ConfigError, match=r"no class probabilities \(set model.params.probability"):
         build_pipeline(settings.model, seed=1)
+
+
+def test_linear_svc_is_refused_with_the_option_that_wraps_it() -> None:
+    refused = load_settings(overrides=["model.class=sklearn.svm.LinearSVC"])
+    with pytest.raises(ConfigError, match=r"set model.calibrated=sigmoid to wrap it"):
+        build_pipeline(refused.model, seed=1)
+    settings = load_settings(
+        overrides=[
+            "model.class=sklearn.svm.LinearSVC",
+            "model.params.C=0.5",
+            "model.calibrated=sigmoid",
+        ]
+    )
+    clf = build_pipeline(settings.model, seed=3).steps[-1][1]
+    assert type(clf).__name__ == "CalibratedClassifierCV"
+    assert (clf.method, clf.estimator.C, clf.estimator.random_state) == ("sigmoid", 0.5, 3)
+    assert classifier(build_pipeline(settings.model, seed=3)).C == 0.5

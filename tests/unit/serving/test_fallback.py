@@ -26,7 +26,7 @@ def test_unknown_path_is_json_404(client: TestClient) -> None:
 def _with_router(app: PetalopsApp, router: APIRouter) -> TestClient:
     server = app.server
     hot: dict[str, Any] = {"/hot": {"get": {"summary": "a hot route"}}}
-    api = build_api(server, [router], hot, {"Thing": {"type": "object"}})
+    api = build_api(server, [router], lambda schema: (hot, {"Thing": {"type": "object"}}))
     return TestClient(Fallback(server, api), raise_server_exceptions=False)
 
 

@@ -159,3 +159,61 @@ def test_typed_rows_for_the_command_line(penguins: dict[str, Any]) -> None:
     assert rows[0][4] != rows[0][4]  # a missing number is NaN
     with pytest.raises(InputError, match=r"--input\[0\]\[1\] \(bill_length_mm\) must be a number"):
         typed_rows([["Dream", "x", 17.9, 192, None, "female"]], runtime, "--input")
+
+
+PREDICTING = {"tutorial", "petalops", "mlflow", "kserve-v1", "oip-v2"}
+
+
+def _schema_of(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        found: dict[str, Any] = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        return found
+    return schema
+
+
+def test_openapi_follows_the_model_schema(client: TestClient, penguins: dict[str, Any]) -> None:
+    import jsonschema
+
+    document = client.get("/openapi.json").json()
+    schema = penguins[client.version][3].schema  # type: ignore[attr-defined]
+    record = document["components"]["schemas"]["FeatureRecord"]["properties"]
+    island = record["island"]["anyOf"]
+    assert {"type": "null"} in island  # missing allowed (allow_missing defaults to true)
+    enum = next(part["enum"] for part in island if "enum" in part)
+    assert enum == list(schema.column("island").categories)
+    assert sorted(enum) == ["Biscoe", "Dream", "Torgersen"]
+    numbers = next(part for part in record["bill_length_mm"]["anyOf"] if part["type"] == "number")
+    assert numbers["maximum"] == 1e12
+    # /predict takes one row by position: each place its own feature's type
+    predict = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    features = _schema_of(document, predict["schema"])["properties"]["features"]
+    assert features["minItems"] == features["maxItems"] == len(PENGUIN_FEATURES)
+    first, second = features["prefixItems"][:2]
+    assert "enum" in first["anyOf"][0] and second["anyOf"][0]["type"] == "number"
+    # OIP v2: one tensor per feature, BYTES for a categorical one
+    infer = document["paths"]["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]
+    tensors = {t["name"]: t for t in infer["application/json"]["example"]["inputs"]}
+    assert tensors["island"]["datatype"] == "BYTES"
+    # every documented example fits its schema and is answered 200
+    for path, methods in document["paths"].items():
+        operation = methods.get("post")
+        if operation is None or operation["tags"][0] not in PREDICTING or "feedback" in path:
+            continue
+        content = operation["requestBody"]["content"]["application/json"]
+        root = {**content["schema"], "components": document["components"]}
+        jsonschema.Draft202012Validator(root).validate(content["example"])
+        version: str = client.version  # type: ignore[attr-defined]
+        concrete = path.replace("{name}", "penguins").replace("{version}", version)
+        answer = client.post(concrete, json=content["example"])
+        assert answer.status_code == 200, (path, answer.text)
+    # and a category the model never saw is outside the documented enum
+    bad = {**record_example(document), "island": "Atlantis"}
+    root = {"$ref": "#/components/schemas/FeatureRecord", "components": document["components"]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(root).validate(bad)
+
+
+def record_example(document: dict[str, Any]) -> dict[str, Any]:
+    v1 = document["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]
+    example: dict[str, Any] = v1["example"]
+    return example

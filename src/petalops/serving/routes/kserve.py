@@ -71,7 +71,7 @@ class KServeV1(Codec[dict[str, Any]]):
                 summary="Predict (KServe v1)",
                 tag="kserve-v1",
                 request_schema=docs.ref(request),
-                request_example=self.example,
+                request_example={"instances": [docs.example_row]},
                 responses={
                     200: ("Predictions", docs.ref(Predictions)),
                     **docs.errors(400, 404, 409, 413, 415, 503),

@@ -78,6 +78,12 @@ class MLflow(Codec[Payload]):
             index=(list[Any] | None, None),
             data=(docs.batch, ...),
         )
+        row = docs.example_row
+        example = {"dataframe_split": {"columns": docs.features, "data": [row]}}
+        cells = (
+            "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for v in row
+        )
+        csv_example = ",".join(docs.features) + "\n" + ",".join(cells) + "\n"
         request = docs.one_of(
             create_model("DataframeSplitRequest", dataframe_split=(split, ...)),
             create_model("DataframeRecordsRequest", dataframe_records=(docs.records, ...)),
@@ -92,10 +98,8 @@ class MLflow(Codec[Payload]):
                 summary="Score (MLflow protocol)",
                 tag="mlflow",
                 request_schema=request,
-                request_example=self.example,
-                request_content={
-                    _CSV: {"schema": {"type": "string"}, "example": self.csv_example + "\n"}
-                },
+                request_example=example,
+                request_content={_CSV: {"schema": {"type": "string"}, "example": csv_example}},
                 responses={
                     200: ("Predictions", docs.ref(Predictions)),
                     **docs.errors(400, 404, 409, 413, 415, 503),

@@ -14,8 +14,9 @@ metadata lists them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 import orjson
@@ -124,25 +125,12 @@ class OpenInference(Codec[Inference]):
         }
 
     def routes(self, docs: Docs) -> list[Route]:
-        number: Any = docs.number
-        row: Any = docs.row
-        infer_input: Any = create_model(
-            "InferInput",
-            __config__=ConfigDict(extra="allow"),
-            name=(str, Field(examples=["input-0"])),
-            shape=(
-                Annotated[list[int], Field(min_length=1, max_length=2)],
-                Field(examples=[[1, len(self.shape.features)]]),
-            ),
-            datatype=(_FLOAT_TYPES, ...),
-            parameters=(dict[str, Any] | None, None),
-            data=(list[number] | list[row], ...),
-        )
+        inputs, example = _documented_inputs(docs)
         request = create_model(
             "InferRequest",
             id=(str | None, None),
             parameters=(dict[str, Any] | None, None),
-            inputs=(Annotated[list[infer_input], Field(min_length=1, max_length=1)], ...),
+            inputs=(inputs, ...),
             outputs=(list[InferOutputRequest] | None, None),
         )
         ready = docs.ref(Ready)
@@ -205,7 +193,7 @@ class OpenInference(Codec[Inference]):
                     summary="Inference (OIP v2)",
                     tag="oip-v2",
                     request_schema=docs.ref(request),
-                    request_example=self.example,
+                    request_example=example,
                     responses={
                         200: ("Inference response", docs.ref(InferResponse)),
                         **docs.errors(400, 404, 409, 413, 415, 503),
@@ -364,6 +352,65 @@ class OpenInference(Codec[Inference]):
 
 
 _KIND_DATATYPE = {"categorical": "BYTES", "boolean": "BOOL", "numeric": "FP64"}
+# The datatypes `_feature_tensor_rows` takes for each kind of feature.
+_KIND_DATATYPES: dict[str, Any] = {
+    "categorical": Literal["BYTES"],
+    "boolean": Literal["BOOL", "FP32", "FP64", "INT64"],
+    "numeric": Literal["FP32", "FP64", "INT64", "BOOL"],
+}
+
+
+def _documented_inputs(docs: Docs) -> tuple[Any, dict[str, Any]]:
+    """The ``inputs`` of an inference request as OpenAPI documents it, and an example:
+    one tensor ``[N, n_features]`` of numbers, or (a model with categorical or boolean
+    features, or missing values) one tensor per feature, each of its own type."""
+    row = docs.example_row
+    if docs.schema is None or docs.schema.numeric_only:
+        number: Any = docs.number
+        matrix_row: Any = docs.row
+        infer_input: Any = create_model(
+            "InferInput",
+            __config__=ConfigDict(extra="allow"),
+            name=(str, Field(examples=["input-0"])),
+            shape=(
+                Annotated[list[int], Field(min_length=1, max_length=2)],
+                Field(examples=[[1, len(row)]]),
+            ),
+            datatype=(_FLOAT_TYPES, ...),
+            parameters=(dict[str, Any] | None, None),
+            data=(list[number] | list[matrix_row], ...),
+        )
+        tensor = {"name": "input-0", "shape": [1, len(row)], "datatype": "FP64", "data": row}
+        return Annotated[list[infer_input], Field(min_length=1, max_length=1)], {"inputs": [tensor]}
+    tensors: list[Any] = []
+    examples: list[dict[str, Any]] = []
+    for j, (column, value) in enumerate(zip(docs.schema.columns, docs.values, strict=True)):
+        name: Any = Literal[column.name]  # the tensor's name selects its schema
+        tensors.append(
+            create_model(
+                f"InferInput_{re.sub(r'[^A-Za-z0-9_]', '_', column.name)}",
+                __config__=ConfigDict(extra="allow"),
+                name=(name, ...),
+                shape=(
+                    Annotated[list[int], Field(min_length=1, max_length=2)],
+                    Field(description="[N] or [N, 1]", examples=[[1, 1]]),
+                ),
+                datatype=(_KIND_DATATYPES[column.kind], ...),
+                parameters=(dict[str, Any] | None, None),
+                data=(list[value] | list[tuple[value]], ...),  # type: ignore[valid-type]
+            )
+        )
+        examples.append(
+            {
+                "name": column.name,
+                "shape": [1, 1],
+                "datatype": _KIND_DATATYPE[column.kind],
+                "data": [row[j]],
+            }
+        )
+    n = len(tensors)
+    one: Any = Annotated[Union[tuple(tensors)], Field(discriminator="name")]  # noqa: UP007
+    return Annotated[list[one], Field(min_length=n, max_length=n)], {"inputs": examples}
 
 
 def _input_metadata(schema: Schema, n: int) -> list[dict[str, Any]]:

@@ -43,12 +43,12 @@ class Tutorial(Codec[dict[str, Any]]):
 
     def routes(self, docs: Docs) -> list[Route]:
         shape = self.shape
-        n, classes = len(shape.features), shape.classes
+        n, classes = len(docs.features), shape.classes
         request = create_model(
             "PredictRequest",
             features=(
                 docs.row,
-                Field(description=f"the {n} features in order: {', '.join(shape.features)}"),
+                Field(description=f"the {n} features in order: {', '.join(docs.features)}"),
             ),
         )
         response = create_model(
@@ -67,7 +67,7 @@ class Tutorial(Codec[dict[str, Any]]):
                 summary="Predict one row (tutorial API)",
                 tag="tutorial",
                 request_schema=docs.ref(request),
-                request_example=self.example,
+                request_example={"features": docs.example_row},
                 responses={
                     200: ("Prediction", docs.ref(response)),
                     **docs.errors(400, 404, 409, 413, 415, 503),

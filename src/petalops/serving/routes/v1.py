@@ -67,7 +67,7 @@ class V1(Codec[dict[str, Any]]):
                 summary="Predict named-feature rows",
                 tag="petalops",
                 request_schema={"oneOf": [docs.ref(docs.record), docs.ref(batch)]},
-                request_example=self.record,
+                request_example=docs.example_record,
                 responses={
                     200: ("Prediction(s)", {"oneOf": [docs.ref(single), docs.ref(many)]}),
                     **docs.errors(400, 404, 409, 413, 415, 503),
