@@ -1,6 +1,6 @@
 """Start-up cost of the everyday commands, next to `python -c "import mlflow"`, in one run.
 
-    python bench/cli.py [--runs 5] [--home DIR]
+    python bench/cli.py [--runs 5] [--home DIR] [--only TEXT ...]
 
 Trains a throw-away project (v1 @champion, v2 @challenger) in a temporary directory, or uses
 ``--home``; then runs each command ``--runs`` times as its own process (the order interleaved
@@ -32,6 +32,7 @@ COMMANDS: list[Command] = [
     ('python -c "pass"', [PYTHON, "-c", "pass"], None),
     ('python -c "import mlflow"', [PYTHON, "-c", "import mlflow"], None),
     ("petalops --help", [*PETALOPS, "--help"], None),
+    ("petalops nosuchcmd (usage error)", [*PETALOPS, "nosuchcmd"], None),
     ("petalops config", [*PETALOPS, "config"], None),
     ("petalops registry list", [*PETALOPS, "registry", "list"], None),
     ("petalops registry show champion", [*PETALOPS, "registry", "show", "champion"], None),
@@ -78,7 +79,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command")
     parser.add_argument("--home", type=Path, help="an existing project's .petalops (trained)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="time only the commands whose label contains TEXT (repeatable; the two python "
+        "baselines always run)",
+    )
     args = parser.parse_args()
+    commands = [
+        command
+        for command in COMMANDS
+        if command[0].startswith("python ")
+        or not args.only
+        or any(t in command[0] for t in args.only)
+    ]
 
     with tempfile.TemporaryDirectory(prefix="petalops-bench-cli-") as tmp:
         home = args.home or Path(tmp) / ".petalops"
@@ -87,10 +102,10 @@ def main() -> None:
         if args.home is None:
             print("training v1 and v2 in a throw-away project …", file=sys.stderr)
             prepare(home, env)
-        results = {label: Timings() for label, _, _ in COMMANDS}
+        results = {label: Timings() for label, _, _ in commands}
         for round_ in range(args.runs):
             print(f"round {round_ + 1}/{args.runs}", file=sys.stderr)
-            for label, argv, undo in COMMANDS:
+            for label, argv, undo in commands:
                 wall, rss, code = run_once(argv, env, home.parent)
                 timing = results[label]
                 timing.walls.append(wall)
@@ -102,7 +117,7 @@ def main() -> None:
     mlflow = statistics.median(results['python -c "import mlflow"'].walls)
     print(f"\n{args.runs} runs each, median wall time; ratio = wall / `import mlflow`\n")
     print(f"{'command':<38} {'wall s':>7} {'min s':>7} {'ratio':>6} {'peak RSS MB':>12}  exit")
-    for label, _, _ in COMMANDS:
+    for label, _, _ in commands:
         timing = results[label]
         median = statistics.median(timing.walls)
         codes = ",".join(str(c) for c in sorted(timing.codes))

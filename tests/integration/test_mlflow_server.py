@@ -47,6 +47,17 @@ def test_train_and_predict_through_a_tracking_server(mlflow_server: str, tmp_pat
     set_model_tag(settings, "petalops.traffic", '{"strategy": "shadow"}')
     assert model_tag(settings, "iris", "petalops.traffic") == '{"strategy": "shadow"}'  # REST
     assert model_tag(settings, "missing-model", "petalops.traffic") is None
+    # Alias moves through the REST API too (registry.writes), as MLflow's client reads them.
+    from petalops.registry.store import client, delete_alias, set_alias
+
+    set_alias(settings, "previous", "1", actor="ops@example")
+    mlflow_client = client(settings)
+    aliases = mlflow_client.get_registered_model("iris").aliases
+    assert {alias: str(v) for alias, v in aliases.items()} == {"champion": "1", "previous": "1"}
+    history = mlflow_client.get_model_version("iris", "1").tags["petalops.alias_history"]
+    assert json.loads(history)[-1]["alias"] == "previous"
+    delete_alias(settings, "previous")
+    assert "previous" not in mlflow_client.get_registered_model("iris").aliases
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
     env["PETALOPS_MLFLOW_URI"] = mlflow_server

@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,8 +30,10 @@ from typer._click.exceptions import (
 )
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
-from petalops.config import Settings, load_settings
 from petalops.errors import PetalopsError
+
+if TYPE_CHECKING:
+    from petalops.config import Settings
 
 ConfigOption = Annotated[
     Path | None,
@@ -53,6 +55,10 @@ EXAMPLE = "Example: "
 
 
 def settings_from(config: Path | None, overrides: list[str] | None) -> Settings:
+    # Imported here, not at the top: pydantic-settings and the settings models cost ~0.3 s,
+    # which a usage error, `--help` or `--version` must not pay (bench/cli.py).
+    from petalops.config import load_settings
+
     return load_settings(config, overrides or [])
 
 

@@ -9,13 +9,15 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from petalops.cli.common import ConfigOption, SetOption, settings_from
-from petalops.config import Settings
 from petalops.errors import InputError
+
+if TYPE_CHECKING:
+    from petalops.config import Settings
 
 
 def parse_rows(text: str, n_features: int | None = None) -> list[list[float]]:

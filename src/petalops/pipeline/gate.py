@@ -5,43 +5,15 @@ Pure functions of a runtime and held-out data, so that every check is unit-testa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from petalops.config import GateSettings
+from petalops.pipeline.checks import Check as Check
+from petalops.pipeline.checks import GateResult as GateResult
 from petalops.runtime.model import ModelRuntime
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail}
-
-
-@dataclass(frozen=True)
-class GateResult:
-    checks: list[Check] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.passed]
-
-    def reason(self) -> str:
-        return "; ".join(f"{c.name}: {c.detail}" for c in self.failures)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"passed": self.passed, "checks": [c.to_json() for c in self.checks]}
 
 
 def run_gate(

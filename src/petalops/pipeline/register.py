@@ -8,10 +8,11 @@ import contextlib
 import fcntl
 import json
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from petalops.config import Settings
 from petalops.errors import NotFoundError
-from petalops.pipeline.load import TrainingData
+from petalops.pipeline.identity import SOURCE_KEY_TAG
 from petalops.registry import list_versions
 from petalops.registry.signatures import signature_tags
 from petalops.registry.store import (
@@ -22,19 +23,28 @@ from petalops.registry.store import (
 )
 from petalops.runtime.signing import Signature
 
+if TYPE_CHECKING:
+    from petalops.pipeline.load import TrainingData
+
 # The tag `petalops.rollout.control_plane` publishes the plan in. Read as data here: the
 # pipeline sits below the rollout package and never imports it.
 ROLLOUT_PLAN_TAG = "petalops.rollout"
 
 
-def find_registered(settings: Settings, key: str) -> tuple[str, str] | None:
-    """``(version, run id)`` of a version already trained with this train key, if any."""
+TRAIN_KEY_TAG = "petalops.train_key"
+
+
+def find_registered(
+    settings: Settings, key: str, tag: str = TRAIN_KEY_TAG
+) -> tuple[str, str] | None:
+    """``(version, run id)`` of a version already trained with this train key (or the key
+    in another ``tag``: `identity.SOURCE_KEY_TAG`), if any."""
     try:
         versions = list_versions(settings)
     except NotFoundError:  # no registry yet: nothing was trained
         return None
     for info in versions:
-        if info.tags.get("petalops.train_key") == key:
+        if info.tags.get(tag) == key:
             return info.version, info.run_id
     return None
 
@@ -84,7 +94,8 @@ def register_model(
             run_id,
             digest,
             {
-                "petalops.train_key": data.key,
+                TRAIN_KEY_TAG: data.key,
+                **({SOURCE_KEY_TAG: data.source_key} if data.source_key else {}),
                 "petalops.data_sha256": data.sha256,
                 "petalops.accuracy": f"{accuracy:.6f}",
                 "petalops.gate": "passed",

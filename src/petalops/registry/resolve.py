@@ -40,10 +40,10 @@ from petalops.registry.signatures import (
     signature_state,
 )
 from petalops.runtime.bundle import verify_bundle
-from petalops.runtime.model import ModelRuntime, open_bundle
 
 if TYPE_CHECKING:
     from petalops.registry.store import RunRecord
+    from petalops.runtime.model import ModelRuntime
 
 SHA_TAG = "petalops.sha256"
 # The run tag naming the data snapshot (pipeline.snapshot writes it, lineage reads it).
@@ -609,6 +609,10 @@ def open_runtime(settings: Settings, info: VersionInfo) -> ModelRuntime:
             f"version {info.version} of {info.name!r} has no {SHA_TAG} tag; it was not "
             "registered by petalops and cannot be verified"
         )
+    # Imported here: the runtime needs numpy (~0.2 s), which the registry's readers
+    # (`registry list/show`, `rollout status`, every controller tick) never do.
+    from petalops.runtime.model import open_bundle
+
     directory = fetch_bundle(settings, info)
     try:
         return open_bundle(directory, info.name, info.version, info.sha256)

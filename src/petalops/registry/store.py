@@ -1,6 +1,7 @@
 """Everything petalops asks of MLflow: runs, datasets, model versions, aliases and tags.
 
-This is the only module that imports MLflow (the read-only fast paths live in resolve.py).
+This is the only module that imports MLflow: the read-only fast paths live in resolve.py, and
+alias and tag writes go through writes.py (no MLflow import) where the store allows it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from petalops.config import Settings
 from petalops.errors import NotFoundError, RegistryUnavailableError
-from petalops.registry.resolve import SHA_TAG, VersionInfo
+from petalops.registry import writes
+from petalops.registry.resolve import SHA_TAG, VersionInfo, resolve
 from petalops.security import audit
 
 if TYPE_CHECKING:
@@ -208,18 +210,36 @@ def set_alias(
     """Point an alias at a version and record who did it and when as version tags
     (``petalops.promoted_by`` / ``_at`` for champion, ``petalops.alias_history`` for all)
     and in the audit trail (with the version it pointed at before)."""
-    mlflow_client = client(settings)
     model = name or settings.project
-    info = get_version(settings, version, name=model)  # a clear 404 for a missing version
     before = alias_version(settings, alias, model)
+    if str(version).isdigit() and writes.accepts(settings, model, alias=alias):
+        info = resolve(settings, f"{model}/{int(version)}")  # a clear 404 for a missing version
+        tags = _alias_event_tags(info, alias, actor)
+        if writes.accepts(settings, model, tags=tags):
+            try:
+                writes.set_alias(settings, model, alias, info.version, tags)
+            except writes.UnknownSchema:
+                pass  # not a schema the direct writes know: MLflow's client below
+            else:
+                _audit_alias_set(settings, model, alias, before, info.version, actor)
+                return
+    mlflow_client = client(settings)
+    info = get_version(settings, version, name=model)  # a clear 404 for a missing version
     mlflow_client.set_registered_model_alias(model, alias, str(version))
-    _record_alias_event(settings, info, alias, actor)
+    for key, value in _alias_event_tags(info, alias, actor).items():
+        set_version_tag(settings, info.version, key, value, name=info.name)
+    _audit_alias_set(settings, model, alias, before, str(version), actor)
+
+
+def _audit_alias_set(
+    settings: Settings, model: str, alias: str, before: str | None, after: str, actor: str | None
+) -> None:
     audit.record(
         settings,
         "alias.set",
         f"{model}@{alias}",
         before={"version": before},
-        after={"version": str(version)},
+        after={"version": after},
         actor=actor,
     )
 
@@ -233,9 +253,9 @@ def current_actor() -> str:
     return audit.current_actor()
 
 
-def _record_alias_event(
-    settings: Settings, info: VersionInfo, alias: str, actor: str | None
-) -> None:
+def _alias_event_tags(info: VersionInfo, alias: str, actor: str | None) -> dict[str, str]:
+    """The version tags that record an alias move: its history, and for champion who
+    promoted it and when."""
     from datetime import UTC, datetime
 
     who = actor or current_actor()
@@ -245,23 +265,31 @@ def _record_alias_event(
     except ValueError:
         history = []
     history = [*history, {"alias": alias, "by": who, "at": when}][-20:]  # tags are size-capped
-    set_version_tag(settings, info.version, ALIAS_HISTORY_TAG, json.dumps(history), name=info.name)
+    tags = {ALIAS_HISTORY_TAG: json.dumps(history)}
     if alias == "champion":
-        set_version_tag(settings, info.version, "petalops.promoted_by", who, name=info.name)
-        set_version_tag(settings, info.version, "petalops.promoted_at", when, name=info.name)
+        tags |= {"petalops.promoted_by": who, "petalops.promoted_at": when}
+    return tags
 
 
 def delete_alias(settings: Settings, alias: str, name: str | None = None) -> None:
-    from mlflow.exceptions import MlflowException
-
     model = name or settings.project
     before = alias_version(settings, alias, model)
     if before is None:
         raise NotFoundError(f"model {model!r} has no alias {alias!r}; see `petalops registry list`")
-    try:
-        client(settings).delete_registered_model_alias(model, alias)
-    except MlflowException:
-        raise NotFoundError(f"model {model!r} has no alias {alias!r}") from None
+    deleted = False
+    if writes.accepts(settings, model, alias=alias):
+        try:
+            writes.delete_alias(settings, model, alias)
+            deleted = True
+        except writes.UnknownSchema:
+            pass  # not a schema the direct writes know: MLflow's client below
+    if not deleted:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client(settings).delete_registered_model_alias(model, alias)
+        except MlflowException:
+            raise NotFoundError(f"model {model!r} has no alias {alias!r}") from None
     audit.record(
         settings, "alias.delete", f"{model}@{alias}", before={"version": before}, after=None
     )
@@ -343,13 +371,23 @@ def model_tags(settings: Settings, name: str | None = None) -> dict[str, str]:
 
 
 def set_model_tag(settings: Settings, key: str, value: str, name: str | None = None) -> None:
-    client(settings).set_registered_model_tag(name or settings.project, key, value)
+    model = name or settings.project
+    if writes.accepts(settings, model, tags={key: value}):
+        with contextlib.suppress(writes.UnknownSchema):
+            writes.set_model_tags(settings, model, {key: value})
+            return
+    client(settings).set_registered_model_tag(model, key, value)
 
 
 def set_version_tag(
     settings: Settings, version: str, key: str, value: str, name: str | None = None
 ) -> None:
-    client(settings).set_model_version_tag(name or settings.project, str(version), key, value)
+    model = name or settings.project
+    if str(version).isdigit() and writes.accepts(settings, model, tags={key: value}):
+        with contextlib.suppress(writes.UnknownSchema):
+            writes.set_version_tags(settings, model, str(version), {key: value})
+            return
+    client(settings).set_model_version_tag(model, str(version), key, value)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,6 @@ from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
 from typing import Any, Literal
 
-import numpy as np
-
-from petalops.monitoring.estimate import calibrated
-
 Decision = Literal["pass", "fail", "inconclusive"]
 Action = Literal["advance", "promote", "hold", "rollback"]
 
@@ -148,6 +144,12 @@ def summarize(samples: Iterable[Sample], calibration: dict[str, Any] | None = No
     expected = 0.0
     widths = {len(p) for p in scored_rows}
     if len(widths) == 1:
+        # Imported here: numpy and the estimate are needed only for a window with scored
+        # rows; every `petalops rollout …` command imports this module (via the plan).
+        import numpy as np
+
+        from petalops.monitoring.estimate import calibrated
+
         confidence = calibrated(calibration, np.asarray(scored_rows, dtype=np.float64))
         expected = float(confidence[np.arange(len(scored_rows)), scored_predictions].sum())
     else:  # no scored row, or rows of mixed widths: nothing to estimate from

@@ -26,7 +26,6 @@ from petalops.errors import ConfigError, ConflictError, NotFoundError
 from petalops.rollout import history
 from petalops.rollout.analysis import Thresholds
 from petalops.rollout.control_plane import ControlPlane, RegistryState
-from petalops.rollout.controller import Controller
 from petalops.rollout.lease import holder_id, lease_name
 from petalops.rollout.plan import RolloutPlan, new_rollout_id, stamp, traffic_for
 from petalops.rollout.store import RolloutStore
@@ -272,6 +271,10 @@ def _apply_here(
     settings: Settings, store: RolloutStore, holder: str, command: str, reason: str
 ) -> dict[str, Any]:
     """Apply the command in this process, which holds the lease; released after."""
+    # Imported here: the controller brings the smoke test (numpy), which `rollout start`,
+    # `status` and `history` never run.
+    from petalops.rollout.controller import Controller
+
     controller = Controller(settings, holder=holder, store=store)
     try:
         state = controller.plane.read()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from petalops.rollout.analysis import Verdict, analyze, summarize
+from petalops.rollout.analysis import VariantStats, Verdict, analyze, summarize
 from petalops.rollout.plan import RolloutPlan
 from petalops.rollout.store import RolloutStore
 from petalops.rollout.strategies.registry import of as strategy_of
@@ -18,13 +18,17 @@ CalibrationOf = Callable[[str], "dict[str, Any] | None"]
 
 def registry_calibrations(settings: Any) -> CalibrationOf:
     """Each version's calibration from its profile in the registry (``None`` when it has
-    none or cannot be read: its estimate then uses the raw probabilities)."""
-    from petalops.monitoring.overview import registry_profiles  # registry: not at import
-
-    profile_of = registry_profiles(settings)
+    none or cannot be read: its estimate then uses the raw probabilities). Nothing is read
+    or imported (numpy, with the monitoring overview) before a version is asked for."""
+    profile_of: Callable[[str], dict[str, Any]] | None = None
 
     def calibration_of(version: str) -> dict[str, Any] | None:
+        nonlocal profile_of
         try:
+            if profile_of is None:
+                from petalops.monitoring.overview import registry_profiles
+
+                profile_of = registry_profiles(settings)
             calibration: dict[str, Any] | None = profile_of(version).get("calibration")
         except Exception:  # a missing profile must not stop the analysis
             return None
@@ -45,21 +49,15 @@ def judge_window(
     strategy = strategy_of(plan)
     since = plan.step_started
 
-    def calibration(version: str) -> dict[str, Any] | None:
-        return calibration_of(version) if calibration_of is not None else None
+    def summarized(variant: str, version: str) -> VariantStats:
+        samples = store.samples(model_name, variant, version, since, until)
+        # A version's calibration (its profile, from the registry) only for rows it can
+        # estimate from: an empty window (`rollout status` before traffic) reads nothing.
+        scored = calibration_of is not None and any(s.probabilities for s in samples)
+        return summarize(samples, calibration_of(version) if scored and calibration_of else None)
 
-    challenger = summarize(
-        store.samples(model_name, strategy.challenger_variant, plan.version, since, until),
-        calibration(plan.version),
-    )
-    champion = (
-        summarize(
-            store.samples(model_name, "champion", plan.baseline, since, until),
-            calibration(plan.baseline),
-        )
-        if strategy.reads_champion
-        else None
-    )
+    challenger = summarized(strategy.challenger_variant, plan.version)
+    champion = summarized("champion", plan.baseline) if strategy.reads_champion else None
     # When the challenger takes all traffic the champion answers nothing: the challenger
     # is then held to the absolute limits alone.
     alone = not strategy.reads_champion or plan.weight >= 100

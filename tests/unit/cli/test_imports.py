@@ -56,6 +56,7 @@ def imported(args: list[str], home: Path, heavy: tuple[str, ...] = HEAVY) -> lis
         ["rollout", "history"],
         ["monitor", "status"],
         ["predict", "--input", "[5.1,3.5,1.4,0.2]"],
+        ["rollout", "start", "2", "--strategy", "canary"],
     ],
     ids=" ".join,
 )
@@ -65,11 +66,10 @@ def test_everyday_commands_import_no_training_stack(
     assert imported(args, trained_settings.home_dir) == []
 
 
-def test_train_skip_if_unchanged_does_not_import_mlflow(trained_settings: Settings) -> None:
-    # Loading and fingerprinting the data still needs pandas (petalops.data); the registry
-    # lookup that decides "unchanged" needs no MLflow.
+def test_train_skip_if_unchanged_imports_no_training_stack(trained_settings: Settings) -> None:
+    # The same bytes and config as v1 (pipeline.identity's source key): nothing is parsed.
     args = ["train", "--skip-if-unchanged"]
-    assert imported(args, trained_settings.home_dir, heavy=("mlflow",)) == []
+    assert imported(args, trained_settings.home_dir, heavy=(*HEAVY, "numpy")) == []
 
 
 def test_monitor_status_does_not_import_scipy(trained_settings: Settings) -> None:

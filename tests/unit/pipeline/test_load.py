@@ -9,7 +9,8 @@ import pytest
 from petalops.config import Settings
 from petalops.data.load import iris_frame
 from petalops.errors import DataError
-from petalops.pipeline.load import load, train_key, training_config
+from petalops.pipeline.identity import train_key, training_config
+from petalops.pipeline.load import load
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 

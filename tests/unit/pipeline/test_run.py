@@ -85,3 +85,29 @@ def test_an_export_failure_names_the_export_step(empty_settings: Settings, tmp_p
     with pytest.raises(FileExistsError) as caught:
         train(empty_settings, export_dir=target)
     assert caught.value.__notes__ == [f"{STEP_NOTE}'export'"]
+
+
+def test_skip_if_unchanged_finds_a_version_by_the_bytes_of_its_file(
+    trained_settings: Settings, tmp_path: Path
+) -> None:
+    from petalops.pipeline.identity import SOURCE_KEY_TAG, source_key
+    from petalops.registry import resolve
+    from petalops.registry.store import set_version_tag
+
+    # v1 was trained on the Iris CSV inside scikit-learn: its bytes are its source key.
+    v1 = resolve(trained_settings, "iris/1")
+    assert v1.tags[SOURCE_KEY_TAG] == source_key(trained_settings)
+    # A version trained before source keys: found by content, then tagged for next time.
+    set_version_tag(trained_settings, "1", SOURCE_KEY_TAG, "")
+    heard: list[str] = []
+    skipped = train(trained_settings, skip_if_unchanged=True, on_step=heard.append)
+    assert (skipped.skipped, skipped.version, heard) == (True, "1", ["load"])
+    assert skipped.train_key == v1.tags["petalops.train_key"]
+    assert resolve(trained_settings, "iris/1").tags[SOURCE_KEY_TAG] == v1.tags[SOURCE_KEY_TAG]
+    # Other bytes, or another config, give another key.
+    path = tmp_path / "iris.csv"
+    iris_frame().to_csv(path, index=False)
+    assert source_key(trained_settings, path) not in (None, v1.tags[SOURCE_KEY_TAG])
+    other = trained_settings.model_copy(update={"seed": 7})
+    assert source_key(other) != v1.tags[SOURCE_KEY_TAG]
+    assert source_key(trained_settings, tmp_path / "missing.csv") is None
