@@ -211,7 +211,7 @@ def set_alias(
     (``petalops.promoted_by`` / ``_at`` for champion, ``petalops.alias_history`` for all)
     and in the audit trail (with the version it pointed at before)."""
     model = name or settings.project
-    before = alias_version(settings, alias, model)
+    before = _alias_before(settings, alias, model)
     if str(version).isdigit() and writes.accepts(settings, model, alias=alias):
         info = resolve(settings, f"{model}/{int(version)}")  # a clear 404 for a missing version
         tags = _alias_event_tags(info, alias, actor)
@@ -229,6 +229,18 @@ def set_alias(
     for key, value in _alias_event_tags(info, alias, actor).items():
         set_version_tag(settings, info.version, key, value, name=info.name)
     _audit_alias_set(settings, model, alias, before, str(version), actor)
+
+
+def _alias_before(settings: Settings, alias: str, model: str) -> str | None:
+    """The version ``alias`` points at now (for the audit trail), read like ``resolve``:
+    without importing MLflow where the store allows it."""
+    from petalops.registry.resolve import model_state
+
+    try:
+        aliases, _ = model_state(settings, model)
+    except NotFoundError:
+        return None
+    return aliases.get(alias)
 
 
 def _audit_alias_set(
@@ -273,7 +285,7 @@ def _alias_event_tags(info: VersionInfo, alias: str, actor: str | None) -> dict[
 
 def delete_alias(settings: Settings, alias: str, name: str | None = None) -> None:
     model = name or settings.project
-    before = alias_version(settings, alias, model)
+    before = _alias_before(settings, alias, model)
     if before is None:
         raise NotFoundError(f"model {model!r} has no alias {alias!r}; see `petalops registry list`")
     deleted = False
