@@ -102,7 +102,11 @@ class AuditTrail(BaseModel):
     events: list[AuditEvent]
 
 
-@router.get("/audit", response_model=AuditTrail, responses={401: {}, 403: {}})
+@router.get(
+    "/audit",
+    response_model=AuditTrail,
+    responses={400: {"description": "`limit` or `action` out of range"}, 401: {}, 403: {}},
+)
 async def audit_trail(
     server: AdminServer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
