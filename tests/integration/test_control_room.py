@@ -212,6 +212,9 @@ def test_actions_need_the_token_and_show_the_plan(
     assert promote.is_disabled() and pause.is_disabled()
     assert "enter the admin token" in (promote.get_attribute("title") or "")
     assert "disabled" in tab.text("#action-why")
+    # The audit trail is an admin route: without a token the page shows none of it.
+    assert "Enter the admin token to see the audit trail" in tab.text("#audit-note")
+    assert tab.page.locator("#audit tbody tr").count() == 0
 
     tab.page.fill("#token", "not-the-token")
     tab.page.click("#token-save")
@@ -219,10 +222,12 @@ def test_actions_need_the_token_and_show_the_plan(
     pause.click()
     tab.page.wait_for_function("document.getElementById('action-output').dataset.status === '401'")
     assert "missing or wrong admin token" in tab.text("#action-output")
-    # Chromium logs every 4xx fetch as a console error: this one is the test's own.
-    tab.errors.remove(
-        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    tab.page.wait_for_function(
+        "document.getElementById('audit-note').textContent.includes('refused (HTTP 401)')"
     )
+    # Chromium logs every 4xx fetch as a console error: these (the action and the audit
+    # trail read with the wrong token) are the test's own.
+    tab.errors[:] = [e for e in tab.errors if "status of 401 (Unauthorized)" not in e]
     assert _plan(settings).paused is False  # refused: nothing changed
 
     tab.page.click("#token-forget")
@@ -259,6 +264,15 @@ def test_actions_need_the_token_and_show_the_plan(
     tab.page.wait_for_function(
         "document.getElementById('serving').textContent.includes('serving v2')", timeout=30_000
     )
+    # Every action of this test is in the audit trail the page reads with the token.
+    tab.page.wait_for_function(
+        "document.getElementById('audit').textContent.includes('rollout.promote')",
+        timeout=30_000,
+    )
+    trail = tab.text("#audit")
+    for action in ("rollout.pause", "rollout.resume", "rollout.promote", "alias.set"):
+        assert action in trail, trail
+    assert "rollout.abort" not in trail  # dismissed at the prompt: never sent
 
 
 def _plan(settings: Settings) -> RolloutPlan:

@@ -305,6 +305,43 @@ function draw(s) {
   $("updated").textContent = when(s.generated);
 }
 
+// -- the audit trail (an admin route: read with the token, never part of /ui/state) --------
+
+const AUDIT_EVERY = 5; // polls between two reads of the trail (and after every action)
+let auditPolls = 0;
+
+function change(value) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value !== "object") return String(value);
+  return Object.entries(value).map(([k, v]) => `${k}=${v === null ? "—" : v}`).join(", ");
+}
+
+async function drawAudit() {
+  const note = $("audit-note");
+  if (!token()) {
+    fillRows("audit", []);
+    note.textContent = "Enter the admin token to see the audit trail (it is an admin route).";
+    return;
+  }
+  try {
+    const response = await fetch("/admin/audit?limit=20", {
+      headers: { Authorization: `Bearer ${token()}` },
+      cache: "no-store",
+    });
+    const answer = await response.json().catch(() => ({ error: "no JSON answer" }));
+    if (!response.ok) {
+      fillRows("audit", []);
+      note.textContent = `The audit trail is refused (HTTP ${response.status}): ${answer.error || ""}`;
+      return;
+    }
+    const events = answer.events || [];
+    fillRows("audit", events.map((e) => [when(e.ts), e.actor, e.action, e.target, change(e.before), change(e.after)]));
+    note.textContent = events.length ? `The last ${events.length} admin actions, newest first.` : "No admin action recorded yet.";
+  } catch (error) {
+    note.textContent = `The audit trail cannot be read (${error.message}).`;
+  }
+}
+
 // -- polling -------------------------------------------------------------------------------
 
 async function poll() {
@@ -317,6 +354,7 @@ async function poll() {
     pollMs = Math.max(1000, (s.poll_seconds || 3) * 1000);
     $("poll").textContent = String(pollMs / 1000);
     draw(s);
+    if (auditPolls++ % AUDIT_EVERY === 0) drawAudit();
     $("status").textContent = "live";
   } catch (error) {
     $("status").textContent = `cannot reach the server (${error.message}); retrying`;
@@ -367,6 +405,7 @@ async function act(body) {
     output.textContent = `the action could not be sent: ${error.message}`;
   }
   refreshSoon();
+  drawAudit();
 }
 
 let refresh = null;
@@ -385,10 +424,12 @@ function wire() {
     if (value) sessionStorage.setItem(TOKEN_KEY, value);
     $("token").value = "";
     drawGate();
+    drawAudit();
   });
   $("token-forget").addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
     drawGate();
+    drawAudit();
   });
   for (const button of document.querySelectorAll(".actions button[data-action]")) {
     button.addEventListener("click", () => {
