@@ -7,6 +7,8 @@ the other, and nothing else maps an error to a status.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PetalopsError(Exception):
     """An expected failure: a short message that says what was wrong and how to fix it.
@@ -22,6 +24,25 @@ class PetalopsError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class StatusError(PetalopsError):
+    """A failure answered with its own HTTP status, a valid example to show and any headers
+    the answer needs (``Retry-After``, ``Allow``): the HTTP edge's refusals and the control
+    room's, one class for both (the ui imports nothing of serving)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        example: Any = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(message, field)
+        self.http_status = status
+        self.example = example
+        self.headers = headers or []
 
 
 class ConfigError(PetalopsError):

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from petalops.errors import PetalopsError
+from petalops.errors import PetalopsError, StatusError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,22 +36,9 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 
 
-class HttpError(PetalopsError):
+class HttpError(StatusError):
     """An expected failure at the HTTP edge, with its own status, a valid example to show
     and any headers the answer needs (``Retry-After``, ``Allow``)."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        field: str | None = None,
-        example: Any = None,
-        headers: list[tuple[bytes, bytes]] | None = None,
-    ) -> None:
-        super().__init__(message, field)
-        self.http_status = status
-        self.example = example
-        self.headers = headers or []
 
     @property
     def status(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from petalops.config import Settings
-from petalops.errors import ConflictError, InputError, PetalopsError
+from petalops.errors import ConflictError, InputError, StatusError
 from petalops.registry import model_state
 from petalops.rollout.view import has_rollout
 
@@ -24,22 +24,9 @@ ACTIONS = (*ROLLOUT_ACTIONS, "alias")
 _ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
 
-class ActionError(PetalopsError):
+class ActionError(StatusError):
     """A refused action, with its HTTP status, a valid example and the headers its answer
     needs (the server that mounts the control room answers it like any domain error)."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        field: str | None = None,
-        example: Any = None,
-        headers: list[tuple[bytes, bytes]] | None = None,
-    ) -> None:
-        super().__init__(message, field)
-        self.http_status = status
-        self.example = example
-        self.headers = headers or []
 
 
 def parse_body(body: bytes) -> Any:
