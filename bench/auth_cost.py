@@ -29,45 +29,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from dispatch_cost import TOGGLE, WARMUP, BundleSource, make_bundle
+from dispatch_cost import TOGGLE, WARMUP, BundleSource, drive, make_bundle
 
 ROW = b'{"features": [5.1, 3.5, 1.4, 0.2]}'
 CASES = ("no keys", "key", "key + rate", "refused")
-
-
-def drive(app: Any, headers: list[tuple[bytes, bytes]], n: int, status: int) -> None:
-    """``n`` POST /predict through the ASGI app; nothing may suspend."""
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/predict",
-        "headers": [
-            (b"host", b"127.0.0.1"),
-            (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(ROW)),
-            *headers,
-        ],
-    }
-    message = {"type": "http.request", "body": ROW, "more_body": False}
-    sent: list[int] = []
-
-    async def receive() -> Any:
-        return message
-
-    async def send(event: Any) -> None:
-        if event["type"] == "http.response.start":
-            sent.append(event["status"])
-
-    for _ in range(n):
-        coroutine = app(scope, receive, send)
-        try:
-            coroutine.send(None)
-        except StopIteration:
-            continue
-        coroutine.close()
-        raise RuntimeError("/predict suspended: the loop would not measure one request")
-    if set(sent) != {status}:
-        raise RuntimeError(f"/predict answered {sorted(set(sent))}, not only {status}")
 
 
 async def inner(args: argparse.Namespace) -> None:
@@ -101,11 +66,13 @@ async def inner(args: argparse.Namespace) -> None:
     cases.append(([plain, limited], [], 401))
     for keys, headers, status in cases:
         guard.use(keys)
-        drive(app, headers, WARMUP, status)
+        drive(app, "/predict", ROW, WARMUP, headers, status)
     for keys, headers, status in cases:
         guard.use(keys)
         gc.collect()
-        operator.call(drive, app, headers, args.requests, status)  # one callgrind dump each
+        operator.call(
+            drive, app, "/predict", ROW, args.requests, headers, status
+        )  # one callgrind dump each
     await lifespan.put({"type": "lifespan.shutdown"})
     await task
 

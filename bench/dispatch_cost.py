@@ -168,8 +168,16 @@ class DroppingSink:
         pass
 
 
-def drive(app: Any, path: str, body: bytes, n: int) -> None:
-    """``n`` requests through the ASGI app; nothing may suspend (no real I/O happens)."""
+def drive(
+    app: Any,
+    path: str,
+    body: bytes,
+    n: int,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    status: int = 200,
+) -> None:
+    """``n`` requests through the ASGI app, each answered ``status``; nothing may suspend
+    (no real I/O happens). ``headers`` go after the usual ones (bench/auth_cost.py's keys)."""
     scope = {
         "type": "http",
         "method": "POST",
@@ -178,6 +186,7 @@ def drive(app: Any, path: str, body: bytes, n: int) -> None:
             (b"host", b"127.0.0.1"),
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(body)),
+            *(headers or []),
         ],
     }
     message = {"type": "http.request", "body": body, "more_body": False}
@@ -198,8 +207,8 @@ def drive(app: Any, path: str, body: bytes, n: int) -> None:
             continue
         coroutine.close()
         raise RuntimeError(f"{path} suspended: the loop would not measure one request")
-    if set(sent) != {200}:
-        raise RuntimeError(f"{path} answered {sorted(set(sent))}, not only 200")
+    if set(sent) != {status}:
+        raise RuntimeError(f"{path} answered {sorted(set(sent))}, not only {status}")
 
 
 async def inner(args: argparse.Namespace) -> None:
