@@ -316,11 +316,12 @@ def status(
     overrides: SetOption = None,
 ) -> None:
     """Live accuracy and macro-F1 per version and variant, log health, recent loop events."""
+    from petalops.monitoring.reads import MonitorReader
     from petalops.monitoring.status import monitor_status
-    from petalops.monitoring.store import MonitorStore
 
     settings = reading(settings_from(config, overrides))
-    store = MonitorStore.from_settings(settings)
+    # Read only: no SQLAlchemy for a SQLite file, and nothing created.
+    store = MonitorReader.from_settings(settings)
     try:
         data = monitor_status(settings, store, events=events)
     finally:

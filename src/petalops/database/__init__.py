@@ -6,6 +6,8 @@
   PostgreSQL by URL
 * :mod:`petalops.database.migrations`  ordered, versioned steps, safe when several
   processes start at once
+* :mod:`petalops.database.reader`      read-only queries: ``sqlite3`` on a SQLite file
+  (creates nothing, no SQLAlchemy), the engine for other databases
 
 ``petalops.monitoring.store.MonitorStore`` and ``petalops.rollout.store.RolloutStore``
 query these tables; :func:`open_database` is how each gets its engine.
@@ -13,14 +15,19 @@ query these tables; :func:`open_database` is how each gets its engine.
 
 from __future__ import annotations
 
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
-from petalops.database.engine import create_engine
-from petalops.database.migrations import migrate
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 def open_database(url: str, engine: Engine | None = None) -> Engine:
     """An engine on ``url`` (or ``engine``) whose schema is migrated to the latest version."""
+    # Imported here, not at the top: SQLAlchemy (~0.3 s), which the read-only path
+    # (:mod:`petalops.database.reader`, a module of this package) must not pay.
+    from petalops.database.engine import create_engine
+    from petalops.database.migrations import migrate
+
     engine = engine or create_engine(url)
     migrate(engine)
     return engine

@@ -22,8 +22,8 @@ import numpy.typing as npt
 from petalops.data.profile import build_profile
 from petalops.data.schema import ColumnSchema, Schema
 from petalops.errors import InputError
+from petalops.monitoring.reads import MonitorReads
 from petalops.monitoring.served import served
-from petalops.monitoring.store import MonitorStore
 
 TRAINING = "training"
 FIRST_WINDOW = "first-window"
@@ -90,7 +90,7 @@ def window_profile(
 
 def drift_reference(
     settings: Any,
-    store: MonitorStore,
+    store: MonitorReads,
     version: str,
     training: dict[str, Any],
     kind: str | None = None,

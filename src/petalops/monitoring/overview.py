@@ -17,8 +17,8 @@ import numpy as np
 from petalops.errors import InputError
 from petalops.monitoring.dataquality import DataQualityReport, data_quality
 from petalops.monitoring.estimate import Estimate, estimate
+from petalops.monitoring.reads import MonitorReads
 from petalops.monitoring.served import Served, served, versions
-from petalops.monitoring.store import MonitorStore
 
 ProfileOf = Callable[[str], dict[str, Any]]
 
@@ -138,7 +138,7 @@ def registry_profiles(settings: Any) -> ProfileOf:
 
 def monitor_quality(
     settings: Any,
-    store: MonitorStore,
+    store: MonitorReads,
     *,
     rows: int | None = None,
     since: float | None = None,
@@ -169,7 +169,7 @@ def since_seconds(seconds: float | None) -> float | None:
 
 
 def quality_by_version(
-    settings: Any, store: MonitorStore, profiles: ProfileOf | None = None
+    settings: Any, store: MonitorReads, profiles: ProfileOf | None = None
 ) -> tuple[list[VersionQuality], list[str]]:
     """:func:`monitor_quality` of every version with logged rows, for the status, the gauges
     and the alerts: a version whose profile cannot be read is reported in the second list
@@ -190,7 +190,7 @@ def quality_by_version(
 
 
 def estimated_summary(
-    settings: Any, store: MonitorStore, profiles: ProfileOf | None = None
+    settings: Any, store: MonitorReads, profiles: ProfileOf | None = None
 ) -> dict[str, Any]:
     """`monitor status`'s view: estimated accuracy (and macro-F1) of each version's newest
     ``monitor.quality_window`` rows, realized accuracy next to it."""

@@ -4,7 +4,9 @@ probabilities and labels (estimated vs realized performance), the rows refused a
 
 :meth:`MonitorStore.window` answers drift's question (features and predicted classes of
 the newest rows, floats only); these answer the others, so they are a module of their own
-over the same ``predictions`` table (owned by :mod:`petalops.database`).
+over the same ``predictions`` table (owned by :mod:`petalops.database`), in plain SQL
+through the store's reader (:mod:`petalops.monitoring.reads`): `monitor status` reads them
+without SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -15,10 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
-import sqlalchemy as sa
 
-from petalops.database.schema import predictions
-from petalops.monitoring.store import LIVE_VARIANTS, MonitorStore
+from petalops.monitoring.reads import LIVE, MonitorReads
 
 
 @dataclass
@@ -52,23 +52,22 @@ class Served:
         return np.asarray(np.isfinite(self.probabilities).all(axis=1))
 
 
-def versions(store: MonitorStore, model_name: str, *, since: float | None = None) -> list[str]:
+def versions(store: MonitorReads, model_name: str, *, since: float | None = None) -> list[str]:
     """Versions with logged live rows (since ``since``), in version order."""
-    c = predictions.c
-    query = sa.select(c.model_version).where(
-        c.model_name == model_name,
-        c.variant.in_(list(LIVE_VARIANTS)),
-        c.model_version != "",  # refused before a version was chosen
+    sql = (
+        f"SELECT DISTINCT model_version FROM predictions WHERE model_name = :name AND {LIVE} "
+        "AND model_version != ''"  # refused before a version was chosen
     )
+    params: dict[str, Any] = {"name": model_name}
     if since is not None:
-        query = query.where(c.ts >= since)
-    with store.engine.connect() as conn:
-        found = {str(v) for v in conn.execute(query.distinct()).scalars()}
+        sql += " AND ts >= :since"
+        params["since"] = since
+    found = {str(v) for (v,) in store.reader.rows(sql, params)}
     return sorted(found, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
 
 
 def served(
-    store: MonitorStore,
+    store: MonitorReads,
     model_name: str,
     version: str,
     *,
@@ -78,42 +77,40 @@ def served(
 ) -> Served:
     """The newest ``rows`` successful live rows of ``version`` (the first ``rows`` it ever
     served with ``first``), and how many of its answers in that period were 4xx."""
-    c = predictions.c
-    live = (
-        c.model_name == model_name,
-        c.model_version == str(version),
-        c.variant.in_(list(LIVE_VARIANTS)),
-    )
-    query = sa.select(c.ts, c.features, c.prediction, c.probabilities, c.label).where(
-        *live, c.status < 400, c.features.is_not(None), c.prediction.is_not(None)
+    params: dict[str, Any] = {"name": model_name, "version": str(version)}
+    sql = (
+        "SELECT ts, features, prediction, probabilities, label FROM predictions "
+        f"WHERE model_name = :name AND model_version = :version AND {LIVE} "
+        "AND status < 400 AND features IS NOT NULL AND prediction IS NOT NULL"
     )
     if since is not None:
-        query = query.where(c.ts >= since)
-    order = (c.ts, c.id) if first else (c.ts.desc(), c.id.desc())
-    query = query.order_by(*order)
+        sql += " AND ts >= :since"
+        params["since"] = since
+    sql += " ORDER BY ts, id" if first else " ORDER BY ts DESC, id DESC"
     if rows is not None:
-        query = query.limit(rows)
-    with store.engine.connect() as conn:
-        fetched = list(conn.execute(query).all())
-        if not first:
-            fetched.reverse()
-        # A body refused at the edge is refused before any version is chosen: its row has
-        # no version, and counts against every version serving in that period.
-        refused_query = sa.select(sa.func.count()).where(
-            c.model_name == model_name,
-            c.model_version.in_([str(version), ""]),
-            c.status >= 400,
-            c.status < 500,
-        )
-        if fetched:
-            # The newest window runs from its oldest row until now (refusals after the last
-            # answer count); the first rows a version served end at the last of them.
-            refused_query = refused_query.where(c.ts >= fetched[0][0])
-            if first:
-                refused_query = refused_query.where(c.ts <= fetched[-1][0])
-        elif since is not None:
-            refused_query = refused_query.where(c.ts >= since)
-        refused = int(conn.execute(refused_query).scalar_one() or 0)
+        sql += " LIMIT :rows"
+        params["rows"] = int(rows)
+    fetched = store.reader.rows(sql, params)
+    if not first:
+        fetched.reverse()
+    # A body refused at the edge is refused before any version is chosen: its row has
+    # no version, and counts against every version serving in that period.
+    refused_sql = (
+        "SELECT count(*) FROM predictions WHERE model_name = :name "
+        "AND model_version IN (:version, '') AND status >= 400 AND status < 500"
+    )
+    if fetched:
+        # The newest window runs from its oldest row until now (refusals after the last
+        # answer count); the first rows a version served end at the last of them.
+        refused_sql += " AND ts >= :start"
+        params["start"] = fetched[0][0]
+        if first:
+            refused_sql += " AND ts <= :end"
+            params["end"] = fetched[-1][0]
+    elif since is not None:
+        refused_sql += " AND ts >= :since"
+    counted = store.reader.rows(refused_sql, params)
+    refused = int(counted[0][0] or 0) if counted else 0
     features = [orjson.loads(f) for _, f, _, _, _ in fetched]
     decoded = [orjson.loads(p) if p else None for _, _, _, p, _ in fetched]
     width = max((len(p) for p in decoded if p), default=0)

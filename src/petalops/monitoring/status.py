@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sqlalchemy as sa
 
 from petalops.errors import InputError
 from petalops.monitoring.firstwindow import drift_reference, unjudged
 from petalops.monitoring.overview import estimated_summary
 from petalops.monitoring.quality import live_quality
-from petalops.monitoring.store import MonitorStore, Window
+from petalops.monitoring.reads import MonitorReads, Window
 
 if TYPE_CHECKING:
     from petalops.monitoring.drift import DriftReport
@@ -42,7 +42,7 @@ class DriftResult:
 
 def current_drift(
     settings: Any,
-    store: MonitorStore,
+    store: MonitorReads,
     *,
     rows: int | None = None,
     since: str | float | None = None,
@@ -88,7 +88,7 @@ def current_drift(
     return DriftResult(report=report, window=window, profile=compared, reference=chosen.label)
 
 
-def monitor_status(settings: Any, store: MonitorStore, *, events: int = 10) -> dict[str, Any]:
+def monitor_status(settings: Any, store: MonitorReads, *, events: int = 10) -> dict[str, Any]:
     """Live quality per version/variant (realized, and estimated from the probabilities),
     prediction-log health, recent loop events."""
     now = time.time()
@@ -126,8 +126,15 @@ def monitor_status(settings: Any, store: MonitorStore, *, events: int = 10) -> d
 
 
 def _safe_url(url: str) -> str:
-    """The store URL without its password."""
+    """The store URL without its password (``postgresql://user:***@host/db``), as
+    SQLAlchemy's ``render_as_string(hide_password=True)`` writes it; by hand because
+    `monitor status` reads a SQLite file without importing SQLAlchemy."""
     try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:
+        parts = urllib.parse.urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"{parts.username or ''}:***@{host}"
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
         return "<invalid url>"

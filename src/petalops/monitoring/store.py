@@ -3,7 +3,8 @@
 The tables, the engine and the migrations belong to :mod:`petalops.database`; this module
 is what monitoring asks of them: the prediction log (insert, spool loads, retention,
 windows for drift and quality, feedback labels), the closed loop's ``loop_events`` and
-each logger's ``log_health``.
+each logger's ``log_health``. The reads the read-only commands need are plain SQL in
+:mod:`petalops.monitoring.reads`, which they use without this module (and SQLAlchemy).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from petalops.database import open_database
+from petalops.database.reader import EngineReader
 from petalops.database.schema import (
     log_health,
     loop_events,
@@ -28,41 +29,20 @@ from petalops.database.schema import (
     predictions,
     spool_loads,
 )
+from petalops.monitoring.reads import LIVE_VARIANTS, Labelled, MonitorReads, Window
 from petalops.monitoring.record import INSERT_COLUMNS, dumps, to_row
 
-LIVE_VARIANTS = ("champion", "challenger")
+__all__ = ["LIVE_VARIANTS", "Labelled", "MonitorStore", "Window"]
 
 
-@dataclass
-class Window:
-    """Logged live predictions chosen for drift or quality analysis."""
-
-    features: npt.NDArray[np.float64]
-    predictions: npt.NDArray[np.int64]
-    ts: npt.NDArray[np.float64]
-    versions: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def rows(self) -> int:
-        return int(self.features.shape[0])
-
-
-@dataclass
-class Labelled:
-    """Labelled predictions of one model version and variant, newest last."""
-
-    model_version: str
-    variant: str
-    predictions: npt.NDArray[np.int64]
-    labels: npt.NDArray[np.int64]
-
-
-class MonitorStore:
-    """Reads and writes the monitoring tables. Creating one migrates the database if needed."""
+class MonitorStore(MonitorReads):
+    """Reads and writes the monitoring tables. Creating one migrates the database if needed;
+    the reads of :class:`~petalops.monitoring.reads.MonitorReads` go through its engine."""
 
     def __init__(self, url: str, engine: Engine | None = None) -> None:
         self.url = url
         self.engine = open_database(url, engine)
+        self.reader = EngineReader(self.engine, url)
 
     @classmethod
     def from_settings(cls, settings: Any) -> MonitorStore:
@@ -248,12 +228,6 @@ class MonitorStore:
             result = conn.execute(predictions.delete().where(predictions.c.ts < older_than))
         return int(result.rowcount or 0)
 
-    def count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(sa.select(sa.func.count()).select_from(predictions)).scalar_one()
-            )
-
     def record_health(self, writer: str, written: int, dropped: int) -> None:
         now = time.time()
         values = {"written": written, "dropped": dropped, "updated": now}
@@ -264,101 +238,7 @@ class MonitorStore:
             if not updated.rowcount:
                 conn.execute(log_health.insert().values(writer=writer, **values))
 
-    def health(self, since: float = 0.0) -> list[dict[str, Any]]:
-        query = sa.select(log_health).where(log_health.c.updated >= since)
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
-
     # -- windows for analysis -------------------------------------------------------------
-
-    def window(
-        self,
-        model_name: str,
-        *,
-        version: str | None = None,
-        rows: int | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        variants: Sequence[str] = LIVE_VARIANTS,
-    ) -> Window:
-        """The newest successful live predictions (shadow copies excluded by default)."""
-        c = predictions.c
-        query = sa.select(c.ts, c.model_version, c.features, c.prediction).where(
-            c.model_name == model_name, c.status < 400, c.variant.in_(list(variants))
-        )
-        if version is not None:
-            query = query.where(c.model_version == str(version))
-        if since is not None:
-            query = query.where(c.ts >= since)
-        if until is not None:
-            query = query.where(c.ts < until)
-        query = query.order_by(c.ts.desc(), c.id.desc())
-        if rows is not None:
-            query = query.limit(rows)
-        with self.engine.connect() as conn:
-            fetched = list(conn.execute(query).all())
-        fetched.reverse()
-        versions: dict[str, int] = {}
-        feats: list[list[float]] = []
-        preds: list[int] = []
-        stamps: list[float] = []
-        for ts, model_version, features, prediction in fetched:
-            if features is None or prediction is None:
-                continue
-            feats.append(orjson.loads(features))
-            preds.append(int(prediction))
-            stamps.append(float(ts))
-            versions[model_version] = versions.get(model_version, 0) + 1
-        width = len(feats[0]) if feats else 0
-        try:
-            matrix = np.asarray(feats, dtype=np.float64)  # null (a missing value) is NaN
-        except (TypeError, ValueError):  # categorical features: strings stay strings
-            matrix = np.asarray(feats, dtype=object)
-        return Window(
-            features=matrix.reshape(len(feats), width),
-            predictions=np.asarray(preds, dtype=np.int64),
-            ts=np.asarray(stamps, dtype=np.float64),
-            versions=versions,
-        )
-
-    def labelled(
-        self, model_name: str, limit: int, *, since: float | None = None
-    ) -> list[Labelled]:
-        """The newest ``limit`` labelled predictions of each (version, variant)."""
-        c = predictions.c
-        base = sa.select(c.model_version, c.variant).where(
-            c.model_name == model_name, c.label.is_not(None), c.prediction.is_not(None)
-        )
-        if since is not None:
-            base = base.where(c.ts >= since)
-        out: list[Labelled] = []
-        with self.engine.connect() as conn:
-            groups = conn.execute(base.distinct()).all()
-            for model_version, variant in sorted(groups):
-                query = (
-                    sa.select(c.prediction, c.label)
-                    .where(
-                        c.model_name == model_name,
-                        c.model_version == model_version,
-                        c.variant == variant,
-                        c.label.is_not(None),
-                        c.prediction.is_not(None),
-                    )
-                    .order_by(c.ts.desc(), c.id.desc())
-                    .limit(limit)
-                )
-                if since is not None:
-                    query = query.where(c.ts >= since)
-                pairs = conn.execute(query).all()[::-1]
-                out.append(
-                    Labelled(
-                        model_version=str(model_version),
-                        variant=str(variant),
-                        predictions=np.asarray([p for p, _ in pairs], dtype=np.int64),
-                        labels=np.asarray([lab for _, lab in pairs], dtype=np.int64),
-                    )
-                )
-        return out
 
     def labelled_rows(
         self, model_name: str, *, since: float | None = None
@@ -392,30 +272,6 @@ class MonitorStore:
             np.asarray(feats, dtype=np.float64).reshape(len(feats), width),
             np.asarray(labels, dtype=np.int64),
         )
-
-    def recent_requests(
-        self, since: float, latency_rows: int = 100_000
-    ) -> tuple[int, int, npt.NDArray[np.float64]]:
-        """Logged live rows since ``since``: (count, how many had a 5xx status, latencies ms).
-
-        Counting happens in the database; latencies are those of the newest
-        ``latency_rows`` rows, enough for a p99 without loading minutes of traffic at 10k/s.
-        """
-        c = predictions.c
-        live = (c.ts >= since, c.variant.in_(list(LIVE_VARIANTS)))
-        totals = sa.select(
-            sa.func.count(), sa.func.sum(sa.case((c.status >= 500, 1), else_=0))
-        ).where(*live)
-        latency = (
-            sa.select(c.latency_ms)
-            .where(*live, c.latency_ms.is_not(None))
-            .order_by(c.ts.desc())
-            .limit(latency_rows)
-        )
-        with self.engine.connect() as conn:
-            count, errors = conn.execute(totals).one()
-            latencies = np.asarray(conn.execute(latency).scalars().all(), dtype=np.float64)
-        return int(count or 0), int(errors or 0), latencies
 
     # -- feedback -------------------------------------------------------------------------
 
@@ -475,17 +331,6 @@ class MonitorStore:
                     detail=dumps(dict(detail)) if detail is not None else None,
                 )
             )
-
-    def events(self, *, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
-        """The newest loop events, oldest first, ``detail`` decoded."""
-        query = sa.select(loop_events).order_by(loop_events.c.id.desc()).limit(limit)
-        if kind is not None:
-            query = query.where(loop_events.c.kind == kind)
-        with self.engine.connect() as conn:
-            fetched = [dict(r._mapping) for r in conn.execute(query)]
-        for event in fetched:
-            event["detail"] = orjson.loads(event["detail"]) if event["detail"] else {}
-        return fetched[::-1]
 
     def last_event_ts(self, kind: str, model_name: str) -> float | None:
         query = sa.select(sa.func.max(loop_events.c.ts)).where(

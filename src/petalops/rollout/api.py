@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from petalops.config import Settings
 from petalops.errors import ConfigError, ConflictError, NotFoundError
@@ -28,10 +27,13 @@ from petalops.rollout.analysis import Thresholds
 from petalops.rollout.control_plane import ControlPlane, RegistryState
 from petalops.rollout.lease import holder_id, lease_name
 from petalops.rollout.plan import RolloutPlan, new_rollout_id, stamp, traffic_for
-from petalops.rollout.store import RolloutStore
+from petalops.rollout.reads import RolloutReader, RolloutReads
 from petalops.rollout.strategies import registry as strategies
 from petalops.rollout.window import judge_window, registry_calibrations
 from petalops.security import audit
+
+if TYPE_CHECKING:
+    from petalops.rollout.store import RolloutStore
 
 log = logging.getLogger("petalops.rollout")
 
@@ -96,6 +98,9 @@ def start_rollout(
     canary, bluegreen, shadow or shadow-canary (a shadow that continues as a canary when it
     passes), or any strategy registered since.
     """
+    # Here, not at the top: SQLAlchemy (writes), which the read-only commands never need.
+    from petalops.rollout.store import RolloutStore
+
     chosen = strategies.get(strategy or settings.rollout.strategy)
     plane = plane or ControlPlane(settings)
     store = store or RolloutStore(settings.monitor_url)
@@ -217,6 +222,8 @@ def _audited(plan: dict[str, Any] | None) -> dict[str, Any] | None:
 def _request(
     settings: Settings, command: str, reason: str, timeout: float | None
 ) -> dict[str, Any]:
+    from petalops.rollout.store import RolloutStore  # SQLAlchemy: see start_rollout
+
     store = RolloutStore(settings.monitor_url)
     name = lease_name(settings)
     holder = holder_id("cli:")
@@ -288,14 +295,21 @@ def _apply_here(
 
 
 def rollout_status(
-    settings: Settings, *, state: RegistryState | None = None, store: RolloutStore | None = None
+    settings: Settings, *, state: RegistryState | None = None, store: RolloutReads | None = None
 ) -> dict[str, Any]:
     """Everything `petalops rollout status` shows, as plain data.
 
     A caller that polls (the control room) passes the registry ``state`` it has read and
     its open ``store``, so each call costs neither a second registry read nor a connection.
+    Without one, the monitoring database is only read (a SQLite file that is not there reads
+    as empty and is not created).
     """
-    store = store or RolloutStore(settings.monitor_url)
+    if store is None:
+        reader = RolloutReader(settings.monitor_url)
+        try:
+            return rollout_status(settings, state=state, store=reader)
+        finally:
+            reader.close()
     state = state or ControlPlane(settings).read()
     plan = RolloutPlan.parse(state.plan_raw)
     now = time.time()
@@ -341,7 +355,7 @@ def _outcome_of(plan: RolloutPlan) -> dict[str, Any] | None:
     }
 
 
-def _controller_of(store: RolloutStore, settings: Settings, now: float) -> dict[str, Any] | None:
+def _controller_of(store: RolloutReads, settings: Settings, now: float) -> dict[str, Any] | None:
     """The live lease holder and how long its lease has left, or None."""
     lease = store.lease(lease_name(settings))
     if not lease or lease["expires"] <= now:
@@ -350,7 +364,7 @@ def _controller_of(store: RolloutStore, settings: Settings, now: float) -> dict[
 
 
 def _window_of(
-    store: RolloutStore, settings: Settings, plan: RolloutPlan, now: float
+    store: RolloutReads, settings: Settings, plan: RolloutPlan, now: float
 ) -> dict[str, Any]:
     """The step's window so far (up to the end of an ended rollout) and its verdict."""
     until = plan.ended if not plan.active and plan.ended else None
@@ -378,10 +392,12 @@ def _next_step_in(plan: RolloutPlan, now: float) -> float | None:
 def rollout_history(
     settings: Settings, rollout_id: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Recorded decisions, oldest first."""
-    return RolloutStore(settings.monitor_url).history(
-        settings.project, rollout_id=rollout_id, limit=limit
-    )
+    """Recorded decisions, oldest first (read only: nothing is created)."""
+    store = RolloutReader(settings.monitor_url)
+    try:
+        return store.history(settings.project, rollout_id=rollout_id, limit=limit)
+    finally:
+        store.close()
 
 
 def _when(ts: float) -> str:
@@ -390,11 +406,8 @@ def _when(ts: float) -> str:
 
 def version_rollouts(settings: Settings, name: str, version: str) -> dict[str, str]:
     """``{rollout_id: summary}`` of every rollout where ``version`` was champion or challenger."""
-    url = settings.monitor_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        return {}  # never create a monitoring database just to read it
     try:
-        store = RolloutStore(url)
+        store = RolloutReader(settings.monitor_url)  # read only: a missing file reads as empty
         try:
             events = store.history(name, limit=10_000)
         finally:

@@ -6,12 +6,14 @@ decision was based on (`petalops rollout history`), a count in
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from petalops.rollout import metrics
 from petalops.rollout.analysis import Verdict
 from petalops.rollout.plan import RolloutPlan
-from petalops.rollout.store import RolloutStore
+
+if TYPE_CHECKING:  # SQLAlchemy: `rollout history` reads without it
+    from petalops.rollout.store import RolloutStore
 
 log = logging.getLogger("petalops.rollout")
 

@@ -12,12 +12,15 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from petalops.config import Settings
 from petalops.errors import PetalopsError
 from petalops.rollout.control_plane import ControlPlane, RegistryState
 from petalops.rollout.routing import TrafficPolicy
-from petalops.rollout.store import RolloutStore
+
+if TYPE_CHECKING:  # SQLAlchemy: `rollout status` reads the lease without it
+    from petalops.rollout.store import RolloutStore
 
 
 def holder_id(prefix: str = "") -> str:

@@ -5,7 +5,9 @@
 * ``rollout_commands``: promote/abort requests handed to a running controller.
 * ``predictions``: read only, per-variant windows of the prediction log for the analysis.
 
-The tables, the engine and the migrations belong to :mod:`petalops.database`.
+The reads are plain SQL in :mod:`petalops.rollout.reads` (which read-only commands use
+without this module, SQLAlchemy or a write); the tables, the engine and the migrations
+belong to :mod:`petalops.database`.
 
 The lease lives in the database rather than in a registry tag because MLflow tags have no
 compare-and-set: two controllers reading then writing a tag can both believe they won.
@@ -16,72 +18,33 @@ so exactly one caller sees ``rowcount == 1``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
 from petalops.database import open_database
+from petalops.database.reader import EngineReader
 from petalops.database.schema import (
-    predictions,
     rollout_commands,
     rollout_events,
     rollout_leases,
 )
-from petalops.rollout.analysis import Sample
+from petalops.rollout.reads import RolloutReads
 
 
-class RolloutStore:
-    """Rollout history, lease and commands, plus per-variant windows of the prediction log."""
+class RolloutStore(RolloutReads):
+    """Rollout history, lease and commands, plus per-variant windows of the prediction log:
+    the reads of :class:`~petalops.rollout.reads.RolloutReads` through this store's engine,
+    and the writes."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = open_database(url)
+        self.reader = EngineReader(self.engine, url)
 
     def close(self) -> None:
         self.engine.dispose()
-
-    # -- the prediction log -----------------------------------------------------------------
-
-    def samples(
-        self,
-        model_name: str,
-        variant: str,
-        version: str,
-        since: float,
-        until: float | None = None,
-    ) -> list[Sample]:
-        """Rows one variant answered (or shadowed) in ``[since, until)``.
-
-        The caller's mistakes (4xx rows, logged for the data-quality counts) are left out: a
-        client sending bad input must neither fill a canary's sample floor nor move its p99.
-        """
-        c = predictions.c
-        query = sa.select(
-            c.status, c.latency_ms, c.prediction, c.reference_prediction, c.label, c.probabilities
-        ).where(
-            c.model_name == model_name,
-            c.variant == variant,
-            c.model_version == str(version),
-            c.ts >= since,
-            sa.or_(c.status < 400, c.status >= 500),
-        )
-        if until is not None:
-            query = query.where(c.ts < until)
-        with self.engine.connect() as conn:
-            fetched = conn.execute(query).all()
-        return [
-            Sample(
-                int(status),
-                float(latency or 0.0),
-                prediction,
-                reference,
-                label,
-                tuple(orjson.loads(proba)) if proba else None,
-            )
-            for status, latency, prediction, reference, label, proba in fetched
-        ]
 
     # -- history ----------------------------------------------------------------------------
 
@@ -95,43 +58,6 @@ class RolloutStore:
             result = conn.execute(rollout_events.insert().values(**row))
         key = result.inserted_primary_key
         return int(key[0]) if key else 0
-
-    def history(
-        self, model_name: str, *, rollout_id: str | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
-        """The newest decisions, oldest first, ``detail`` decoded."""
-        e = rollout_events.c
-        query = sa.select(rollout_events).where(e.model_name == model_name)
-        if rollout_id:
-            query = query.where(e.rollout_id == rollout_id)
-        query = query.order_by(e.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
-        for row in rows:
-            row["detail"] = orjson.loads(row["detail"]) if row["detail"] else {}
-        return rows[::-1]
-
-    def last_event(
-        self, model_name: str, rollout_id: str, actions: Sequence[str]
-    ) -> dict[str, Any] | None:
-        e = rollout_events.c
-        query = (
-            sa.select(rollout_events)
-            .where(
-                e.model_name == model_name,
-                e.rollout_id == rollout_id,
-                e.action.in_(list(actions)),
-            )
-            .order_by(e.id.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            return None
-        out = dict(row._mapping)
-        out["detail"] = orjson.loads(out["detail"]) if out["detail"] else {}
-        return out
 
     # -- the lease --------------------------------------------------------------------------
 
@@ -167,12 +93,6 @@ class RolloutStore:
                 .values(expires=0.0)
             )
 
-    def lease(self, name: str) -> dict[str, Any] | None:
-        query = sa.select(rollout_leases).where(rollout_leases.c.name == name)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return dict(row._mapping) if row is not None else None
-
     # -- commands for a running controller --------------------------------------------------
 
     def submit(self, model_name: str, command: str, reason: str = "") -> int:
@@ -184,17 +104,6 @@ class RolloutStore:
             )
         key = result.inserted_primary_key
         return int(key[0]) if key else 0
-
-    def pending(self, model_name: str) -> list[dict[str, Any]]:
-        """Commands nobody has claimed yet, oldest first."""
-        c = rollout_commands.c
-        query = (
-            sa.select(rollout_commands)
-            .where(c.model_name == model_name, c.claimed_by.is_(None))
-            .order_by(c.id)
-        )
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
 
     def claim(self, command_id: int, holder: str) -> bool:
         """Take a command; False if someone else took it first (conditional UPDATE)."""
@@ -214,9 +123,3 @@ class RolloutStore:
                 .where(rollout_commands.c.id == command_id)
                 .values(done_ts=time.time(), result=result)
             )
-
-    def command(self, command_id: int) -> dict[str, Any] | None:
-        query = sa.select(rollout_commands).where(rollout_commands.c.id == command_id)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return dict(row._mapping) if row is not None else None

@@ -10,7 +10,7 @@ from typing import Any
 
 from petalops.rollout.analysis import VariantStats, Verdict, analyze, summarize
 from petalops.rollout.plan import RolloutPlan
-from petalops.rollout.store import RolloutStore
+from petalops.rollout.reads import RolloutReads
 from petalops.rollout.strategies.registry import of as strategy_of
 
 CalibrationOf = Callable[[str], "dict[str, Any] | None"]
@@ -38,7 +38,7 @@ def registry_calibrations(settings: Any) -> CalibrationOf:
 
 
 def judge_window(
-    store: RolloutStore,
+    store: RolloutReads,
     model_name: str,
     plan: RolloutPlan,
     until: float | None = None,

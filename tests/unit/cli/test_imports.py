@@ -27,12 +27,22 @@ PROBE = (
 )
 
 
-def imported(args: list[str], home: Path, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+def imported(
+    args: list[str],
+    home: Path,
+    heavy: tuple[str, ...] = HEAVY,
+    extra_env: dict[str, str] | None = None,
+) -> list[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
     out = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         cwd=home.parent,
-        env={**env, "PETALOPS_HOME": str(home), "PROBE_HEAVY": json.dumps(heavy)},
+        env={
+            **env,
+            "PETALOPS_HOME": str(home),
+            "PROBE_HEAVY": json.dumps(heavy),
+            **(extra_env or {}),
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -70,6 +80,33 @@ def test_train_skip_if_unchanged_imports_no_training_stack(trained_settings: Set
     # The same bytes and config as v1 (pipeline.identity's source key): nothing is parsed.
     args = ["train", "--skip-if-unchanged"]
     assert imported(args, trained_settings.home_dir, heavy=(*HEAVY, "numpy")) == []
+
+
+READ_ONLY = [
+    ["registry", "show", "champion"],
+    ["rollout", "status"],
+    ["rollout", "history"],
+    ["monitor", "status"],
+]
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=" ".join)
+def test_read_only_commands_read_the_monitoring_database_without_sqlalchemy(
+    args: list[str], trained_settings: Settings
+) -> None:
+    # SQLAlchemy was ~40 % of these commands' time; sqlite3 reads a SQLite file read-only.
+    heavy = (*HEAVY, "sqlalchemy")
+    assert imported(args, trained_settings.home_dir, heavy=heavy) == []
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=" ".join)
+def test_read_only_commands_create_no_monitoring_database(
+    args: list[str], trained_settings: Settings, tmp_path: Path
+) -> None:
+    missing = tmp_path / "not-yet" / "monitor.db"
+    env = {"PETALOPS_MONITOR__DB_URL": f"sqlite:///{missing}"}
+    assert imported(args, trained_settings.home_dir, heavy=("sqlalchemy",), extra_env=env) == []
+    assert not missing.parent.exists()
 
 
 def test_monitor_status_does_not_import_scipy(trained_settings: Settings) -> None:
