@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import (
-    ConfusionMatrixDisplay,
     accuracy_score,
     confusion_matrix,
     f1_score,
@@ -72,20 +71,40 @@ def confusion(
 
 
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
-    """Write the confusion matrix as a PNG."""
-    # Not at the top: choosing the Agg backend is process-wide state, not something an import
-    # should do, and pyplot costs ~1 s (measured) that only this picture needs.
-    import matplotlib
+    """Write the confusion matrix as a PNG: counts on a blue scale, true classes down,
+    predicted classes across (the picture of scikit-learn's ``ConfusionMatrixDisplay``)."""
+    # Drawn on matplotlib's Agg canvas directly, not through pyplot (whose figure managers
+    # and backend selection, which ConfusionMatrixDisplay.plot always imports, cost ~0.1 s
+    # of `petalops train` and are process-wide state). Imported here: only this picture
+    # needs matplotlib (~0.4 s).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 4), dpi=100)
-    ConfusionMatrixDisplay(np.asarray(matrix), display_labels=classes).plot(
-        ax=ax, colorbar=False, cmap="Blues"
-    )
+    counts = np.asarray(matrix)
+    n = len(classes)
+    figure = Figure(figsize=(4.5, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    image = ax.imshow(counts, interpolation="nearest", cmap="Blues")
+    # Dark text on light cells, light text on dark ones, as ConfusionMatrixDisplay does.
+    light, dark = image.cmap(0.0), image.cmap(1.0)
+    middle = (counts.max() + counts.min()) / 2.0 if counts.size else 0.0
+    for i in range(n):
+        for j in range(n):
+            ax.text(
+                j,
+                i,
+                f"{counts[i, j]:d}",
+                ha="center",
+                va="center",
+                color=dark if counts[i, j] < middle else light,
+            )
+    ax.set_xticks(range(n), labels=classes)
+    ax.set_yticks(range(n), labels=classes)
+    ax.set_xlabel("Predicted label")
+    ax.set_ylabel("True label")
+    ax.set_ylim(n - 0.5, -0.5)
     ax.set_title("Confusion matrix (held-out split)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    figure.tight_layout()
+    figure.savefig(path)
     return path

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +41,18 @@ def test_a_perfect_answer_has_accuracy_one_and_a_wrong_one_zero() -> None:
 def test_the_confusion_matrix_picture_is_a_png(tmp_path: Path) -> None:
     path = plot_confusion([[10, 0, 0], [0, 9, 1], [0, 1, 9]], DATA.classes, tmp_path / "c.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_picture_is_drawn_without_pyplot(tmp_path: Path) -> None:
+    # pyplot (and the process-wide backend it picks) is what ConfusionMatrixDisplay imports.
+    code = (
+        "import sys; from pathlib import Path; "
+        "from petalops.pipeline.evaluate import plot_confusion; "
+        f"plot_confusion([[3, 1], [0, 4]], ['a', 'b'], Path({str(tmp_path / 'c.png')!r})); "
+        "print('matplotlib.pyplot' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    png = (tmp_path / "c.png").read_bytes()
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+    assert (width, height) == (450, 400)
