@@ -36,9 +36,15 @@ from sqlalchemy.engine import Engine
 from petalops.database.schema import (
     metadata,
     pending_labels,
+    predictions,
     schema_versions,
     security_metadata,
+    served_versions,
 )
+
+# The variants that answer live traffic: ``petalops.monitoring.reads.LIVE_VARIANTS`` (written
+# out here because the database package imports nothing of monitoring; a test keeps them equal).
+LIVE_VARIANTS = ("champion", "challenger")
 
 # Any fixed 64-bit key: it names the lock of this schema among the server's advisory locks.
 _POSTGRES_LOCK_KEY = 0x7065_7461_6C6F_7073  # "petalops"
@@ -66,6 +72,22 @@ def _create_security_tables(conn: sa.Connection) -> None:
     security_metadata.create_all(conn, checkfirst=True)
 
 
+def _create_served_versions(conn: sa.Connection) -> None:
+    if sa.inspect(conn).has_table(served_versions.name):
+        return
+    served_versions.create(conn)
+    # One pass over the log as it is; from now on every insert keeps the table.
+    c = predictions.c
+    newest = (
+        sa.select(c.model_name, c.model_version, sa.func.max(c.ts))
+        .where(c.variant.in_(LIVE_VARIANTS), c.model_version != "")
+        .group_by(c.model_name, c.model_version)
+    )
+    conn.execute(
+        served_versions.insert().from_select(["model_name", "model_version", "last_ts"], newest)
+    )
+
+
 STEPS: tuple[Step, ...] = (
     Step(
         1,
@@ -74,6 +96,7 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(2, "labels waiting for their prediction (pending_labels)", _create_pending_labels),
     Step(3, "API keys and the audit trail (api_keys, audit_events)", _create_security_tables),
+    Step(4, "versions with logged live rows (served_versions)", _create_served_versions),
 )
 
 

@@ -39,6 +39,8 @@ class Reader(Protocol):
 
     def rows(self, sql: str, params: Params | None = None) -> list[Row]: ...
 
+    def has_table(self, name: str) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -96,6 +98,10 @@ class SqliteReader:
                 return []
             raise
 
+    def has_table(self, name: str) -> bool:
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"
+        return bool(self.rows(sql, {"name": name}))
+
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
@@ -108,6 +114,7 @@ class EngineReader:
     def __init__(self, engine: Engine, url: str) -> None:
         self.engine = engine
         self._url = url
+        self._tables: set[str] = set()  # found once, a table stays: no second look
 
     @property
     def url(self) -> str:
@@ -118,6 +125,15 @@ class EngineReader:
 
         with self.engine.connect() as conn:
             return [tuple(row) for row in conn.execute(sa.text(sql), dict(params or {}))]
+
+    def has_table(self, name: str) -> bool:
+        if name not in self._tables:
+            import sqlalchemy as sa
+
+            with self.engine.connect() as conn:
+                if sa.inspect(conn).has_table(name):
+                    self._tables.add(name)
+        return name in self._tables
 
     def close(self) -> None:
         self.engine.dispose()

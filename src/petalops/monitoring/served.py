@@ -11,6 +11,7 @@ without SQLAlchemy.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,17 +54,31 @@ class Served:
 
 
 def versions(store: MonitorReads, model_name: str, *, since: float | None = None) -> list[str]:
-    """Versions with logged live rows (since ``since``), in version order."""
+    """Versions with logged live rows (since ``since``), in version order.
+
+    Read from ``served_versions``, which every insert keeps, not from the log itself; a
+    database not migrated to it yet (read-only, by a command) is asked the long way.
+    """
+    if store.reader.has_table("served_versions"):
+        sql = "SELECT model_version FROM served_versions WHERE model_name = :name"
+        params: dict[str, Any] = {"name": model_name}
+        if since is not None:
+            sql += " AND last_ts >= :since"
+            params["since"] = since
+        return _in_version_order(str(v) for (v,) in store.reader.rows(sql, params))
     sql = (
         f"SELECT DISTINCT model_version FROM predictions WHERE model_name = :name AND {LIVE} "
         "AND model_version != ''"  # refused before a version was chosen
     )
-    params: dict[str, Any] = {"name": model_name}
+    params = {"name": model_name}
     if since is not None:
         sql += " AND ts >= :since"
         params["since"] = since
-    found = {str(v) for (v,) in store.reader.rows(sql, params)}
-    return sorted(found, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
+    return _in_version_order(str(v) for (v,) in store.reader.rows(sql, params))
+
+
+def _in_version_order(found: Iterable[str]) -> list[str]:
+    return sorted(set(found), key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v))
 
 
 def served(

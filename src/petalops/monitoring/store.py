@@ -10,6 +10,8 @@ each logger's ``log_health``. The reads the read-only commands need are plain SQ
 from __future__ import annotations
 
 import functools
+import importlib
+import operator
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -27,12 +29,20 @@ from petalops.database.schema import (
     loop_events,
     pending_labels,
     predictions,
+    served_versions,
     spool_loads,
 )
 from petalops.monitoring.reads import LIVE_VARIANTS, Labelled, MonitorReads, Window
 from petalops.monitoring.record import INSERT_COLUMNS, dumps, to_row
 
 __all__ = ["LIVE_VARIANTS", "Labelled", "MonitorStore", "Window"]
+
+# What `_note_versions` reads of each inserted row, and the live variants as a set.
+_VERSION_FIELDS = operator.itemgetter(
+    *(INSERT_COLUMNS.index(c) for c in ("model_name", "model_version", "variant", "ts"))
+)
+_LIVE = frozenset(LIVE_VARIANTS)
+_NEVER = float("-inf")
 
 
 class MonitorStore(MonitorReads):
@@ -74,7 +84,58 @@ class MonitorStore(MonitorReads):
             # Plain DB-API executemany on tuples: SQLAlchemy's per-row parameter handling
             # cost ~3x the CPU of the insert itself.
             conn.exec_driver_sql(sql, list(values))
+        self._note_versions(conn, values)
         self._join_pending(conn, sorted({str(v[0]) for v in values}))
+
+    def _note_versions(self, conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> None:
+        """Keep ``served_versions`` (one upsert per version in the batch, nearly always one
+        or two): the versions with live rows and the ts of their newest row."""
+        newest: dict[tuple[Any, Any], float] = {}
+        # ~0.3 µs a row, of the ~7 µs its insert costs (measured on 500-row spool files).
+        for name, version, variant, ts in map(_VERSION_FIELDS, values):
+            if version and variant in _LIVE:
+                key = (name, version)
+                if ts > newest.get(key, _NEVER):
+                    newest[key] = ts
+        if not newest:
+            return
+        rows: list[dict[str, Any]] = [
+            {"model_name": str(name), "model_version": str(version), "last_ts": float(ts)}
+            for (name, version), ts in sorted(newest.items())
+        ]
+        upsert = self._upsert_version
+        if upsert is not None:
+            conn.execute(upsert, rows)
+            return
+        s = served_versions.c
+        for row in rows:  # a backend without INSERT … ON CONFLICT
+            name, version, ts = row["model_name"], row["model_version"], row["last_ts"]
+            found = sa.select(s.last_ts).where(s.model_name == name, s.model_version == version)
+            if conn.execute(found).first() is None:
+                conn.execute(served_versions.insert().values(**row))
+                continue
+            conn.execute(
+                served_versions.update()
+                .where(s.model_name == name, s.model_version == version, s.last_ts < ts)
+                .values(last_ts=ts)
+            )
+
+    @functools.cached_property
+    def _upsert_version(self) -> Any:
+        """``INSERT … ON CONFLICT DO UPDATE`` keeping the newer ts (SQLite, PostgreSQL)."""
+        backend = self.engine.dialect.name
+        if backend not in ("sqlite", "postgresql"):
+            return None
+        # Only this backend's dialect: PostgreSQL's costs a SQLite worker ~0.3 s to import.
+        dialect = importlib.import_module(f"sqlalchemy.dialects.{backend}")
+        s = served_versions.c
+        statement = dialect.insert(served_versions)
+        newer = sa.case(
+            (statement.excluded.last_ts > s.last_ts, statement.excluded.last_ts), else_=s.last_ts
+        )
+        return statement.on_conflict_do_update(
+            index_elements=[s.model_name, s.model_version], set_={"last_ts": newer}
+        )
 
     def _join_pending(self, conn: sa.Connection, request_ids: Sequence[str]) -> int:
         """Give rows just inserted the labels that were sent before they arrived; returns
@@ -226,6 +287,8 @@ class MonitorStore(MonitorReads):
         """Delete predictions logged before ``older_than`` (epoch seconds): retention."""
         with self.engine.begin() as conn:
             result = conn.execute(predictions.delete().where(predictions.c.ts < older_than))
+            # A version whose newest live row went has no live row left.
+            conn.execute(served_versions.delete().where(served_versions.c.last_ts < older_than))
         return int(result.rowcount or 0)
 
     def record_health(self, writer: str, written: int, dropped: int) -> None:

@@ -19,7 +19,12 @@ from tests.utils.monitor_db import (
 
 from petalops.database.engine import create_engine
 from petalops.database.migrations import STEPS, Step, applied_versions, migrate
-from petalops.database.schema import pending_labels, schema_versions, security_metadata
+from petalops.database.schema import (
+    pending_labels,
+    schema_versions,
+    security_metadata,
+    served_versions,
+)
 
 
 def _tables(engine: sa.Engine) -> set[str]:
@@ -56,6 +61,7 @@ def test_a_fresh_database_gets_every_table_and_its_version(engine: sa.Engine) ->
         schema_versions.name,
         pending_labels.name,
         *security_metadata.tables,
+        served_versions.name,
     }
     assert applied_versions(engine) == [step.version for step in STEPS]
     with engine.connect() as conn:
@@ -161,3 +167,35 @@ def test_processes_starting_together_migrate_once(tmp_path: Path, existing: bool
     assert _count(engine, "step_runs") == 1
     assert marker.read_text() == "x"  # the others waited for the lock, none ran it too
     engine.dispose()
+
+
+def test_step_four_lists_the_versions_already_in_the_log(engine: sa.Engine) -> None:
+    from petalops.database.migrations import LIVE_VARIANTS as MIGRATED_VARIANTS
+    from petalops.monitoring.reads import LIVE_VARIANTS
+
+    assert MIGRATED_VARIANTS == LIVE_VARIANTS
+    migrate(engine, STEPS[:3])
+    rows = [
+        ("a", 10.0, "iris", "1", "champion"),
+        ("b", 30.0, "iris", "1", "challenger"),
+        ("c", 20.0, "iris", "2", "challenger"),
+        ("d", 40.0, "iris", "3", "shadow"),
+        ("e", 50.0, "iris", "", "champion"),
+        ("f", 60.0, "other", "1", "champion"),
+    ]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO predictions (request_id, row, ts, model_name, model_version, variant, "
+            "route, status) VALUES (?, 0, ?, ?, ?, ?, '', 200)",
+            rows,
+        )
+    assert migrate(engine) == 4
+    with engine.connect() as conn:
+        listed = conn.exec_driver_sql(
+            "SELECT model_name, model_version, last_ts FROM served_versions ORDER BY 1, 2"
+        ).all()
+    assert [tuple(r) for r in listed] == [
+        ("iris", "1", 30.0),
+        ("iris", "2", 20.0),
+        ("other", "1", 60.0),
+    ]

@@ -23,8 +23,14 @@ def test_a_fresh_database_has_exactly_the_tables_the_old_code_created(tmp_path: 
         created: dict[str, str] = dict(conn.exec_driver_sql(query).tuples().all())
     engine.dispose()
     # Plus the tables later migration steps add (step 2: pending_labels and its index;
-    # step 3: api_keys, audit_events and its index).
-    added_later = ("pending_labels", "ix_pending_labels_ts", "api_keys", "audit_events")
+    # step 3: api_keys, audit_events and its index; step 4: served_versions).
+    added_later = (
+        "pending_labels",
+        "ix_pending_labels_ts",
+        "api_keys",
+        "audit_events",
+        "served_versions",
+    )
     for added in (*added_later, "ix_audit_events_ts"):
         assert created.pop(added)
     assert set(created) - {schema_versions.name} == {
