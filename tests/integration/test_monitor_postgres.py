@@ -23,13 +23,17 @@ from tests.utils.monitor_db import create_old_database, insert_old_rows, migrate
 
 from petalops.database.engine import create_engine
 from petalops.database.migrations import STEPS, applied_versions, migrate
+from petalops.database.reader import EngineReader
 from petalops.errors import InputError
 from petalops.monitoring.drift import DriftThresholds, drift_report
 from petalops.monitoring.feedback import record_feedback, record_feedback_batch
 from petalops.monitoring.logger import PredictionLogger
 from petalops.monitoring.quality import live_quality
+from petalops.monitoring.reads import MonitorReader
+from petalops.monitoring.served import served, versions
 from petalops.monitoring.store import MonitorStore
 from petalops.pipeline.profile import build_profile
+from petalops.rollout.reads import RolloutReader
 from petalops.rollout.store import RolloutStore
 
 CLASSES = ["setosa", "versicolor", "virginica"]
@@ -228,3 +232,48 @@ def test_processes_starting_together_migrate_once(
         assert conn.exec_driver_sql("SELECT count(*) FROM step_runs").scalar_one() == 1
     engine.dispose()
     assert marker.read_text() == "x"  # the advisory lock made the others wait, not retry
+
+
+def test_the_versions_table_and_the_read_path_on_postgres(postgres_url: str) -> None:
+    url = _fresh_database(postgres_url, "petalops_reads")
+    store = MonitorStore(url)
+    now = time.time()
+    base = {"model_name": "pgreads", "status": 200, "features": [1.0], "prediction": 0}
+    store.log_predictions(
+        [
+            {**base, "request_id": "a", "ts": now - 50, "model_version": "1"},
+            {**base, "request_id": "b", "ts": now - 10, "model_version": "1"},
+            {
+                **base,
+                "request_id": "c",
+                "ts": now - 40,
+                "model_version": "2",
+                "variant": "challenger",
+            },
+            {**base, "request_id": "d", "ts": now - 5, "model_version": "3", "variant": "shadow"},
+        ]
+    )
+    store.log_predictions([{**base, "request_id": "e", "ts": now - 60, "model_version": "2"}])
+    assert versions(store, "pgreads") == ["1", "2"]
+    assert versions(store, "pgreads", since=now - 20) == ["1"]
+    assert served(store, "pgreads", "1").rows == 2
+    reader = MonitorReader(url)  # PostgreSQL: the same SQL through SQLAlchemy
+    assert isinstance(reader.reader, EngineReader)
+    assert versions(reader, "pgreads") == ["1", "2"]
+    assert reader.count() == 5
+    rollout = RolloutStore(url)
+    rollout.record(
+        model_name="pgreads",
+        rollout_id="r-1",
+        strategy="canary",
+        phase="running",
+        action="start",
+        detail={"n": 1},
+    )
+    assert RolloutReader(url).history("pgreads")[0]["detail"] == {"n": 1}
+    assert RolloutReader(url).last_event("pgreads", "r-1", ["start", "advance"]) is not None
+    store.purge(now - 30)
+    assert versions(store, "pgreads") == ["1"]
+    rollout.close()
+    reader.close()
+    store.close()
