@@ -44,3 +44,25 @@ def test_a_fresh_database_has_exactly_the_tables_the_old_code_created(tmp_path: 
 
 def test_the_record_conversion_follows_the_prediction_columns() -> None:
     assert tuple(c.name for c in predictions.columns if c.name != "id") == INSERT_COLUMNS
+
+
+def test_the_plain_sql_reads_name_every_column_of_their_tables() -> None:
+    # The read path lists columns by hand (no SQLAlchemy); a column added here must be read.
+    from petalops.database.schema import (
+        log_health,
+        loop_events,
+        rollout_commands,
+        rollout_events,
+        rollout_leases,
+    )
+    from petalops.monitoring import reads as monitoring_reads
+    from petalops.rollout import reads as rollout_reads
+
+    def names(table: object) -> tuple[str, ...]:
+        return tuple(c.name for c in table.columns)  # type: ignore[attr-defined]
+
+    assert names(rollout_events) == rollout_reads.EVENT_COLUMNS
+    assert names(rollout_leases) == rollout_reads.LEASE_COLUMNS
+    assert names(rollout_commands) == rollout_reads.COMMAND_COLUMNS
+    assert names(loop_events) == monitoring_reads.EVENT_COLUMNS
+    assert names(log_health) == monitoring_reads.HEALTH_COLUMNS
