@@ -99,8 +99,12 @@ def test_every_classifier_compiles_to_a_bundle_that_agrees_on_every_row(
     profile = training_profile(settings, loaded, rows, pipeline)
     # compile_candidate refuses a bundle that disagrees with the Pipeline on any row
     candidate = compile_candidate(tmp_path / "bundle", pipeline, "m", loaded, profile)
-    expected = pipeline.predict_proba(feature_frame(loaded.x, loaded.schema)).argmax(axis=1)
-    assert candidate.runtime.predict(loaded.x).tolist() == expected.tolist()
+    # the class served is scikit-learn's own predict, by every path the server takes
+    expected = pipeline.predict(feature_frame(loaded.x, loaded.schema)).tolist()
+    runtime = candidate.runtime
+    assert runtime.predict(loaded.x).tolist() == expected
+    assert runtime.decide(runtime.predict_proba(loaded.x)).tolist() == expected
+    assert [runtime.predict_one(list(row))[0] for row in loaded.x[:40]] == expected[:40]
     assert len(loaded.classes) == {"breast_cancer": 2}.get(dataset, 3)
 
 
@@ -138,15 +142,10 @@ def test_every_classifier_goes_through_the_whole_chain_on_penguins(
     mlflow.set_tracking_uri(settings.tracking_uri)
     flavour = mlflow.pyfunc.load_model("models:/penguins/1")
     stock = np.asarray(flavour.predict(frame), dtype=np.int64)
+    assert stock.tolist() == served.tolist()
+    # and the probabilities too (SVC's Platt-scaled ones, whose argmax is not its predict)
     sk = mlflow.sklearn.load_model("models:/penguins/1")
-    assert sk.predict_proba(frame).argmax(axis=1).tolist() == served.tolist()
-    if model == "sklearn.svm.SVC":
-        # SVC's own predict follows its decision function, not the Platt-scaled
-        # probabilities petalops serves (scikit-learn documents that the two may disagree)
-        assert (stock == served).mean() >= 0.95
-    else:
-        assert stock.tolist() == served.tolist()
-    assert sk.predict_proba(frame).argmax(axis=1).tolist() == served.tolist()
+    assert np.allclose(sk.predict_proba(frame), runtime.predict_proba(rows.x_test), atol=1e-4)
 
     # every protocol, with a missing number and a missing category in the first row
     held = [[None if isinstance(v, float) and np.isnan(v) else v for v in r] for r in rows.x_test]
@@ -193,7 +192,7 @@ def test_every_classifier_goes_through_the_whole_chain_on_penguins(
     # batch scoring of the whole file agrees with the Pipeline
     out = tmp_path / "scored.parquet"
     score_file(runtime, path, out)
-    pipeline_answer = sk.predict_proba(feature_frame(dataset.x, dataset.schema)).argmax(axis=1)
+    pipeline_answer = sk.predict(feature_frame(dataset.x, dataset.schema))
     assert pd.read_parquet(out)["prediction_index"].tolist() == pipeline_answer.tolist()
 
     # the exported ONNX file runs under plain ONNX Runtime and agrees
@@ -213,8 +212,9 @@ def test_every_classifier_goes_through_the_whole_chain_on_penguins(
     for name, values in feeds.items():
         if session_inputs[name] == "tensor(float)":
             feeds[name] = values.astype(np.float32)
-    _, probabilities = session.run(None, feeds)
-    assert runtime.decide(np.asarray(probabilities)).tolist() == served.tolist()
+    labels, probabilities = session.run(None, feeds)
+    assert labels.tolist() == served.tolist()
+    assert np.allclose(probabilities, runtime.predict_proba(rows.x_test), atol=1e-4)
 
     # the drift profile describes the categories, and the held-out rows do not drift
     profile = load_profile(settings, "penguins/1")

@@ -29,7 +29,7 @@ from petalops.data.load import Dataset, feature_frame
 from petalops.data.schema import Schema
 from petalops.errors import ConfigError, IntegrityError
 from petalops.runtime.bundle import Manifest, sha256_file, write_manifest
-from petalops.runtime.model import ModelRuntime, open_bundle
+from petalops.runtime.model import IntArray, ModelRuntime, open_bundle
 
 ONNX_OPSET = 17
 # The missing category as the ONNX model's string inputs carry it (a string tensor has no NaN).
@@ -346,29 +346,46 @@ def write_bundle(
         (directory / "linear.json").write_text(json.dumps(linear), encoding="utf-8")
         files.append("linear.json")
     stats = profile["features"]
-    manifest = Manifest(
-        name=name,
-        features=features,
-        classes=classes,
-        kind="linear" if linear is not None else "onnx",
-        files={f: sha256_file(directory / f) for f in files},
-        input_dtype=dtype,
-        feature_min=[stats[f].get("min") for f in features],
-        feature_max=[stats[f].get("max") for f in features],
-        schema=schema.to_json(),
-        unknown=unknown,
-    )
-    digest = write_manifest(directory, manifest)
-    # The served class is the most probable one (as `evaluate` scores it); for SVC that is
-    # not always what its own predict (the decision function) says.
-    expected = pipeline.predict_proba(feature_frame(check_x, schema)).argmax(axis=1)
+    # The served class is the estimator's own predict, as a user of scikit-learn (and of the
+    # stock MLflow flavour) checks it: for SVC(probability=True) that follows the decision
+    # function, not the most probable of its Platt-scaled probabilities. ONNX's label output
+    # compiles predict; a graph whose label disagrees on a row may still have the
+    # probabilities' argmax agree (exact ties broken in float32), so that is tried second.
+    expected = np.asarray(pipeline.predict(feature_frame(check_x, schema)), dtype=np.int64)
+    refusal = ""
+    for decision in ("label", "proba"):
+        manifest = Manifest(
+            name=name,
+            features=features,
+            classes=classes,
+            kind="linear" if linear is not None else "onnx",
+            files={f: sha256_file(directory / f) for f in files},
+            input_dtype=dtype,
+            feature_min=[stats[f].get("min") for f in features],
+            feature_max=[stats[f].get("max") for f in features],
+            schema=schema.to_json(),
+            unknown=unknown,
+            decision=decision,
+        )
+        digest = write_manifest(directory, manifest)
+        reason = _disagreement(directory, name, digest, check_x, expected)
+        if not reason:
+            return digest
+        refusal = refusal or reason
+    raise IntegrityError(refusal)
+
+
+def _disagreement(
+    directory: Path, name: str, digest: str, check_x: npt.NDArray[Any], expected: IntArray
+) -> str:
+    """Why the bundle's runtimes (the fast one and ONNX) do not serve ``expected`` on every
+    row of ``check_x``; empty when they do."""
     for prefer in ("auto", "onnx"):
         runtime: ModelRuntime = open_bundle(directory, name, "check", digest, prefer=prefer)
-        got = runtime.predict(check_x)
-        mismatches = int((got != expected).sum())
+        mismatches = int((runtime.predict(check_x) != expected).sum())
         if mismatches:
-            raise IntegrityError(
-                f"compiled model ({type(runtime).__name__}) disagrees with scikit-learn on "
-                f"{mismatches} of {len(expected)} rows; refusing to register it"
+            return (
+                f"compiled model ({type(runtime).__name__}) disagrees with scikit-learn's "
+                f"predict on {mismatches} of {len(expected)} rows; refusing to register it"
             )
-    return digest
+    return ""
