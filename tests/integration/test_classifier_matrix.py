@@ -27,7 +27,8 @@ from tests.utils.tabular import penguins_csv, sklearn_csv
 
 from petalops.batch import score_file
 from petalops.config import Settings
-from petalops.data.load import feature_frame, load_dataset
+from petalops.data.load import Dataset, feature_frame, load_dataset
+from petalops.errors import InputError
 from petalops.monitoring.drift import DriftThresholds, drift_report
 from petalops.monitoring.store import Window
 from petalops.pipeline.compile import compile_candidate
@@ -35,8 +36,11 @@ from petalops.pipeline.fit import fit
 from petalops.pipeline.profile import training_profile
 from petalops.pipeline.split import split
 
+NATIVE = "sklearn.ensemble.HistGradientBoostingClassifier+categorical"
+
 # class -> (params, scale): distance- and gradient-based models get scaled inputs, as
-# a user should give them; the rest run on raw features.
+# a user should give them; the rest run on raw features. "+categorical" is the class again
+# with another configuration.
 CLASSIFIERS: dict[str, tuple[dict[str, Any], bool]] = {
     "sklearn.linear_model.LogisticRegression": ({"max_iter": 1000}, True),
     "sklearn.svm.SVC": ({"probability": True}, True),
@@ -47,6 +51,8 @@ CLASSIFIERS: dict[str, tuple[dict[str, Any], bool]] = {
     "sklearn.ensemble.ExtraTreesClassifier": ({}, False),
     "sklearn.ensemble.GradientBoostingClassifier": ({}, False),
     "sklearn.ensemble.HistGradientBoostingClassifier": ({}, False),
+    # its own categorical splits on the categorical columns (petalops encodes them ordinally)
+    NATIVE: ({"categorical_features": "from_dtype"}, False),
     "sklearn.neural_network.MLPClassifier": ({"max_iter": 2000}, True),
     "lightgbm.LGBMClassifier": ({}, False),
     "xgboost.XGBClassifier": ({}, False),
@@ -56,10 +62,18 @@ CLASSIFIERS: dict[str, tuple[dict[str, Any], bool]] = {
 # model.calibrated per class; the whole chain below leaves these out (~20 s each here, and
 # the chain of a CalibratedClassifierCV is the chain of any other ONNX-compiled Pipeline).
 CALIBRATED = {"sklearn.svm.LinearSVC": "sigmoid"}
-DATASETS = ("iris", "wine", "breast_cancer", "penguins")
+MIXED = ("penguins", "penguins_binary")
+DATASETS = ("iris", "wine", "breast_cancer", *MIXED)
+CLASSES = {"breast_cancer": 2, "penguins_binary": 2}
 # Penguins goes through train in the chain test, whose compile step refuses any bundle that
-# disagrees with the Pipeline on a row: the compile matrix need not repeat it.
-COMPILE_ONLY = tuple(d for d in DATASETS if d != "penguins")
+# disagrees with the Pipeline on a row: the compile matrix need not repeat it, but for the
+# native categorical splits, whose unseen categories and missing values it checks.
+COMPILE = [
+    (model, dataset)
+    for model in CLASSIFIERS
+    for dataset in DATASETS
+    if ((dataset in MIXED) if model == NATIVE else (dataset != "penguins"))
+]
 
 
 def _data(name: str, directory: Path) -> tuple[dict[str, Any], Path | None]:
@@ -67,27 +81,46 @@ def _data(name: str, directory: Path) -> tuple[dict[str, Any], Path | None]:
         return {}, None
     if name == "penguins":
         return {"source": str(penguins_csv(directory)), "target": "species"}, None
+    if name == "penguins_binary":
+        # Adelie or Chinstrap (both live on Dream island): two classes, the same columns,
+        # missing values and categories
+        frame = pd.read_csv(penguins_csv(directory))
+        path = directory / "penguins_binary.csv"
+        frame[frame["species"].isin(["Adelie", "Chinstrap"])].to_csv(path, index=False)
+        return {"source": str(path), "target": "species"}, None
     return {"source": str(sklearn_csv(directory, name)), "target": "label"}, None
 
 
 def _settings(home: Path, data: dict[str, Any], model: str, **extra: Any) -> Settings:
     params, scale = CLASSIFIERS[model]
+    preprocess = extra.pop("preprocess", {})
     return Settings(  # type: ignore[call-arg]
         home=home,
         data=data,
         model={
-            "class": model,
+            "class": model.partition("+")[0],
             "params": params,
             "scale": scale,
             "calibrated": CALIBRATED.get(model, "off"),
+            "preprocess": preprocess,
         },
         **extra,
     )
 
 
+def _odd_rows(dataset: Dataset) -> Any:
+    """Rows with what serving meets beyond the training rows: missing numbers and
+    categories (NaN, the canonical form) and categories never seen in training."""
+    x = dataset.x[:80].copy()
+    for j, column in enumerate(dataset.schema.columns):
+        x[j % 4 :: 4, j] = np.nan
+        if column.kind == "categorical":
+            x[(j + 1) % 4 :: 4, j] = f"never-seen-{column.name}"
+    return x
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("dataset", COMPILE_ONLY)
-@pytest.mark.parametrize("model", list(CLASSIFIERS))
+@pytest.mark.parametrize(("model", "dataset"), COMPILE)
 def test_every_classifier_compiles_to_a_bundle_that_agrees_on_every_row(
     tmp_path: Path, model: str, dataset: str
 ) -> None:
@@ -99,9 +132,44 @@ def test_every_classifier_compiles_to_a_bundle_that_agrees_on_every_row(
     profile = training_profile(settings, loaded, rows, pipeline)
     # compile_candidate refuses a bundle that disagrees with the Pipeline on any row
     candidate = compile_candidate(tmp_path / "bundle", pipeline, "m", loaded, profile)
-    expected = pipeline.predict_proba(feature_frame(loaded.x, loaded.schema)).argmax(axis=1)
-    assert candidate.runtime.predict(loaded.x).tolist() == expected.tolist()
-    assert len(loaded.classes) == {"breast_cancer": 2}.get(dataset, 3)
+    # the class served is scikit-learn's own predict, by every path the server takes
+    expected = pipeline.predict(feature_frame(loaded.x, loaded.schema)).tolist()
+    runtime = candidate.runtime
+    assert runtime.predict(loaded.x).tolist() == expected
+    assert runtime.decide(runtime.predict_proba(loaded.x)).tolist() == expected
+    assert [runtime.predict_one(list(row))[0] for row in loaded.x[:40]] == expected[:40]
+    assert len(loaded.classes) == CLASSES.get(dataset, 3)
+    if dataset in MIXED:
+        odd = _odd_rows(loaded)
+        assert runtime.check_unseen(odd) == {"island": 20, "sex": 20}
+        expected = pipeline.predict(feature_frame(odd, loaded.schema)).tolist()
+        assert runtime.predict(odd).tolist() == expected
+        assert [runtime.predict_one(list(row))[0] for row in odd] == expected
+    if model == NATIVE:
+        assert pipeline.named_steps["clf"].is_categorical_.sum() == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("unknown", ["infrequent", "error"])
+def test_native_categorical_splits_follow_the_unknown_policy(tmp_path: Path, unknown: str) -> None:
+    data, _ = _data("penguins_binary", tmp_path)
+    settings = _settings(tmp_path / ".petalops", data, NATIVE, preprocess={"unknown": unknown})
+    loaded = load_dataset(settings.data)
+    rows = split(settings, loaded)
+    pipeline = fit(settings, rows)
+    profile = training_profile(settings, loaded, rows, pipeline)
+    runtime = compile_candidate(
+        tmp_path / "bundle", pipeline, "m", loaded, profile, unknown
+    ).runtime
+    odd = _odd_rows(loaded)
+    if unknown == "error":
+        with pytest.raises(InputError, match="never seen in training"):
+            runtime.check_unseen(odd)
+        odd = odd[[not str(v).startswith("never-seen") for v in odd[:, 0]]]
+        odd = odd[[not str(v).startswith("never-seen") for v in odd[:, 5]]]
+        assert runtime.check_unseen(odd) == {}
+    expected = pipeline.predict(feature_frame(odd, loaded.schema)).tolist()
+    assert runtime.predict(odd).tolist() == expected
 
 
 @pytest.mark.slow
@@ -138,15 +206,10 @@ def test_every_classifier_goes_through_the_whole_chain_on_penguins(
     mlflow.set_tracking_uri(settings.tracking_uri)
     flavour = mlflow.pyfunc.load_model("models:/penguins/1")
     stock = np.asarray(flavour.predict(frame), dtype=np.int64)
+    assert stock.tolist() == served.tolist()
+    # and the probabilities too (SVC's Platt-scaled ones, whose argmax is not its predict)
     sk = mlflow.sklearn.load_model("models:/penguins/1")
-    assert sk.predict_proba(frame).argmax(axis=1).tolist() == served.tolist()
-    if model == "sklearn.svm.SVC":
-        # SVC's own predict follows its decision function, not the Platt-scaled
-        # probabilities petalops serves (scikit-learn documents that the two may disagree)
-        assert (stock == served).mean() >= 0.95
-    else:
-        assert stock.tolist() == served.tolist()
-    assert sk.predict_proba(frame).argmax(axis=1).tolist() == served.tolist()
+    assert np.allclose(sk.predict_proba(frame), runtime.predict_proba(rows.x_test), atol=1e-4)
 
     # every protocol, with a missing number and a missing category in the first row
     held = [[None if isinstance(v, float) and np.isnan(v) else v for v in r] for r in rows.x_test]
@@ -193,7 +256,7 @@ def test_every_classifier_goes_through_the_whole_chain_on_penguins(
     # batch scoring of the whole file agrees with the Pipeline
     out = tmp_path / "scored.parquet"
     score_file(runtime, path, out)
-    pipeline_answer = sk.predict_proba(feature_frame(dataset.x, dataset.schema)).argmax(axis=1)
+    pipeline_answer = sk.predict(feature_frame(dataset.x, dataset.schema))
     assert pd.read_parquet(out)["prediction_index"].tolist() == pipeline_answer.tolist()
 
     # the exported ONNX file runs under plain ONNX Runtime and agrees
@@ -213,8 +276,9 @@ def test_every_classifier_goes_through_the_whole_chain_on_penguins(
     for name, values in feeds.items():
         if session_inputs[name] == "tensor(float)":
             feeds[name] = values.astype(np.float32)
-    _, probabilities = session.run(None, feeds)
-    assert runtime.decide(np.asarray(probabilities)).tolist() == served.tolist()
+    labels, probabilities = session.run(None, feeds)
+    assert labels.tolist() == served.tolist()
+    assert np.allclose(probabilities, runtime.predict_proba(rows.x_test), atol=1e-4)
 
     # the drift profile describes the categories, and the held-out rows do not drift
     profile = load_profile(settings, "penguins/1")

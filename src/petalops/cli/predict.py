@@ -183,7 +183,7 @@ def predict(
             return
         probabilities = runtime.predict_proba(x)
         answer = {
-            "prediction": [int(p) for p in probabilities.argmax(axis=1)],
+            "prediction": [int(p) for p in runtime.decide(probabilities)],
             "classes": runtime.classes,
             "probabilities": probabilities.tolist(),
         }

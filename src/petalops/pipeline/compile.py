@@ -15,7 +15,6 @@ import onnxruntime as ort
 from skl2onnx import convert_sklearn, update_registered_converter
 from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
 from skl2onnx.operator_converters.imputer_op import convert_sklearn_imputer
-from skl2onnx.operator_converters.random_forest import convert_sklearn_random_forest_classifier
 from skl2onnx.shape_calculators.imputer import calculate_sklearn_imputer_output_shapes
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -28,8 +27,13 @@ from sklearn.tree._tree import Tree
 from petalops.data.load import Dataset, feature_frame
 from petalops.data.schema import Schema
 from petalops.errors import ConfigError, IntegrityError
+from petalops.pipeline.hist_onnx import (
+    calculate_hist_gradient_boosting_shapes,
+    convert_hist_gradient_boosting,
+    raise_tree_opset,
+)
 from petalops.runtime.bundle import Manifest, sha256_file, write_manifest
-from petalops.runtime.model import ModelRuntime, open_bundle
+from petalops.runtime.model import IntArray, ModelRuntime, open_bundle
 
 ONNX_OPSET = 17
 # The missing category as the ONNX model's string inputs carry it (a string tensor has no NaN).
@@ -125,30 +129,6 @@ def _double_imputer(scope: Any, operator: Any, container: Any) -> None:
         [operator.outputs[0].full_name],
         name=scope.get_unique_operator_name("Where"),
     )
-
-
-class _IntFlags:
-    """A converter's container that writes boolean attribute lists as the ints ONNX wants."""
-
-    def __init__(self, container: Any) -> None:
-        self._container = container
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._container, name)
-
-    def add_node(self, *args: Any, **attrs: Any) -> Any:
-        for key, value in attrs.items():
-            if isinstance(value, np.ndarray) and value.dtype == bool:
-                attrs[key] = value.astype(np.int64)
-            elif isinstance(value, list) and any(isinstance(v, (bool, np.bool_)) for v in value):
-                attrs[key] = [int(v) for v in value]
-        return self._container.add_node(*args, **attrs)
-
-
-def _hist_gradient_boosting(scope: Any, operator: Any, container: Any) -> None:
-    # skl2onnx 1.20 passes HistGradientBoosting's missing-value directions as numpy booleans,
-    # which onnx refuses in an integer attribute ("Expected an int, got a boolean").
-    convert_sklearn_random_forest_classifier(scope, operator, _IntFlags(container))
 
 
 def _float32_exact_trees(model: Any) -> None:
@@ -273,35 +253,31 @@ def to_onnx_bytes(pipeline: Pipeline, schema: Schema | int) -> tuple[bytes, str]
         schema = Schema.numeric([f"f{i}" for i in range(schema)])
     clf = pipeline.steps[-1][1]
     _register_boosting_converters(clf)
-    native = getattr(clf, "is_categorical_", None)
-    if native is not None and native.any():
-        raise ConfigError(
-            "HistGradientBoostingClassifier with native categorical splits cannot be compiled "
-            "to ONNX (skl2onnx has no converter for them); drop "
-            "model.params.categorical_features to one-hot encode the categories instead"
-        )
     model_copy = _for_onnx(pipeline)
     last_error: Exception | None = None
     # scikit-learn's trees compare float32(x) with their thresholds: ONNX takes float32 inputs
-    # for them too (with the thresholds of `_float32_exact_trees`), float64 for the rest.
-    trees = _trees(model_copy) or isinstance(
-        model_copy.steps[-1][1], HistGradientBoostingClassifier
-    )
-    dtypes = ("float32", "float64") if trees else ("float64", "float32")
+    # for them too (with the thresholds of `_float32_exact_trees`), float64 for the rest
+    # (HistGradientBoosting compares float64 values with float64 thresholds).
+    dtypes = ("float32", "float64") if _trees(model_copy) else ("float64", "float32")
     for dtype in dtypes:
         try:
             model = convert_sklearn(
                 model_copy,
                 initial_types=onnx_inputs(schema, dtype),
                 options={"zipmap": False},
-                # ai.onnx.ml 3: what onnxmltools' LightGBM and XGBoost converters need.
+                # ai.onnx.ml 3: what onnxmltools' LightGBM and XGBoost converters need
+                # (HistGradientBoosting's TreeEnsemble: 5, by `raise_tree_opset`).
                 target_opset={"": ONNX_OPSET, "ai.onnx.ml": 3},
                 custom_conversion_functions={
                     SimpleImputer: _double_imputer,
-                    HistGradientBoostingClassifier: _hist_gradient_boosting,
+                    HistGradientBoostingClassifier: convert_hist_gradient_boosting,
                 },
-                custom_shape_calculators={SimpleImputer: calculate_sklearn_imputer_output_shapes},
+                custom_shape_calculators={
+                    SimpleImputer: calculate_sklearn_imputer_output_shapes,
+                    HistGradientBoostingClassifier: calculate_hist_gradient_boosting_shapes,
+                },
             )
+            raise_tree_opset(model)
             # skl2onnx lists opsets in set order; sorted, the same model gives the same bytes.
             opsets = sorted({(o.domain, o.version) for o in model.opset_import})
             del model.opset_import[:]
@@ -346,29 +322,46 @@ def write_bundle(
         (directory / "linear.json").write_text(json.dumps(linear), encoding="utf-8")
         files.append("linear.json")
     stats = profile["features"]
-    manifest = Manifest(
-        name=name,
-        features=features,
-        classes=classes,
-        kind="linear" if linear is not None else "onnx",
-        files={f: sha256_file(directory / f) for f in files},
-        input_dtype=dtype,
-        feature_min=[stats[f].get("min") for f in features],
-        feature_max=[stats[f].get("max") for f in features],
-        schema=schema.to_json(),
-        unknown=unknown,
-    )
-    digest = write_manifest(directory, manifest)
-    # The served class is the most probable one (as `evaluate` scores it); for SVC that is
-    # not always what its own predict (the decision function) says.
-    expected = pipeline.predict_proba(feature_frame(check_x, schema)).argmax(axis=1)
+    # The served class is the estimator's own predict, as a user of scikit-learn (and of the
+    # stock MLflow flavour) checks it: for SVC(probability=True) that follows the decision
+    # function, not the most probable of its Platt-scaled probabilities. ONNX's label output
+    # compiles predict; a graph whose label disagrees on a row may still have the
+    # probabilities' argmax agree (exact ties broken in float32), so that is tried second.
+    expected = np.asarray(pipeline.predict(feature_frame(check_x, schema)), dtype=np.int64)
+    refusal = ""
+    for decision in ("label", "proba"):
+        manifest = Manifest(
+            name=name,
+            features=features,
+            classes=classes,
+            kind="linear" if linear is not None else "onnx",
+            files={f: sha256_file(directory / f) for f in files},
+            input_dtype=dtype,
+            feature_min=[stats[f].get("min") for f in features],
+            feature_max=[stats[f].get("max") for f in features],
+            schema=schema.to_json(),
+            unknown=unknown,
+            decision=decision,
+        )
+        digest = write_manifest(directory, manifest)
+        reason = _disagreement(directory, name, digest, check_x, expected)
+        if not reason:
+            return digest
+        refusal = refusal or reason
+    raise IntegrityError(refusal)
+
+
+def _disagreement(
+    directory: Path, name: str, digest: str, check_x: npt.NDArray[Any], expected: IntArray
+) -> str:
+    """Why the bundle's runtimes (the fast one and ONNX) do not serve ``expected`` on every
+    row of ``check_x``; empty when they do."""
     for prefer in ("auto", "onnx"):
         runtime: ModelRuntime = open_bundle(directory, name, "check", digest, prefer=prefer)
-        got = runtime.predict(check_x)
-        mismatches = int((got != expected).sum())
+        mismatches = int((runtime.predict(check_x) != expected).sum())
         if mismatches:
-            raise IntegrityError(
-                f"compiled model ({type(runtime).__name__}) disagrees with scikit-learn on "
-                f"{mismatches} of {len(expected)} rows; refusing to register it"
+            return (
+                f"compiled model ({type(runtime).__name__}) disagrees with scikit-learn's "
+                f"predict on {mismatches} of {len(expected)} rows; refusing to register it"
             )
-    return digest
+    return ""

@@ -31,8 +31,10 @@ class Scores:
 
 def evaluate(pipeline: Pipeline, split: Split, dataset: Dataset) -> Scores:
     """Score the fitted Pipeline on the test split."""
-    proba = pipeline.predict_proba(split.frame(split.x_test))
-    y_pred = np.asarray(proba.argmax(axis=1), dtype=np.int64)
+    frame = split.frame(split.x_test)
+    proba = pipeline.predict_proba(frame)
+    # the class served: the estimator's own predict (SVC's is not the most probable class)
+    y_pred = np.asarray(pipeline.predict(frame), dtype=np.int64)
     return Scores(
         metrics=classification_metrics(split.y_test, y_pred, proba, dataset.classes),
         confusion=confusion(split.y_test, y_pred, len(dataset.classes)),

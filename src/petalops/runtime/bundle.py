@@ -49,6 +49,10 @@ class Manifest:
     schema: list[dict[str, Any]] = field(default_factory=list)
     # What a category never seen in training does: ignore, infrequent or error.
     unknown: str = "ignore"
+    # The served class of an ONNX model: "label", the graph's label output (the estimator's
+    # own predict, as the converter compiles it); "proba", the most probable class (a bundle
+    # from before the label was served).
+    decision: str = "proba"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -64,6 +68,7 @@ class Manifest:
             "feature_max": self.feature_max,
             "schema": self.schema,
             "unknown": self.unknown,
+            "decision": self.decision,
             "extra": self.extra,
         }
 
@@ -84,6 +89,7 @@ class Manifest:
             feature_max=list(data.get("feature_max", [])),
             schema=list(data.get("schema", [])),
             unknown=str(data.get("unknown", "ignore")),
+            decision=str(data.get("decision", "proba")),
             extra=dict(data.get("extra", {})),
         )
 

@@ -26,6 +26,26 @@ FloatArray = npt.NDArray[Any]
 IntArray = npt.NDArray[np.int64]
 
 
+class Probabilities(np.ndarray[Any, np.dtype[np.float64]]):
+    """Class probabilities ``(n, n_classes)`` that carry the class the model itself gave each
+    row (``labels``), which `ModelRuntime.decide` returns.
+
+    For some classifiers the two are not the same: ``SVC(probability=True).predict`` follows
+    the decision function while its probabilities are Platt's, and scikit-learn documents
+    that they can disagree. Callers (the server, batch scoring) ask for the probabilities and
+    then `decide`; the labels travel with the array so every path serves the estimator's own
+    ``predict``. A view or slice of it carries none (``decide`` then takes the argmax)."""
+
+    labels: IntArray | None = None
+
+
+def with_labels(proba: FloatArray, labels: Any) -> Probabilities:
+    """``proba`` as `Probabilities` carrying ``labels``."""
+    out = np.asarray(proba, dtype=np.float64).view(Probabilities)
+    out.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    return out
+
+
 class ModelRuntime:
     """A loaded, verified model: ``predict_proba`` on an ``(n, n_features)`` array of
     canonical values (`petalops.data.schema`): float64 for a numeric-only model, else object
@@ -66,7 +86,11 @@ class ModelRuntime:
         return self.decide(self.predict_proba(x))
 
     def decide(self, proba: FloatArray) -> IntArray:
-        """The class of each row of probabilities."""
+        """The class of each row of probabilities: the model's own (`Probabilities.labels`)
+        when `predict_proba` attached it, else the most probable."""
+        labels = getattr(proba, "labels", None)
+        if labels is not None:
+            return np.asarray(labels, dtype=np.int64)
         return np.asarray(proba.argmax(axis=1), dtype=np.int64)
 
     def predict_one(self, row: list[Any]) -> tuple[int, list[float]]:
@@ -251,11 +275,15 @@ class OnnxRuntime(ModelRuntime):
             str(model_path), options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
+        self._label_name = self._session.get_outputs()[0].name
         self._dtype = np.float32 if manifest.input_dtype == "float32" else np.float64
         # Tree ensembles sum their leaves in float32 even for float64 inputs: scikit-learn's
         # exact ties (two classes at 0.5) come out a few 1e-8 apart. Rounded past float32's
         # noise, argmax breaks the tie the way scikit-learn does (first class).
         self._round = self._session.get_outputs()[1].type == "tensor(float)"
+        # The graph's label output is the class served (the estimator's own predict);
+        # a bundle from before that serves the most probable class.
+        self._labels = manifest.decision == "label"
         self._names = [c.name for c in self.schema.columns]
         self._categorical = [c.kind == "categorical" for c in self.schema.columns]
 
@@ -274,9 +302,20 @@ class OnnxRuntime(ModelRuntime):
                 ).reshape(-1, 1)
         return feeds
 
-    def predict_proba(self, x: FloatArray) -> FloatArray:
-        _, proba = self._session.run(None, self._feeds(x))
+    def _answer(self, outputs: list[Any]) -> FloatArray:
+        label, proba = outputs
+        if self._labels:
+            return with_labels(proba, label)
         return np.asarray(proba, dtype=np.float64)
+
+    def predict_proba(self, x: FloatArray) -> FloatArray:
+        return self._answer(self._session.run(None, self._feeds(x)))
+
+    def predict(self, x: FloatArray) -> IntArray:
+        if self._labels:
+            label = self._session.run([self._label_name], self._feeds(x))[0]
+            return np.asarray(label, dtype=np.int64).reshape(-1)
+        return self.decide(self.predict_proba(x))
 
     def predict_proba_columns(self, columns: Sequence[npt.NDArray[Any]]) -> FloatArray:
         if not self.mixed:
@@ -287,13 +326,12 @@ class OnnxRuntime(ModelRuntime):
                 feeds[column.name] = values.reshape(-1, 1)
             else:
                 feeds[column.name] = values.astype(self._dtype, copy=False).reshape(-1, 1)
-        _, proba = self._session.run(None, feeds)
-        return np.asarray(proba, dtype=np.float64)
+        return self._answer(self._session.run(None, feeds))
 
     def decide(self, proba: FloatArray) -> IntArray:
-        if self._round:
+        if self._round and getattr(proba, "labels", None) is None:
             proba = np.round(proba, 5)
-        return np.asarray(proba.argmax(axis=1), dtype=np.int64)
+        return super().decide(proba)
 
     def predict_one(self, row: list[Any]) -> tuple[int, list[float]]:
         if self.mixed:
@@ -307,11 +345,14 @@ class OnnxRuntime(ModelRuntime):
                 )
                 for name, categorical, v in zip(self._names, self._categorical, row, strict=True)
             }
-            proba = np.asarray(self._session.run(None, feeds)[1][0], dtype=np.float64)
         else:
-            proba = self.predict_proba(np.asarray([row], dtype=np.float64))[0]
-        scores = np.round(proba, 5) if self._round else proba
-        return int(scores.argmax()), proba.tolist()
+            feeds = {self._input: np.asarray([row], dtype=self._dtype)}
+        label, proba = self._session.run(None, feeds)
+        if self._labels:
+            return int(label[0]), np.asarray(proba[0], dtype=np.float64).tolist()
+        one = np.asarray(proba[0], dtype=np.float64)
+        scores = np.round(one, 5) if self._round else one
+        return int(scores.argmax()), one.tolist()
 
 
 def open_bundle(

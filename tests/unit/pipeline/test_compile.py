@@ -15,10 +15,11 @@ from tests.utils.tabular import penguins_csv
 
 from petalops.config import DataSettings, Settings
 from petalops.data.load import Dataset, feature_frame, load_dataset
-from petalops.pipeline.compile import _for_onnx, compile_candidate, linear_params
+from petalops.pipeline.compile import _for_onnx, compile_candidate, linear_params, write_bundle
 from petalops.pipeline.fit import fit
 from petalops.pipeline.profile import build_profile, training_profile
 from petalops.pipeline.split import Split, split
+from petalops.runtime.model import open_bundle
 
 DATA = load_dataset(DataSettings())
 FRAME = pd.DataFrame(DATA.x, columns=DATA.features)
@@ -70,7 +71,7 @@ def test_a_default_random_forest_agrees_with_scikit_learn_on_every_iris_row(
     dataset, rows, pipeline = _trained(settings)
     profile = training_profile(settings, dataset, rows, pipeline)
     candidate = compile_candidate(tmp_path / "bundle", pipeline, "iris", dataset, profile)
-    expected = pipeline.predict_proba(feature_frame(dataset.x, dataset.schema)).argmax(axis=1)
+    expected = pipeline.predict(feature_frame(dataset.x, dataset.schema))
     assert candidate.runtime.predict(dataset.x).tolist() == expected.tolist()
 
 
@@ -105,9 +106,34 @@ def test_a_mixed_type_pipeline_compiles_to_one_onnx_input_per_column(
     runtime = candidate.runtime
     assert runtime.manifest.kind == "onnx"
     assert runtime.manifest.schema[0]["kind"] == "categorical"
-    expected = pipeline.predict_proba(feature_frame(dataset.x, dataset.schema)).argmax(axis=1)
+    expected = pipeline.predict(feature_frame(dataset.x, dataset.schema))
     assert runtime.predict(dataset.x).tolist() == expected.tolist()
     # a missing category and a missing number are imputed, as scikit-learn does
     row = [None, 39.1, None, 181.0, 3750.0, None]
     frame = feature_frame(np.asarray([row], dtype=object), dataset.schema)
-    assert runtime.predict_one(row)[0] == int(pipeline.predict_proba(frame).argmax())
+    assert runtime.predict_one(row)[0] == int(pipeline.predict(frame)[0])
+
+
+def test_svc_serves_its_own_predict_with_platt_probabilities(tmp_path: Path) -> None:
+    # SVC(probability=True).predict follows the decision function; its probabilities are
+    # Platt's, and on breast cancer their argmax disagrees with predict on some rows.
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.svm import SVC
+
+    x, y = load_breast_cancer(return_X_y=True)
+    features = [f"f{i}" for i in range(x.shape[1])]
+    frame = pd.DataFrame(x, columns=features)
+    pipeline = Pipeline([("scale", StandardScaler()), ("clf", SVC(probability=True))])
+    pipeline.fit(frame, y)
+    predicted = pipeline.predict(frame)
+    assert (pipeline.predict_proba(frame).argmax(axis=1) != predicted).any()
+    classes = ["malignant", "benign"]
+    profile = build_profile(x, y, features, classes)
+    digest = write_bundle(tmp_path, pipeline, "svc", features, classes, profile, x)
+    runtime = open_bundle(tmp_path, "svc", "1", digest)
+    assert runtime.manifest.decision == "label"
+    assert runtime.predict(x).tolist() == predicted.tolist()
+    proba = runtime.predict_proba(x)
+    assert runtime.decide(proba).tolist() == predicted.tolist()
+    assert np.allclose(proba, pipeline.predict_proba(frame), atol=1e-6)
+    assert [runtime.predict_one(list(r))[0] for r in x] == predicted.tolist()

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,13 @@ from petalops.data.load import load_dataset
 from petalops.errors import IntegrityError
 from petalops.pipeline.compile import write_bundle
 from petalops.pipeline.profile import build_profile
-from petalops.runtime.model import LinearRuntime, OnnxRuntime, open_bundle
+from petalops.runtime.model import (
+    LinearRuntime,
+    OnnxRuntime,
+    Probabilities,
+    open_bundle,
+    with_labels,
+)
 
 DATA = load_dataset(DataSettings())
 
@@ -84,3 +91,28 @@ def test_out_of_range_counts_values_outside_training(tmp_path: Path) -> None:
     runtime = open_bundle(path, "iris", "1", digest)
     assert runtime.out_of_range(DATA.x) == 0
     assert runtime.out_of_range(np.array([[100.0, 3.0, 1.0, -5.0]])) == 2
+
+
+def test_an_onnx_bundle_serves_its_label_output_and_an_old_one_the_argmax(
+    tmp_path: Path,
+) -> None:
+    path, digest, pipeline = _bundle(
+        tmp_path, Pipeline([("clf", RandomForestClassifier(n_estimators=5, random_state=0))])
+    )
+    runtime = open_bundle(path, "iris", "1", digest)
+    assert runtime.manifest.decision == "label"
+    proba = runtime.predict_proba(DATA.x)
+    assert isinstance(proba, Probabilities) and proba.labels is not None
+    assert runtime.decide(proba).tolist() == runtime.predict(DATA.x).tolist()
+    # the labels are the model's own, whatever the probabilities say; a slice has none
+    assert runtime.decide(with_labels(proba, np.zeros(len(proba)))).tolist() == [0] * len(proba)
+    assert getattr(proba[:3], "labels", None) is None
+    # a bundle written before manifests named their decision serves the most probable class
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest["decision"]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    old = open_bundle(path, "iris", "1", None)
+    assert old.manifest.decision == "proba"
+    assert getattr(old.predict_proba(DATA.x), "labels", None) is None
+    expected = pipeline.predict(pd.DataFrame(DATA.x, columns=DATA.features)).tolist()
+    assert old.predict(DATA.x).tolist() == expected
