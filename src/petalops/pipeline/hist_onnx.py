@@ -230,14 +230,21 @@ def convert_hist_gradient_boosting(scope: Any, operator: Any, container: Any) ->
     )
     index = name("index")
     proba = name("proba")
+    # skl2onnx's CalibratedClassifierCV converter asks for the decision function instead of
+    # the probabilities (option raw_scores; for two classes it reads the second column).
+    raw_scores = container.get_options(clf, {"raw_scores": False})["raw_scores"]
     if clf.n_trees_per_iteration_ == 1:
         zero, one = name("zero"), name("one")
         container.add_initializer(zero, onnx_proto.TensorProto.DOUBLE, [], [0.0])
         container.add_initializer(one, onnx_proto.TensorProto.DOUBLE, [], [1.0])
         positive, negative = name("positive"), name("negative")
-        container.add_node("Sigmoid", [raw], [positive], name=name("Sigmoid"))
-        container.add_node("Sub", [one, positive], [negative], name=name("Sub"))
-        container.add_node("Concat", [negative, positive], [proba], axis=1, name=name("Concat"))
+        if raw_scores:
+            container.add_node("Neg", [raw], [negative], name=name("Neg"))
+            container.add_node("Concat", [negative, raw], [proba], axis=1, name=name("Concat"))
+        else:
+            container.add_node("Sigmoid", [raw], [positive], name=name("Sigmoid"))
+            container.add_node("Sub", [one, positive], [negative], name=name("Sub"))
+            container.add_node("Concat", [negative, positive], [proba], axis=1, name=name("Concat"))
         above, flag, shape = name("above"), name("flag"), name("shape")
         container.add_node("Greater", [raw, zero], [above], name=name("Greater"))
         container.add_node(
@@ -245,6 +252,9 @@ def convert_hist_gradient_boosting(scope: Any, operator: Any, container: Any) ->
         )
         container.add_initializer(shape, onnx_proto.TensorProto.INT64, [1], [-1])
         container.add_node("Reshape", [flag, shape], [index], name=name("Reshape"))
+    elif raw_scores:
+        container.add_node("Identity", [raw], [proba], name=name("Identity"))
+        container.add_node("ArgMax", [raw], [index], axis=1, keepdims=0, name=name("ArgMax"))
     else:
         container.add_node("Softmax", [raw], [proba], axis=1, name=name("Softmax"))
         container.add_node("ArgMax", [raw], [index], axis=1, keepdims=0, name=name("ArgMax"))

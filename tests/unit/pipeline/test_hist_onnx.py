@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 
@@ -60,6 +61,21 @@ def test_categorical_splits_and_missing_values_predict_as_scikit_learn(n_classes
     label, proba = _run(clf, rows)
     assert label.tolist() == clf.predict(rows).tolist()
     assert np.abs(proba - clf.predict_proba(rows)).max() < 1e-12
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_calibrated_it_gives_the_decision_function_to_the_calibration(n_classes: int) -> None:
+    # model.calibrated=sigmoid: skl2onnx's CalibratedClassifierCV converter asks the model
+    # for raw scores (option raw_scores), as scikit-learn calibrates its decision_function
+    rng = np.random.default_rng(10 + n_classes)
+    x, y = _data(n_classes, rng)
+    hist = HistGradientBoostingClassifier(categorical_features=[1, 3], max_iter=15)
+    clf = CalibratedClassifierCV(hist, method="sigmoid", cv=3).fit(x, y)
+    data, _ = to_onnx_bytes(Pipeline([("clf", clf)]), x.shape[1])
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    label, proba = session.run(None, {"input": x})
+    assert label.tolist() == clf.predict(x).tolist()
+    assert np.abs(proba - clf.predict_proba(x)).max() < 1e-9
 
 
 def test_a_numeric_model_compiles_in_float64_exactly() -> None:
