@@ -148,3 +148,18 @@ def open_reader(url: str) -> Reader:
     from petalops.database import open_database  # SQLAlchemy: PostgreSQL needs it
 
     return EngineReader(open_database(url), url)
+
+
+class Reads:
+    """A block's reads over a :class:`Reader`. Built from a URL, it is what a read-only
+    command uses (a SQLite file that is not there reads as empty and is not created); a
+    store sets ``reader`` to one on its own engine instead."""
+
+    reader: Reader
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.reader = open_reader(url)
+
+    def close(self) -> None:
+        self.reader.close()

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from petalops.database.reader import Reader, open_reader, placeholders
+from petalops.database.reader import Reads, placeholders
 
 LIVE_VARIANTS = ("champion", "challenger")
 # The live variants as SQL: constants, so written out rather than bound.
@@ -63,11 +63,8 @@ class Labelled:
     labels: npt.NDArray[np.int64]
 
 
-class MonitorReads:
+class MonitorReads(Reads):
     """The reads of the monitoring tables."""
-
-    reader: Reader
-    url: str
 
     def count(self) -> int:
         rows = self.reader.rows("SELECT count(*) FROM predictions")
@@ -209,17 +206,10 @@ class MonitorReads:
             event["detail"] = orjson.loads(event["detail"]) if event["detail"] else {}
         return fetched[::-1]
 
-    def close(self) -> None:
-        self.reader.close()
-
 
 class MonitorReader(MonitorReads):
     """The reads alone, for a command that only reads: a SQLite file that is not there
     reads as empty and is not created (:func:`~petalops.database.reader.open_reader`)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.reader = open_reader(url)
 
     @classmethod
     def from_settings(cls, settings: Any) -> MonitorReader:

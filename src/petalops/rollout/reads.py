@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from petalops.database.reader import Reader, open_reader, placeholders
+from petalops.database.reader import Reads, placeholders
 from petalops.rollout.analysis import Sample
 
 EVENT_COLUMNS = (
@@ -48,10 +48,8 @@ def _event(row: Sequence[Any]) -> dict[str, Any]:
     return event
 
 
-class RolloutReads:
+class RolloutReads(Reads):
     """Rollout history, lease and commands, plus per-variant windows of the prediction log."""
-
-    reader: Reader
 
     def samples(
         self,
@@ -138,14 +136,7 @@ class RolloutReads:
         rows = self.reader.rows(f"{_COMMANDS} WHERE id = :id", {"id": int(command_id)})
         return dict(zip(COMMAND_COLUMNS, rows[0], strict=True)) if rows else None
 
-    def close(self) -> None:
-        self.reader.close()
-
 
 class RolloutReader(RolloutReads):
     """The reads alone, for a command that only reads: a SQLite file that is not there
     reads as empty and is not created (:func:`~petalops.database.reader.open_reader`)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.reader = open_reader(url)
