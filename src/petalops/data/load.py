@@ -139,7 +139,10 @@ def feature_frame(x: npt.NDArray[Any], schema: Schema) -> pd.DataFrame:
     for j, column in enumerate(schema.columns):
         values = x[:, j]
         if column.kind == "categorical":
-            columns[column.name] = pd.Series(values, dtype=object)
+            series = pd.Series(values, dtype=object)
+            # None (a JSON null, e.g. rows taken back from the prediction log) is missing too:
+            # scikit-learn's imputers count only NaN as missing and would keep None as a category.
+            columns[column.name] = series.where(series.notna(), np.nan)
         else:
             columns[column.name] = pd.Series(values, dtype=np.float64)
     return pd.DataFrame(columns)

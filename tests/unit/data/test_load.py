@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from petalops.config import DataSettings
-from petalops.data.load import iris_frame, load_dataset
+from petalops.data.load import feature_frame, iris_frame, load_dataset
+from petalops.data.schema import ColumnSchema, Schema
 from petalops.errors import DataError
 
 
@@ -118,3 +119,16 @@ def test_missing_values_are_allowed_unless_a_column_refuses_them(iris_csv: Path)
         "column 'petal_length' has a missing value at row 9 (counting the header as row 1); "
         "fill it in, or allow it with data.columns.petal_length.allow_missing=true"
     )
+
+
+def test_a_missing_category_is_nan_whether_it_came_as_nan_or_none() -> None:
+    # scikit-learn's imputers count only NaN as missing: a None left in the frame would be
+    # fitted as a category of its own while the server imputes it.
+    schema = Schema(
+        columns=(ColumnSchema("island", "categorical"), ColumnSchema("mass", "numeric"))
+    )
+    x = np.array([["Biscoe", 1.0], [None, 2.0], [np.nan, None]], dtype=object)
+    frame = feature_frame(x, schema)
+    assert frame["island"].iloc[0] == "Biscoe"
+    assert all(isinstance(v, float) and np.isnan(v) for v in frame["island"].iloc[1:])
+    assert np.isnan(frame["mass"].iloc[2])
