@@ -116,6 +116,15 @@ def main() -> None:
         or any(t in command[0] for t in args.only)
     ]
 
+    # What `make install` and `make run` do: petalops's own modules start from bytecode even
+    # where PYTHONDONTWRITEBYTECODE is set (then nothing would write it).
+    import petalops
+
+    subprocess.run(
+        [PYTHON, "-m", "compileall", "-q", str(Path(petalops.__file__).parent)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     with tempfile.TemporaryDirectory(prefix="petalops-bench-cli-") as tmp:
         home = args.home or Path(tmp) / ".petalops"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}

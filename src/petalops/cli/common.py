@@ -9,12 +9,14 @@ error table (2 for usage and input errors). Nothing is started before the line i
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
 import re
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import typer
 
@@ -119,8 +121,55 @@ class CommandGroup(TyperGroup):
 
 
 def group(help: str) -> typer.Typer:
-    """A sub-command group (`petalops registry`, …): bare, it prints its help."""
-    return typer.Typer(help=help, no_args_is_help=True, cls=CommandGroup)
+    """A sub-command group (`petalops registry`, …): bare, it prints its help. Completion is
+    installed by the root command only."""
+    return typer.Typer(help=help, no_args_is_help=True, cls=CommandGroup, add_completion=False)
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """A sub-command of `LazyGroup` built only when it is used: ``module``'s ``attribute``,
+    a `typer.Typer` group or a command function (with its ``epilog``)."""
+
+    module: str
+    attribute: str
+    epilog: str | None = None
+
+
+class LazyGroup(CommandGroup):
+    """The root command: its sub-commands are imported and built the first time they are
+    looked up, not all at start-up.
+
+    Typer builds a Click command from every registered function's signature (evaluating
+    each annotation), which for the ~70 commands and groups of this CLI took more time than
+    the everyday command itself did; click's own documentation recommends a lazily loading
+    group for large CLIs. A subclass names its sub-commands in ``lazy``, in help order.
+    """
+
+    lazy: ClassVar[dict[str, Lazy]] = {}
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in self.lazy if n not in self.commands)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in self.lazy:
+            return command
+        spec = self.lazy[cmd_name]
+        target = getattr(importlib.import_module(spec.module), spec.attribute)
+        # Registered on a throw-away group as they were on the root before, so Typer builds
+        # them just as it did (a group of one command stays a group, `runs compare`).
+        holder = typer.Typer(add_completion=False)
+        if isinstance(target, typer.Typer):
+            holder.add_typer(target, name=cmd_name)
+        else:
+            holder.command(cmd_name, epilog=spec.epilog)(target)
+        holder.callback()(lambda: None)
+        command = typer.main.get_command(holder).commands[cmd_name]  # type: ignore[attr-defined]
+        parent = ctx if ctx is not None else _root_context(self)
+        _polish(command, Context(command, info_name=cmd_name, parent=parent))
+        self.add_command(command, cmd_name)
+        return command
 
 
 # -- help -------------------------------------------------------------------------------------
@@ -129,10 +178,13 @@ _TYPE_NAMES = {int: "INTEGER", float: "FLOAT", str: "TEXT", bool: "BOOLEAN"}
 
 
 def walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
-    """Every command of the tree under ``command`` (itself first), with its name path."""
+    """Every command of the tree under ``command`` (itself first), with its name path; the
+    sub-commands of a `LazyGroup` are built on the way."""
     yield path, command
-    for name, sub in sorted(getattr(command, "commands", {}).items()):
-        yield from walk(sub, (*path, name))
+    if hasattr(command, "commands"):
+        ctx = _root_context(command)
+        for name in sorted(command.list_commands(ctx)):
+            yield from walk(command.get_command(ctx, name), (*path, name))
 
 
 def _type_label(param: TyperOption | TyperArgument) -> str:
@@ -148,6 +200,10 @@ def _type_label(param: TyperOption | TyperArgument) -> str:
     return _TYPE_NAMES.get(annotation, "TEXT")
 
 
+def _root_context(command: Any) -> Context:
+    return Context(command, info_name="petalops", **command.context_settings)
+
+
 def polish_help(command: Any) -> None:
     """Real metavars in every help screen: ``INTEGER``, ``PATH``, ``NAME@ALIAS``, nothing for a
     flag, instead of Typer 0.29's ``<int>``, ``<bool>`` and ``<list[str]>``.
@@ -156,7 +212,7 @@ def polish_help(command: Any) -> None:
     column from its annotation whatever its metavar, so that column is pointed at the label
     here too (help output only).
     """
-    _polish(command, Context(command, info_name="petalops", **command.context_settings))
+    _polish(command, _root_context(command))
 
 
 def _polish(command: Any, ctx: Context) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from petalops.cli import signing as signing_cmd
 from petalops.cli.common import (
     ConfigOption,
     JsonOption,
@@ -147,3 +148,6 @@ def revoke(
         typer.echo(f"revoked API key {key.name!r} (id {key.key_id})")
     else:
         typer.echo(f"API key {key.name!r} was already revoked at {_when(key.revoked)}")
+
+
+app.add_typer(signing_cmd.app, name="signing")  # the signing keys of model bundles

@@ -27,7 +27,6 @@ from petalops.cli.common import (
     settings_from,
 )
 from petalops.errors import ConfigError
-from petalops.rollout.plan import ACTIVE_PHASES, RolloutPlan
 from petalops.rollout.strategies.registry import names as strategy_names
 from petalops.rollout.strategies.registry import of as strategy_of
 
@@ -169,6 +168,8 @@ def _status_table(status: dict[str, Any]) -> None:
     if plan is None:
         console.print("no rollout yet")
         return
+    from petalops.rollout.plan import RolloutPlan
+
     shown = RolloutPlan.from_dict(plan)
     strategy = strategy_of(shown)
     steps = ",".join(f"{s:g}" for s in shown.steps) if strategy.steps_are_weights else "-"
@@ -228,6 +229,8 @@ def status(
         else:
             _status_table(data)
         plan = data["plan"]
+        from petalops.rollout.plan import ACTIVE_PHASES
+
         if watch <= 0 or plan is None or plan["phase"] not in ACTIVE_PHASES:
             return
         time.sleep(watch)
@@ -376,6 +379,8 @@ def run(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     target = None
     if until_done:
+        from petalops.rollout.plan import RolloutPlan
+
         plan = RolloutPlan.parse(controller.plane.read().plan_raw)
         if plan is None or not plan.active:
             typer.echo("no rollout is running")

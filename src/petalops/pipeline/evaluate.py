@@ -4,7 +4,6 @@ confusion-matrix picture."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -70,43 +69,3 @@ def confusion(
     labels = list(range(n_classes))
     matrix: list[list[int]] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
     return matrix
-
-
-def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
-    """Write the confusion matrix as a PNG: counts on a blue scale, true classes down,
-    predicted classes across (the picture of scikit-learn's ``ConfusionMatrixDisplay``)."""
-    # Drawn on matplotlib's Agg canvas directly, not through pyplot (whose figure managers
-    # and backend selection, which ConfusionMatrixDisplay.plot always imports, cost ~0.1 s
-    # of `petalops train` and are process-wide state). Imported here: only this picture
-    # needs matplotlib (~0.4 s).
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    counts = np.asarray(matrix)
-    n = len(classes)
-    figure = Figure(figsize=(4.5, 4), dpi=100)
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
-    image = ax.imshow(counts, interpolation="nearest", cmap="Blues")
-    # Dark text on light cells, light text on dark ones, as ConfusionMatrixDisplay does.
-    light, dark = image.cmap(0.0), image.cmap(1.0)
-    middle = (counts.max() + counts.min()) / 2.0 if counts.size else 0.0
-    for i in range(n):
-        for j in range(n):
-            ax.text(
-                j,
-                i,
-                f"{counts[i, j]:d}",
-                ha="center",
-                va="center",
-                color=dark if counts[i, j] < middle else light,
-            )
-    ax.set_xticks(range(n), labels=classes)
-    ax.set_yticks(range(n), labels=classes)
-    ax.set_xlabel("Predicted label")
-    ax.set_ylabel("True label")
-    ax.set_ylim(n - 0.5, -0.5)
-    ax.set_title("Confusion matrix (held-out split)")
-    figure.tight_layout()
-    figure.savefig(path)
-    return path

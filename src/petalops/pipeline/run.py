@@ -172,13 +172,13 @@ def train(
             fitted = fitted_parameters(model)
             params = run_params(settings, dataset)
             tags = run_tags(data, gate)
-            write_artifacts(workdir, data, scores, gate, fitted)
+            drawing = write_artifacts(workdir, data, scores, gate, fitted)
             with tracked_run(
                 settings, data, params=params, metrics=scores.metrics, tags=tags, run_name=run_name
             ) as run_id:
                 with step("snapshot", None):
                     record_snapshot(settings, dataset, run_id)
-                log_artifacts(workdir, candidate.bundle)
+                log_artifacts(workdir, candidate.bundle, drawing)
                 model_uri = (
                     log_model(model, rows, dataset.features) if gate.passed and register else ""
                 )

@@ -28,9 +28,10 @@ from sklearn.pipeline import Pipeline
 import petalops
 from petalops.config import IRIS_SOURCE, Settings
 from petalops.data.load import Dataset
-from petalops.pipeline.evaluate import Scores, plot_confusion
+from petalops.pipeline.evaluate import Scores
 from petalops.pipeline.gate import GateResult
 from petalops.pipeline.load import TrainingData
+from petalops.pipeline.picture import Drawing
 from petalops.pipeline.split import Split
 from petalops.registry import store
 
@@ -150,8 +151,9 @@ def write_artifacts(
     scores: Scores,
     gate: GateResult,
     fitted: dict[str, Any],
-) -> None:
-    """Write every file of ``ARTIFACTS`` into ``workdir``."""
+) -> Drawing:
+    """Write every file of ``ARTIFACTS`` into ``workdir``: the picture is being drawn when
+    this returns, and is there once `Drawing.wait` has returned."""
     dataset = data.dataset
     files = {
         "metrics.json": json.dumps(scores.metrics, indent=2),
@@ -165,7 +167,7 @@ def write_artifacts(
     }
     for name, text in files.items():
         (workdir / name).write_text(text, encoding="utf-8")
-    plot_confusion(scores.confusion, dataset.classes, workdir / "confusion_matrix.png")
+    return Drawing(scores.confusion, dataset.classes, workdir / "confusion_matrix.png")
 
 
 @contextmanager
@@ -189,8 +191,11 @@ def tracked_run(
         yield run_id
 
 
-def log_artifacts(workdir: Path, bundle: Path) -> None:
-    """Inside the active run: the files of ``ARTIFACTS`` and the bundle under ``petalops/``."""
+def log_artifacts(workdir: Path, bundle: Path, drawing: Drawing | None = None) -> None:
+    """Inside the active run: the files of ``ARTIFACTS`` and the bundle under ``petalops/``
+    (``drawing``, from `write_artifacts`, waited for first)."""
+    if drawing is not None:
+        drawing.wait()
     for name in ARTIFACTS:
         store.log_artifact(workdir / name)
     store.log_artifacts(bundle, "petalops")

@@ -20,7 +20,8 @@ PROBE = (
     "import atexit, json, os, sys\n"
     "heavy = set(json.loads(os.environ['PROBE_HEAVY']))\n"
     "atexit.register(lambda: sys.stderr.write('\\nIMPORTED ' + json.dumps(sorted("
-    "{m.split('.')[0] for m in sys.modules} & heavy)) + '\\n'))\n"
+    "{h for h in heavy for m in list(sys.modules) if m == h or m.startswith(h + '.')}"
+    ")) + '\\n'))\n"
     "sys.argv[0] = 'petalops'\n"
     "from petalops.cli.app import main\n"
     "main()\n"
@@ -120,3 +121,22 @@ def test_predict_imports_cryptography_only_when_keys_are_trusted(
     # Unsigned models are the local default; verifying signatures is what needs it.
     args = ["predict", "--input", "[5.1,3.5,1.4,0.2]"]
     assert imported(args, trained_settings.home_dir, heavy=("cryptography",)) == []
+
+
+def test_a_command_builds_only_its_own_sub_command_module(trained_settings: Settings) -> None:
+    # Typer builds each command from its signature: all ~70 of them took longer than
+    # `petalops config` itself; the root group builds the one that is used (LazyGroup).
+    others = (
+        "petalops.cli.rollout",
+        "petalops.cli.monitor",
+        "petalops.cli.experiments",
+        "petalops.cli.keys",
+        "petalops.cli.demo",
+        "petalops.cli.audit",
+        "petalops.cli.serve",
+    )
+    probe_heavy = (*others, "petalops.cli.registry")
+    found = imported(["registry", "list"], trained_settings.home_dir, heavy=probe_heavy)
+    assert found == ["petalops.cli.registry"]
+    found = imported(["config"], trained_settings.home_dir, heavy=probe_heavy)
+    assert found == []

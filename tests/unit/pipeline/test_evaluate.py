@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from petalops.config import DataSettings, Settings
 from petalops.data.load import load_dataset
-from petalops.pipeline.evaluate import classification_metrics, evaluate, plot_confusion
+from petalops.pipeline.evaluate import classification_metrics, evaluate
 from petalops.pipeline.fit import fit
+from petalops.pipeline.picture import Drawing, plot_confusion
 from petalops.pipeline.split import split
 
 DATA = load_dataset(DataSettings())
@@ -47,7 +49,7 @@ def test_the_picture_is_drawn_without_pyplot(tmp_path: Path) -> None:
     # pyplot (and the process-wide backend it picks) is what ConfusionMatrixDisplay imports.
     code = (
         "import sys; from pathlib import Path; "
-        "from petalops.pipeline.evaluate import plot_confusion; "
+        "from petalops.pipeline.picture import plot_confusion; "
         f"plot_confusion([[3, 1], [0, 4]], ['a', 'b'], Path({str(tmp_path / 'c.png')!r})); "
         "print('matplotlib.pyplot' in sys.modules)"
     )
@@ -56,3 +58,28 @@ def test_the_picture_is_drawn_without_pyplot(tmp_path: Path) -> None:
     png = (tmp_path / "c.png").read_bytes()
     width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
     assert (width, height) == (450, 400)
+
+
+def test_the_picture_is_drawn_by_a_child_that_imports_no_pandas_sklearn_or_mlflow(
+    tmp_path: Path,
+) -> None:
+    drawing = Drawing([[3, 1], [0, 4]], ["a", "b"], tmp_path / "c.png")
+    assert drawing._child is not None  # drawing in its own process while train goes on
+    assert drawing.wait().read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code = (
+        "import sys, petalops.pipeline.picture; "
+        "print(sorted({'pandas', 'sklearn', 'mlflow'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_child_that_cannot_start_or_fails_leaves_the_picture_to_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    path = Drawing([[1, 0], [0, 1]], ["a", "b"], tmp_path / "c.png").wait()
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # starts, then fails
+    path = Drawing([[1, 0], [0, 1]], ["a", "b"], tmp_path / "d.png").wait()
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -97,7 +97,7 @@ def test_train_runs_get_readable_numbered_names(empty_settings: Settings) -> Non
 
 def test_every_artifact_file_is_written(tmp_path: Path) -> None:
     data = load(Settings())
-    track.write_artifacts(tmp_path, data, SCORES, PASSED, {"clf.coef_": [[1.0]]})
+    track.write_artifacts(tmp_path, data, SCORES, PASSED, {"clf.coef_": [[1.0]]}).wait()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(track.ARTIFACTS)
     assert json.loads((tmp_path / "config.json").read_text()) == data.config
     assert json.loads((tmp_path / "gate.json").read_text())["passed"] is True
