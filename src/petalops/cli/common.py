@@ -289,10 +289,6 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _print_help(ctx: Context) -> None:
-    typer.echo(ctx.get_help())
-
-
 def run_guarded(app: typer.Typer, args: Sequence[str] | None = None) -> int:
     """Run the Typer app; every usage error and PetalopsError prints one line and maps to its
     exit code. Bare ``petalops`` (or a bare group) prints its help, the most useful answer, but
@@ -309,8 +305,11 @@ def run_guarded(app: typer.Typer, args: Sequence[str] | None = None) -> int:
         if isinstance(code, int):
             return code
     except NoArgsIsHelpError as exc:
-        if exc.ctx is not None:
-            _print_help(exc.ctx)
+        # The error is made from `ctx.get_help()`, which with Rich (Typer's default) has
+        # already printed the help and left the message empty; without Rich the message is
+        # the help text. Either way the help is shown once.
+        if exc.message:
+            typer.echo(exc.message)
         return 2
     except UsageError as exc:
         sys.stderr.write(f"error: {usage_error_line(exc)}\n")

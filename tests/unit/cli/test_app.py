@@ -92,6 +92,7 @@ def test_a_bare_group_prints_its_help_and_exits_2(
     code, out, err = run(list(path), capsys)
     assert (code, err) == (2, "")
     assert "Commands" in out
+    assert out.count("Usage:") == 1, out  # once, not twice
 
 
 @pytest.mark.parametrize("path", GROUPS, ids=_ids)
@@ -147,6 +148,7 @@ def test_bare_petalops_prints_the_help_and_exits_2(capsys: pytest.CaptureFixture
     code, out, err = run([], capsys)
     assert (code, err) == (2, "")
     assert "Usage: petalops" in out and "train" in out and "--version" in out
+    assert out.count("Usage:") == 1, out
 
 
 @pytest.mark.parametrize("flag", ["--version", "-V"])
