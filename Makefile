@@ -47,7 +47,7 @@ train: $(STAMP) ## train and register the Iris model (quality-gated)
 # Two pytest processes by default (CI has 2 cores and much of the suite waits on servers it
 # starts); a file's tests stay in one process, so module fixtures are built once.
 TEST_WORKERS ?= 2
-test: $(STAMP) tools ## run the whole test suite (TEST_WORKERS=1: in one process)
+test: $(STAMP) tools bytecode ## run the whole test suite (TEST_WORKERS=1: in one process)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # promtool (Debian's prometheus package) checks deploy/prometheus/alerts.yml in the tests;
