@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ class ModelRuntime:
         self.manifest = manifest
         self.name = name
         self.version = version
+        # The process that opened it: a worker forked from `petalops serve` serves the
+        # runtime its parent opened (serving/preload.py).
+        self.opened_in = os.getpid()
         self.features = manifest.features
         self.classes = manifest.classes
         self.n_features = len(manifest.features)
