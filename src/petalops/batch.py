@@ -170,13 +170,17 @@ class Scorer:
         nullable = [c.allow_missing for c in runtime.schema.columns]
         prediction = np.empty(n, dtype=np.int64)
         proba = np.empty((n, len(runtime.classes))) if self.with_proba else None
-        x = np.empty((min(n, CHUNK_ROWS), len(columns)))
+        # Feature-major, one contiguous row per feature: filled by one copy per column
+        # (not a strided write per value), and the model takes its transpose, a (rows,
+        # features) view, as it is (`LinearRuntime.predict` multiplies it in place).
+        xt = np.empty((len(columns), min(n, CHUNK_ROWS)))
         for start in range(0, n, CHUNK_ROWS):
             stop = min(start + CHUNK_ROWS, n)
-            chunk = x[: stop - start]
+            block = xt[:, : stop - start]
             for j, column in enumerate(columns):
-                chunk[:, j] = column[start:stop]
-            if not np.isfinite(chunk).all():
+                block[j] = column[start:stop]
+            chunk = block.T
+            if not np.isfinite(block).all():
                 bad_mask = np.isinf(chunk) | (np.isnan(chunk) & ~np.asarray(nullable))
                 if bad_mask.any():
                     row, j = (int(v) for v in np.argwhere(bad_mask)[0])
@@ -391,7 +395,7 @@ def _batches(
         keep = validate_keep(names)
         wanted = list(dict.fromkeys([*features, *keep]))
         if suffix in PARQUET_SUFFIXES:
-            parquet = pq.ParquetFile(path, memory_map=True)
+            parquet = pq.ParquetFile(path, memory_map=False, pre_buffer=False)
             kept = [parquet.schema_arrow.field(k) for k in keep]
             batches = parquet.iter_batches(batch_size=batch_rows, columns=wanted)
             return batches, parquet.metadata.num_rows, keep, kept
