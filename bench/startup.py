@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/startup.py                 # 5 starts of each, interleaved
     .venv/bin/python bench/startup.py --starts 9 --workers 4
+    .venv/bin/python bench/startup.py --baseline ../main   # another checkout's serve beside
     .venv/bin/python bench/startup.py --docker        # the same for the serve-only image
+    .venv/bin/python bench/startup.py --docker --baseline main   # and main's image beside it
 
 Targets, each started ``--starts`` times, taking turns (the machine's background load drifts,
 so every target sees the same stretch of it), on 127.0.0.1 only:
@@ -42,6 +44,7 @@ RECIPE = Path("/work/shared/recipes/docker-local.sh")
 DOCKER = "/usr/bin/docker"
 BASE_IMAGE = "localbase:bookworm-py311"
 IMAGE = "petalops:startup-bench"
+BASELINE_IMAGE = "petalops:startup-baseline"
 
 
 def ready(url: str) -> bool:
@@ -99,17 +102,24 @@ def trained_home(workdir: Path) -> Path:
 
 
 def local_targets(
-    workdir: Path, workers: int, log: Path, port: int
+    workdir: Path, workers: int, log: Path, port: int, baseline: Path | None = None
 ) -> dict[str, tuple[Callable[[], subprocess.Popen[bytes]], str]]:
     home = trained_home(workdir)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PETALOPS_HOME": str(home)}
     env["PETALOPS_MONITOR__DB_URL"] = f"sqlite:///{workdir / 'monitor.db'}"
 
-    def popen(command: list[str]) -> Callable[[], subprocess.Popen[bytes]]:
+    def popen(
+        command: list[str], extra: dict[str, str] | None = None
+    ) -> Callable[[], subprocess.Popen[bytes]]:
         def start() -> subprocess.Popen[bytes]:
             with log.open("ab") as out:
                 return subprocess.Popen(
-                    command, env=env, cwd=workdir, stdout=out, stderr=out, start_new_session=True
+                    command,
+                    env={**env, **(extra or {})},
+                    cwd=workdir,
+                    stdout=out,
+                    stderr=out,
+                    start_new_session=True,
                 )
 
         return start
@@ -120,7 +130,7 @@ def local_targets(
     floor += ["--workers", str(workers), "--loop", "uvloop", "--http", "httptools"]
     floor += ["--no-access-log", "--log-level", "warning", "bench.apps.floor:app"]
     base = f"http://127.0.0.1:{port}"
-    return {
+    targets = {
         "floor": (popen(floor), base + "/"),
         "petalops": (popen(serve), base + "/readyz"),
         "petalops-spawn": (
@@ -128,6 +138,13 @@ def local_targets(
             base + "/readyz",
         ),
     }
+    if baseline is not None:  # another checkout's `petalops serve`, with its own .venv
+        other = [str(baseline / ".venv" / "bin" / "python"), *serve[1:]]
+        targets["baseline"] = (
+            popen(other, {"PYTHONPATH": str(baseline / "src")}),
+            base + "/readyz",
+        )
+    return targets
 
 
 # -- Docker ------------------------------------------------------------------------------
@@ -137,39 +154,30 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run([DOCKER, *args], check=check, capture_output=True, text=True)
 
 
-def build_image() -> None:
-    """The serve-only image on the local base, as deploy/docker/Dockerfile builds it."""
+def build_image(tag: str = IMAGE, ref: str | None = None) -> None:
+    """The serve-only image on the local base, as deploy/docker/Dockerfile builds it: of
+    this checkout, or (``ref``) of that git commit's tree (`git archive`, as the context)."""
     subprocess.run(["bash", str(RECIPE), "engine"], check=True)
     subprocess.run(["bash", str(RECIPE), "base", BASE_IMAGE], check=True)
     hosts = subprocess.run(
         ["bash", str(RECIPE), "build-args"], check=True, capture_output=True, text=True
     ).stdout.split()
-    print(f"building {IMAGE} (docker build --target serve) …", flush=True)
-    subprocess.run(
-        [
-            DOCKER,
-            "build",
-            "--network",
-            "host",
-            *hosts,
-            "--build-arg",
-            f"BASE_IMAGE={BASE_IMAGE}",
-            "--target",
-            "serve",
-            "-t",
-            IMAGE,
-            "-f",
-            "deploy/docker/Dockerfile",
-            ".",
-        ],
-        cwd=ROOT,
-        check=True,
-        env={**os.environ, "DOCKER_BUILDKIT": "1"},
-    )
+    print(f"building {tag} (docker build --target serve) of {ref or 'this checkout'} …", flush=True)
+    command = [DOCKER, "build", "--network", "host", *hosts, "--build-arg"]
+    command += [f"BASE_IMAGE={BASE_IMAGE}", "--target", "serve", "-t", tag]
+    command += ["-f", "deploy/docker/Dockerfile", "-" if ref else "."]
+    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+    if ref is None:
+        subprocess.run(command, cwd=ROOT, check=True, env=env)
+        return
+    archive = subprocess.Popen(["git", "archive", ref], cwd=ROOT, stdout=subprocess.PIPE)
+    subprocess.run(command, cwd=ROOT, check=True, env=env, stdin=archive.stdout)
+    if archive.wait() != 0:
+        raise SystemExit(f"git archive {ref} failed")
 
 
 def docker_targets(
-    workers: int, port: int
+    workers: int, port: int, baseline: str | None = None
 ) -> dict[str, tuple[Callable[[], subprocess.Popen[bytes]], str]]:
     base = f"http://127.0.0.1:{port}"
     names: list[str] = []
@@ -194,8 +202,8 @@ def docker_targets(
         return start
 
     floor_cmd = ["--entrypoint", "/opt/venv/bin/python", IMAGE, "-c", FLOOR_IN_IMAGE]
-    floor_cmd += [str(port), str(workers)]
-    return {
+    floor_cmd += [str(port), str(workers), (ROOT / "bench" / "apps" / "floor.py").read_text()]
+    targets = {
         "floor": (run("floor", *floor_cmd), base + "/"),
         "petalops": (run("petalops", IMAGE), base + "/readyz"),
         "petalops-spawn": (
@@ -203,33 +211,20 @@ def docker_targets(
             base + "/readyz",
         ),
     }
+    if baseline is not None:
+        targets["baseline"] = (run("baseline", BASELINE_IMAGE), base + "/readyz")
+    return targets
 
 
-# The floor inside the image: the same constant-answer app (bench/apps/floor.py is not in
-# it), on the image's own uvicorn.
+# The floor inside the image: the same constant-answer app (bench/apps/floor.py, which is
+# not in the image) written to /tmp as a module the workers import, on the image's uvicorn.
 FLOOR_IN_IMAGE = r"""
-import sys, uvicorn
-BODY = b'{"prediction":0}'
-HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"16")]
-async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            await send({"type": message["type"] + ".complete"})
-            if message["type"] == "lifespan.shutdown":
-                return
-    if scope["type"] != "http":
-        return
-    more = True
-    while more:
-        message = await receive()
-        more = message.get("more_body", False)
-    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-    await send({"type": "http.response.body", "body": BODY})
-if __name__ == "__main__":
-    sys.modules["floor"] = sys.modules["__main__"]
-    uvicorn.run("floor:app", host="127.0.0.1", port=int(sys.argv[1]), workers=int(sys.argv[2]),
-                loop="uvloop", http="httptools", access_log=False, log_level="warning")
+import pathlib, sys
+pathlib.Path("/tmp/floor.py").write_text(sys.argv[3])
+sys.path.insert(0, "/tmp")
+import uvicorn
+uvicorn.run("floor:app", host="127.0.0.1", port=int(sys.argv[1]), workers=int(sys.argv[2]),
+            loop="uvloop", http="httptools", access_log=False, log_level="warning")
 """
 
 
@@ -247,8 +242,14 @@ def main() -> None:
     )
     parser.add_argument("--starts", type=int, default=5, help="starts of each target")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--targets", default="floor,petalops,petalops-spawn")
+    parser.add_argument("--targets", default="floor,petalops,petalops-spawn,baseline")
     parser.add_argument("--docker", action="store_true", help="the serve-only image instead")
+    parser.add_argument(
+        "--baseline",
+        metavar="GIT_REF",
+        help="another checkout (with its .venv) whose serve starts beside; with --docker a git "
+        "commit (e.g. main) whose serve-only image does",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the trained home here")
     parser.add_argument("--port", type=int, default=19100, help="every target's port, in turn")
     args = parser.parse_args()
@@ -257,10 +258,13 @@ def main() -> None:
     log = workdir / "servers.log"
     if args.docker:
         build_image()
-        targets = docker_targets(args.workers, args.port)
+        if args.baseline:
+            build_image(BASELINE_IMAGE, args.baseline)
+        targets = docker_targets(args.workers, args.port, args.baseline)
         stop = stop_container
     else:
-        targets = local_targets(workdir, args.workers, log, args.port)
+        baseline = Path(args.baseline).resolve() if args.baseline else None
+        targets = local_targets(workdir, args.workers, log, args.port, baseline)
         stop = stop_process
     chosen = [t for t in args.targets.split(",") if t in targets]
     times: dict[str, list[float]] = {t: [] for t in chosen}
