@@ -22,8 +22,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from threadpoolctl import threadpool_limits
 
@@ -260,6 +258,8 @@ def typed_column(column: Any, schema: ColumnSchema, where: str, first_row: int) 
     Arrow scalars are taken from arrays and strings leave Arrow through a dictionary
     (`_strings`): ``pa.scalar`` and ``to_numpy`` of a string array import pandas (~0.35 s of
     a run), which scoring never needs."""
+    import pyarrow.compute as pc  # here: ~35 ms of every run, which numeric models never need
+
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     kind = column.type
@@ -286,7 +286,8 @@ def typed_column(column: Any, schema: ColumnSchema, where: str, first_row: int) 
             else:
                 values = pc.cast(column, pa.float64())
                 valid = pc.or_(pc.equal(values, _ZERO_ONE[0]), pc.equal(values, _ZERO_ONE[1]))
-                if pc.any(pc.invert(pc.or_(pc.fill_null(valid, _TRUE_FLAG[0]), missing))).as_py():
+                true_flag = pc.is_valid(_EMPTY)[0]  # an Arrow True without pa.scalar
+                if pc.any(pc.invert(pc.or_(pc.fill_null(valid, true_flag), missing))).as_py():
                     return _slow_column(column, schema, where, first_row)
         else:
             if text:  # "" is missing: null before the cast, which refuses it
@@ -306,7 +307,6 @@ _EMPTY = _string_array([""])
 _NULL_TEXT = pa.nulls(1, pa.string())
 _NAN = _arrow(np.array([math.nan]), pa.float64())
 _ZERO_ONE = _arrow(np.array([0.0, 1.0]), pa.float64())
-_TRUE_FLAG = pc.is_valid(_EMPTY)
 
 
 def _floats(values: Any) -> np.ndarray:
@@ -319,7 +319,7 @@ def _floats(values: Any) -> np.ndarray:
 def _strings(values: Any) -> np.ndarray:
     """A string Arrow array without nulls as a NumPy object array: each distinct string
     becomes a Python object once, and the rows index them."""
-    encoded = pc.dictionary_encode(values)
+    encoded = values.dictionary_encode()
     words = np.asarray(encoded.dictionary.to_pylist() or [MISSING_TEXT], dtype=object)
     codes = encoded.indices
     width = codes.type.bit_width // 8
@@ -399,6 +399,8 @@ def _batches(
             kept = [parquet.schema_arrow.field(k) for k in keep]
             batches = parquet.iter_batches(batch_size=batch_rows, columns=wanted)
             return batches, parquet.metadata.num_rows, keep, kept
+        import pyarrow.csv as pacsv  # here: Parquet runs never need it
+
         # Kept CSV columns stay text, exactly as written: types inferred from the first
         # block could fail on a later one (an id column "17", …, "A-3"), half-way through.
         types = {name: pa.string() for name in keep}
@@ -433,6 +435,8 @@ class _CsvWriter:
         self._schema = schema
 
     def write_batch(self, batch: Any) -> None:
+        import pyarrow.csv as pacsv
+
         rendered = None
         for header, values in (("none", "none"), ("none", "needed"), ("needed", "needed")):
             sink = pa.BufferOutputStream()
