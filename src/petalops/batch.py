@@ -471,6 +471,19 @@ def _prefetched(batches: Any, pool: ThreadPoolExecutor) -> Iterator[Any]:
         yield batch
 
 
+def _streaming_pool() -> Any:
+    """Arrow's jemalloc pool where pyarrow has it, else the default (mimalloc).
+
+    Each record batch is read into fresh buffers of tens of MB; mimalloc hands such blocks
+    back to the kernel and faults them in again for the next batch. jemalloc keeps reusing
+    them: measured on 10 M rows (Parquet in and out), 0.13-0.16 s of system time against
+    0.36-0.49 s, the same peak RSS (~290 MiB)."""
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without it
+        return pa.default_memory_pool()
+
+
 def check_output_file(destination: Path) -> None:
     """``--output`` must be a .parquet or .csv file in a directory that exists."""
     if destination.suffix.lower() not in FILE_SUFFIXES:
@@ -547,6 +560,8 @@ def score_file(
     # spinning helper threads fight the writer thread for the cores (measured: 2.3x slower
     # end to end on 2 cores with them).
     blas = threadpool_limits(limits=1, user_api="blas")
+    pool = pa.default_memory_pool()
+    pa.set_memory_pool(_streaming_pool())
     try:
         for batch in _prefetched(batches, reads):
             record = pa.RecordBatch.from_arrays(scorer(batch, rows), schema=schema)
@@ -573,6 +588,7 @@ def score_file(
         writes.shutdown(wait=True)
         reads.shutdown(wait=True, cancel_futures=True)
         blas.restore_original_limits()
+        pa.set_memory_pool(pool)
         if bar is not None:
             bar.stop()
         if partial.exists():
