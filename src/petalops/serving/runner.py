@@ -42,6 +42,28 @@ def prepare_environment(settings: Settings) -> None:
         os.environ.pop(MULTIPROC_ENV, None)
 
 
+# The write ends of the side processes' stdin pipes (their lifelines). A worker forked from
+# this process (serve.worker_start=fork) would hold copies, and a side process would then see
+# the end of its stdin only once every worker had gone too, not when this process dies; each
+# forked child points them at /dev/null instead (the numbers stay open, so no other file can
+# take them while objects in the child still name them).
+_LIFELINES: set[int] = set()
+
+
+def _drop_lifelines() -> None:
+    if not _LIFELINES:
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in _LIFELINES:
+        with contextlib.suppress(OSError):
+            os.dup2(null, fd)
+    os.close(null)
+    _LIFELINES.clear()
+
+
+os.register_at_fork(after_in_child=_drop_lifelines)
+
+
 class SidecarProcess:
     """A process beside the workers, off every worker's GIL: the spool loader (loads the
     workers' prediction spool into the monitoring store) and the control room's builder;
@@ -64,6 +86,8 @@ class SidecarProcess:
     def _spawn(self) -> subprocess.Popen[bytes]:
         # Its stdin is its lifeline: closed by stop(), or by the kernel when this process dies.
         process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.PIPE)
+        if process.stdin is not None:
+            _LIFELINES.add(process.stdin.fileno())
         # Its work can wait a little, a request cannot: when the cores are busy the kernel
         # runs the workers first. Set here, from its first instruction, so its start-up
         # (~0.4 s of imports) yields to the workers' too: measured ~0.4 s sooner to /readyz
@@ -79,6 +103,7 @@ class SidecarProcess:
             if code is not None and not self._stopping.is_set():
                 sys.stderr.write(f"petalops: the {self.name} exited ({code}); restarted\n")
                 if self.process.stdin is not None:
+                    _LIFELINES.discard(self.process.stdin.fileno())
                     self.process.stdin.close()
                 try:
                     self.process = self._spawn()
@@ -92,6 +117,7 @@ class SidecarProcess:
         self._watchdog.join()
         process = self.process
         if process.stdin is not None:
+            _LIFELINES.discard(process.stdin.fileno())
             process.stdin.close()
         try:
             process.wait(timeout)
