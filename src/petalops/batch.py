@@ -474,10 +474,10 @@ def _prefetched(batches: Any, pool: ThreadPoolExecutor) -> Iterator[Any]:
 def _streaming_pool() -> Any:
     """Arrow's jemalloc pool where pyarrow has it, else the default (mimalloc).
 
-    Each record batch is read into fresh buffers of tens of MB; mimalloc hands such blocks
-    back to the kernel and faults them in again for the next batch. jemalloc keeps reusing
-    them: measured on 10 M rows (Parquet in and out), 0.13-0.16 s of system time against
-    0.36-0.49 s, the same peak RSS (~290 MiB)."""
+    Each record batch is read into fresh buffers of tens of MB. Measured on 10 M rows
+    (Parquet in and out, score_file alone, 5 interleaved runs on the shared 2-core box):
+    median 0.75 s wall and 0.10 s of system time with jemalloc against 0.81 s and 0.14 s
+    with mimalloc, jemalloc ahead in each pair; the same peak RSS (~310 MiB)."""
     try:
         return pa.jemalloc_memory_pool()
     except NotImplementedError:  # a pyarrow built without it
