@@ -371,6 +371,23 @@ def _input_names(path: Path) -> list[str]:
         return next(csv.reader(handle), [])
 
 
+def _row_groups(path: Path, metadata: Any, columns: list[str], batch_rows: int) -> Iterator[Any]:
+    """A Parquet file's record batches, one row group after the other, each read from a
+    memory map of its own that is unmapped once the group is read.
+
+    Memory-mapped reads cost no copy (pre-buffering off: it read the whole file ahead), but
+    every page of a map counts in the process's RSS while it is mapped: one map for the file
+    grew the peak RSS with the file (~470 MiB reading 10 M rows, against 190 here). Read
+    through a buffer instead, the same file took about twice as long (0.27-0.47 s against
+    0.23-0.24 s, 3 interleaved runs each)."""
+    for group in range(metadata.num_row_groups):
+        with pa.memory_map(str(path)) as source:
+            reader = pq.ParquetFile(source, metadata=metadata, pre_buffer=False)
+            yield from reader.iter_batches(
+                batch_size=batch_rows, row_groups=[group], columns=columns
+            )
+
+
 def _batches(
     path: Path,
     features: list[str],
@@ -395,9 +412,9 @@ def _batches(
         keep = validate_keep(names)
         wanted = list(dict.fromkeys([*features, *keep]))
         if suffix in PARQUET_SUFFIXES:
-            parquet = pq.ParquetFile(path, memory_map=False, pre_buffer=False)
+            parquet = pq.ParquetFile(path)  # the footer only
             kept = [parquet.schema_arrow.field(k) for k in keep]
-            batches = parquet.iter_batches(batch_size=batch_rows, columns=wanted)
+            batches = _row_groups(path, parquet.metadata, wanted, batch_rows)
             return batches, parquet.metadata.num_rows, keep, kept
         import pyarrow.csv as pacsv  # here: Parquet runs never need it
 
