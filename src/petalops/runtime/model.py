@@ -244,7 +244,8 @@ class LinearRuntime(ModelRuntime):
         # takes k - 1 vectorised comparisons: argmax(axis=1) over rows of 3 scores walks
         # them one inner loop at a time (~3x slower over a batch scoring chunk). A
         # feature-major x (`petalops.batch` passes one, transposed) is multiplied in place.
-        scores = self.weights.T @ self._impute(x).T
+        features = np.asarray(self._impute(x), dtype=np.float64)  # no copy of a float64 view
+        scores = self.weights.T @ features.T
         scores += self.bias[:, None]
         return first_max(scores)
 
