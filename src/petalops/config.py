@@ -174,6 +174,10 @@ class ServeSettings(_Section):
     host: str = Field("127.0.0.1", examples=["127.0.0.1"])
     port: int = Field(8000, ge=1, le=65535, examples=[8000])
     workers: int = Field(1, ge=1, le=64, examples=[2])
+    # How `serve --workers N` (N > 1) starts its workers: fork them from the parent once it
+    # has imported petalops and opened the model (ready sooner, model memory shared), or
+    # spawn fresh interpreters that import and load everything themselves (docs/scaling.md).
+    worker_start: Literal["fork", "spawn"] = Field("fork", examples=["fork"])
     model: str = Field("", examples=["iris@champion", "iris/3"])
     max_batch: int = Field(1000, ge=1, examples=[1000])
     max_body_bytes: int = Field(1_048_576, ge=1024, examples=[1048576])

@@ -284,3 +284,27 @@ def test_a_bad_value_in_a_typed_column_names_its_row(
 ) -> None:
     with pytest.raises(InputError, match=says):
         _canonical(values, kind, allow_missing)
+
+
+@pytest.mark.parametrize("proba", [False, True])
+def test_a_multi_row_group_file_scores_as_one_piece(runtime, tmp_path: Path, proba: bool) -> None:  # type: ignore[no-untyped-def]
+    """Streamed row group by row group, in batches that straddle the groups, without memory
+    mapping: row for row what the runtime answers for the whole matrix at once."""
+    rt, _pipe = runtime
+    frame = _frame(70_000, 3)
+    source = tmp_path / "groups.parquet"
+    frame.to_parquet(source, row_group_size=9_000)  # 8 row groups, the last one short
+    assert pq.ParquetFile(source).metadata.num_row_groups == 8
+    target = tmp_path / "out.parquet"
+    score_file(rt, source, target, batch_rows=25_000, with_proba=proba)
+    got = pq.read_table(target)
+    x = frame.to_numpy(dtype=np.float64)
+    if proba:
+        p = rt.predict_proba(x)
+        expected = rt.decide(p)
+        for j, name in enumerate(rt.classes):
+            assert got.column(f"proba_{name}").to_pylist() == p[:, j].tolist()
+    else:
+        expected = rt.predict(x)
+    assert got.column("prediction_index").to_pylist() == expected.tolist()
+    assert got.column("prediction").to_pylist() == [rt.classes[i] for i in expected]

@@ -105,9 +105,12 @@ class ServerProcess:
         return children_of(self.process.pid)
 
     def worker_pids(self) -> list[int]:
-        """The uvicorn workers (spawned by multiprocessing) among the children."""
+        """The uvicorn workers among the children: spawned by multiprocessing, or forked
+        from the server (serve.worker_start=fork), so with its command line."""
         return sorted(
-            pid for pid, cmd in self.children().items() if "--multiprocessing-fork" in cmd
+            pid
+            for pid, cmd in self.children().items()
+            if "--multiprocessing-fork" in cmd or "petalops serve" in cmd
         )
 
     def loader_pid(self) -> int | None:

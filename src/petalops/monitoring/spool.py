@@ -456,10 +456,7 @@ def main() -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    # Loading can wait a little, a request cannot: when the cores are busy the kernel runs
-    # the serving workers first. (Niceness 5 still leaves it enough to keep up.)
-    with contextlib.suppress(OSError):
-        os.nice(5)
+    # Runs at niceness 5, set by `petalops serve` as it starts it (serving/runner.py).
     config = orjson.loads(os.environ[LOADER_ENV])
     directory = Path(config["directory"])
     stop = threading.Event()

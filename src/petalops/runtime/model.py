@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ class ModelRuntime:
         self.manifest = manifest
         self.name = name
         self.version = version
+        # The process that opened it: a worker forked from `petalops serve` serves the
+        # runtime its parent opened (serving/preload.py).
+        self.opened_in = os.getpid()
         self.features = manifest.features
         self.classes = manifest.classes
         self.n_features = len(manifest.features)
@@ -236,8 +240,14 @@ class LinearRuntime(ModelRuntime):
         return z
 
     def predict(self, x: FloatArray) -> IntArray:
-        z = self._impute(x) @ self.weights + self.bias
-        return np.asarray(z.argmax(axis=1), dtype=np.int64)
+        # Class-major scores, one contiguous row per class, whose first maximum per column
+        # takes k - 1 vectorised comparisons: argmax(axis=1) over rows of 3 scores walks
+        # them one inner loop at a time (~3x slower over a batch scoring chunk). A
+        # feature-major x (`petalops.batch` passes one, transposed) is multiplied in place.
+        features = np.asarray(self._impute(x), dtype=np.float64)  # no copy of a float64 view
+        scores = self.weights.T @ features.T
+        scores += self.bias[:, None]
+        return first_max(scores)
 
     def predict_one(self, row: list[float]) -> tuple[int, list[float]]:
         if len(row) != self.n_features:
@@ -256,6 +266,21 @@ class LinearRuntime(ModelRuntime):
         total = sum(exps)
         proba = [e / total for e in exps]
         return scores.index(top), proba
+
+
+def first_max(scores: FloatArray) -> IntArray:
+    """``scores.argmax(axis=0)`` for a few rows of many columns (class-major scores): the
+    first row holding each column's maximum, as argmax breaks ties; a NaN (argmax takes the
+    first one as the maximum) is left to argmax itself."""
+    best = scores[0].copy()
+    index = np.zeros(scores.shape[1], dtype=np.int64)
+    for k in range(1, scores.shape[0]):
+        row = scores[k]
+        index[row > best] = k  # a boolean-mask store: 2x np.copyto(..., where=) here
+        np.maximum(best, row, out=best)
+    if np.isnan(best).any():
+        return np.asarray(scores.argmax(axis=0), dtype=np.int64)
+    return index
 
 
 class OnnxRuntime(ModelRuntime):

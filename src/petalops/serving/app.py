@@ -32,7 +32,7 @@ from petalops.serving.holder import RuntimeHolder
 from petalops.serving.http import Receive, Scope, Send
 from petalops.serving.inputquality import InputQuality
 from petalops.serving.lifeline import follow_parent
-from petalops.serving.metrics import RequestMetrics, worker_exited
+from petalops.serving.metrics import RequestMetrics, use_worker_files, worker_exited
 from petalops.serving.openapi import Docs, paths
 from petalops.serving.router import Router
 from petalops.serving.server import Server
@@ -231,6 +231,7 @@ def create_app(
 def app_from_env() -> PetalopsApp:
     """uvicorn's factory in each worker: the settings `petalops serve` resolved, as JSON."""
     follow_parent()  # a worker of `petalops serve --workers N` dies with its parent
+    use_worker_files()  # forked from that parent: its metrics onto this worker's files
     payload = os.environ.get(SETTINGS_ENV)
     settings = Settings(**orjson.loads(payload)) if payload else load_settings()
     return create_app(settings)

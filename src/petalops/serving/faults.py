@@ -26,6 +26,7 @@ class FaultyRuntime(ModelRuntime):
     def __init__(self, inner: ModelRuntime, spec: str) -> None:
         super().__init__(inner.manifest, inner.name, inner.version)
         self.inner = inner
+        self.opened_in = inner.opened_in
         kind, _, value = spec.partition(":")
         self.error_share = float(value or 1.0) if kind == "error" else 0.0
         self.delay = float(value or 0.0) / 1000.0 if kind == "delay_ms" else 0.0

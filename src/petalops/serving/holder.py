@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -300,7 +301,12 @@ class RuntimeHolder:
         pinned = self._pinned.get(info.version)
         if pinned is not None and pinned.sha256 == info.sha256:
             return pinned
-        return await asyncio.to_thread(load_served, self.source, info)
+        served = await asyncio.to_thread(load_served, self.source, info)
+        if served.runtime.opened_in != os.getpid():
+            self.log.event(
+                "model_inherited", version=info.version, opened_in=served.runtime.opened_in
+            )
+        return served
 
     def _swap(self, snapshot: Snapshot) -> None:
         old = self.snapshot

@@ -237,6 +237,37 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
+def use_worker_files() -> bool:
+    """In a worker forked from `petalops serve` (``serve.worker_start=fork``): move this
+    process's metrics onto its own multiprocess files. True if it had to.
+
+    prometheus-client picks in-memory or mmap-file values once, when it is imported, from
+    ``PROMETHEUS_MULTIPROC_DIR``; the parent imports it (with every metric above) before it
+    may set that variable, since the preflight must find the port free before the
+    directory is cleared. A spawned worker imports afresh and gets files; a forked one
+    inherits in-memory values, which ``/metrics`` would never see. So the value class is
+    switched here and each metric's values rebuilt, as a fresh import would build them.
+    prometheus-client has no public call for this (it is pinned in constraints.txt; the
+    multiprocess tests under tests/integration fail if this stops working)."""
+    from prometheus_client import values
+    from prometheus_client.metrics import MetricWrapperBase
+
+    if not multiprocess_dir() or getattr(values.ValueClass, "_multiprocess", False):
+        return False
+    file_values: Callable[[], Any] = values.MultiProcessValue
+    values.ValueClass = file_values()
+    for collector in list(REGISTRY._collector_to_names):
+        if not isinstance(collector, MetricWrapperBase):
+            continue  # the process / platform / GC collectors hold no values
+        metric: Any = collector
+        if metric._is_parent():
+            with metric._lock:
+                metric._metrics.clear()  # labelled children are made again on first use
+        else:
+            metric._metric_init()
+    return True
+
+
 def worker_exited(pid: int) -> None:
     """Drop a stopped worker's live gauges (multiprocess mode only)."""
     if multiprocess_dir():

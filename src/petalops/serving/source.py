@@ -16,6 +16,7 @@ from petalops.registry.resolve import open_runtime
 from petalops.registry.signatures import SIGNATURE_TAG, SIGNING_KEY_TAG
 from petalops.rollout.routing import TRAFFIC_TAG, TrafficPolicy
 from petalops.runtime.model import ModelRuntime
+from petalops.serving.preload import take as take_preloaded
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ class RegistrySource:
     def load(self, info: VersionInfo) -> ModelRuntime:
         # The version `desired()` resolved, by number and sha256: a cached bundle opens
         # without asking the registry again (it may be down by now).
-        runtime = open_runtime(self.settings, info)
+        # A worker forked from `petalops serve` takes the copy its parent opened (preload.py).
+        inherited = take_preloaded(info)
+        runtime = inherited[0] if inherited is not None else open_runtime(self.settings, info)
         if self.settings.serve.test_faults:
             from petalops.serving.faults import with_faults
 

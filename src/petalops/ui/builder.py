@@ -83,9 +83,7 @@ def main() -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    # A page can wait a little, a request cannot: the kernel runs the workers first.
-    with contextlib.suppress(OSError):
-        os.nice(5)
+    # Runs at niceness 5, set by `petalops serve` as it starts it (serving/runner.py).
     settings = Settings(**orjson.loads(payload))
     stop = threading.Event()
     # Ctrl-C reaches the whole process group: the builder ends when the server closes the

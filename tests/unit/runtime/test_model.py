@@ -61,3 +61,16 @@ def test_unseen_categories_are_counted_and_follow_the_policy(tmp_path: Path) -> 
     assert strict.check_unseen(rows[2:]) == {}
     frame = feature_frame(rows[2:], strict.schema)
     assert frame["sex"].isna().all()
+
+
+def test_first_max_is_argmax_over_the_class_rows_with_its_ties_and_nans() -> None:
+    from petalops.runtime.model import first_max
+
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.normal(size=(4, 5000)), 1)  # many exact ties
+    assert (first_max(scores) == scores.argmax(axis=0)).all()
+    scores[2, 7] = np.nan
+    scores[1, 9] = np.inf
+    assert (first_max(scores) == scores.argmax(axis=0)).all()
+    one = np.array([[1.0, 2.0], [1.0, 3.0], [0.5, 3.0]])
+    assert first_max(one).tolist() == [0, 1]  # the first of equal maxima, as argmax

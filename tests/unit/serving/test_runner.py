@@ -64,3 +64,25 @@ def test_workers_spool_only_when_the_loader_runs(
     assert start_spool_loader(on) is not None
     assert os.environ[SPOOL_ENV] == str(tmp_path.resolve() / "spool")
     assert '"url"' in started[0][LOADER_ENV]
+
+
+def test_a_forked_worker_holds_no_copy_of_a_side_process_lifeline() -> None:
+    """A side process must see the end of its stdin when `serve` dies, not only once every
+    forked worker has gone too."""
+    import multiprocessing
+    import stat
+
+    side = SidecarProcess([sys.executable, "-c", "import sys; sys.stdin.read()"], dict(os.environ))
+    fd = side.process.stdin.fileno()  # type: ignore[union-attr]
+    assert stat.S_ISFIFO(os.fstat(fd).st_mode)
+    fork = multiprocessing.get_context("fork")
+    receive, send = fork.Pipe(duplex=False)
+    child = fork.Process(target=lambda: send.send(stat.S_ISFIFO(os.fstat(fd).st_mode)))
+    child.start()
+    in_child_a_pipe = receive.recv()
+    child.join(10)
+    try:
+        assert in_child_a_pipe is False
+    finally:
+        side.stop(timeout=10)
+    assert side.process.returncode == 0

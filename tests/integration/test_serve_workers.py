@@ -1,0 +1,66 @@
+"""`petalops serve --workers 2` with each `serve.worker_start`: forked workers serve the model
+their parent opened (loaded once), spawned ones load it themselves; both answer, count every
+request in /metrics whichever worker answers, and stop on SIGTERM."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from tests.utils.server_process import ServerProcess
+
+from petalops.config import Settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+def _predicted(url: str) -> float:
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(url + "/metrics").text)}
+    assert families["petalops_model_ready"].samples[0].value == 1.0
+    return sum(
+        s.value
+        for s in families["petalops_requests"].samples
+        if s.name == "petalops_requests_total" and s.labels["route"] == "/predict"
+    )
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_workers_start_as_set_and_serve_alike(trained_settings: Settings, start: str) -> None:
+    extra = [] if start == "fork" else ["--set", "serve.worker_start=spawn"]
+    server = ServerProcess(trained_settings.home_dir, workers=2, extra_args=extra)
+    try:
+        server.wait_until("/readyz")
+        workers = server.worker_pids()
+        assert len(workers) == 2
+        spawned = ["--multiprocessing-fork" in _cmdline(pid) for pid in workers]
+        assert spawned == [start == "spawn"] * 2
+        time.sleep(0.3)
+        before = _predicted(server.url)
+        for _ in range(30):  # a new connection each time: both workers answer
+            reply = httpx.post(server.url + "/predict", json={"features": ROW})
+            assert reply.status_code == 200 and reply.json()["prediction"] == 0
+        time.sleep(0.5)  # each worker flushes its counts every 0.1 s
+        assert _predicted(server.url) - before == 30.0
+        events = server.events()
+    finally:
+        code = server.stop()
+    assert code == 0, server.output()[-3000:]
+    started = {e["pid"] for e in events if e["event"] == "worker_started"}
+    assert started == set(workers)
+    inherited = [e for e in events if e["event"] == "model_inherited"]
+    if start == "fork":
+        # Every worker serves the champion (and the previous version, which it keeps warm)
+        # that the parent opened: each bundle was loaded once.
+        assert {(e["pid"], e["version"]) for e in inherited} >= {(p, "1") for p in started}
+        assert {e["opened_in"] for e in inherited} == {server.process.pid}
+    else:
+        assert inherited == []
