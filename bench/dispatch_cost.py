@@ -15,7 +15,10 @@ or ``penguins``: two categorical features, a missing value in the request, imput
 one-hot + a default RandomForest in ONNX Runtime), metrics, the request log and the side
 channel, without uvicorn (the cyclic GC stays on: what a request allocates, it pays for
 in collections). ``log on`` rows repeat the loop with a prediction sink that drops
-what it is given, so the prediction records are built as in production.
+what it is given (the records are built, as for any sink); ``spool`` rows with the sink
+`petalops serve` ships, a real ``SpoolWriter`` into a temporary directory, whose file write
+(done by its thread in production) runs once at the end of the counted loop, so its cost
+is in the figure too. ``--keep DIR`` keeps the callgrind files for ``callgrind_annotate``.
 
 Needs valgrind (``apt-get install valgrind``) and a CPython whose libpython keeps its
 symbol table. Prints figures; asserts nothing.
@@ -29,6 +32,7 @@ import gc
 import operator
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -158,6 +162,19 @@ class BundleSource:
         return open_bundle(self.directory, info.name, info.version, info.sha256)
 
 
+class NoStore:
+    """What a SpoolWriter's thread would tell the store (its health row): nothing here."""
+
+    def record_health(self, *_args: Any) -> None:
+        pass
+
+
+def drive_spooled(app: Any, path: str, body: bytes, n: int, sink: Any) -> None:
+    """`drive`, then the spool thread's work for those requests (one file written)."""
+    drive(app, path, body, n)
+    sink._spool()
+
+
 class DroppingSink:
     """A prediction sink that keeps nothing: the records are built, then dropped."""
 
@@ -191,6 +208,7 @@ def drive(
     }
     message = {"type": "http.request", "body": body, "more_body": False}
     sent: list[int] = []
+    bodies: list[bytes] = []
 
     async def receive() -> Any:
         return message
@@ -198,6 +216,8 @@ def drive(
     async def send(event: Any) -> None:
         if event["type"] == "http.response.start":
             sent.append(event["status"])
+        elif sent and sent[-1] != status:
+            bodies.append(event.get("body", b""))
 
     for _ in range(n):
         coroutine = app(scope, receive, send)
@@ -208,7 +228,9 @@ def drive(
         coroutine.close()
         raise RuntimeError(f"{path} suspended: the loop would not measure one request")
     if set(sent) != {status}:
-        raise RuntimeError(f"{path} answered {sorted(set(sent))}, not only {status}")
+        raise RuntimeError(
+            f"{path} answered {sorted(set(sent))}, not only {status}: {bodies[:1]!r}"
+        )
 
 
 async def inner(args: argparse.Namespace) -> None:
@@ -246,17 +268,25 @@ async def inner(args: argparse.Namespace) -> None:
     names = args.routes.split(",")
     routes = PENGUIN_ROUTES if args.model == "penguins" else ROUTES
     bodies = {name: (routes[name][0], orjson.dumps(routes[name][1])) for name in names}
-    passes = [("off", None), ("on", DroppingSink())]
+    from petalops.monitoring.spool import SpoolWriter
+
+    spool = SpoolWriter(Path(args.work) / "spool", NoStore(), flush_seconds=3600.0)  # type: ignore[arg-type]
+    passes = [("off", None), ("on", DroppingSink()), ("spool", spool)]
     for _, sink in passes:
         app.server.side.sink = sink  # reaches into the app: there is no public switch
         for path, body in bodies.values():
             drive(app, path, body, WARMUP)
-    for _, sink in passes:
+    spool._spool()
+    for name, sink in passes:
         app.server.side.sink = sink
         for path, body in bodies.values():
             gc.collect()  # each loop starts from the same heap: no full collection due in it
-            operator.call(drive, app, path, body, args.requests)  # one callgrind dump each
+            if name == "spool":
+                operator.call(drive_spooled, app, path, body, args.requests, sink)
+            else:
+                operator.call(drive, app, path, body, args.requests)  # one callgrind dump each
     app.server.side.sink = None
+    spool.close(1.0)
     await lifespan.put({"type": "lifespan.shutdown"})
     await task
 
@@ -310,7 +340,11 @@ def outer(args: argparse.Namespace) -> None:
             found = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
             totals.append(int(found.group(1)) if found else 0)
         names = args.routes.split(",")
-        expected = 2 * len(names)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for dump in Path(work).glob("callgrind.out.*"):
+                shutil.copy(dump, args.keep / dump.name)
+        expected = 3 * len(names)
         if len(totals) != expected:
             sys.exit(f"expected {expected} callgrind dumps, found {len(totals)}")
         print(
@@ -318,11 +352,11 @@ def outer(args: argparse.Namespace) -> None:
             f"model {args.model} ({args.requests} requests a row, after {WARMUP} of warm-up)",
         )
         routes = PENGUIN_ROUTES if args.model == "penguins" else ROUTES
-        print(f"{'route':<26} {'log':<4} {'instructions / request':>24}")
+        print(f"{'route':<26} {'log':<5} {'instructions / request':>24}")
         for i, total in enumerate(totals):
-            log = "off" if i < len(names) else "on"
+            log = ("off", "on", "spool")[i // len(names)]
             path = routes[names[i % len(names)]][0]
-            print(f"{path:<26} {log:<4} {total / args.requests:>24,.0f}")
+            print(f"{path:<26} {log:<5} {total / args.requests:>24,.0f}")
 
 
 def main() -> None:
@@ -331,6 +365,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--routes", default=",".join(ROUTES))
     parser.add_argument("--model", choices=("iris", "penguins"), default="iris")
+    parser.add_argument("--keep", type=Path, help="copy the callgrind files here")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bundle", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)

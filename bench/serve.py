@@ -4,6 +4,7 @@
     .venv/bin/python bench/serve.py --duration 10 --targets floor,petalops --routes predict
     .venv/bin/python bench/serve.py --model forest      # a tree ensemble (ONNX Runtime)
     .venv/bin/python bench/serve.py --model penguins    # categorical features, missing values
+    .venv/bin/python bench/serve.py --targets floor,petalops --gap 60   # largest response gap
 
 Targets, each on uvicorn + uvloop + httptools with ``--workers`` processes:
   floor     a raw ASGI app answering a constant (the cost of Python HTTP itself)
@@ -13,8 +14,17 @@ Targets, each on uvicorn + uvloop + httptools with ``--workers`` processes:
   baseline  the same ``petalops serve`` from another checkout (``--baseline DIR``, run with
             that checkout's ``.venv``), to compare two versions of the code in one run
 
+Routes (``--routes``): predict (``/predict``), v1 (``/v1/predict``, named features),
+kserve (KServe v1 ``/v1/models/<name>:predict``), v2 (OIP ``/v2/models/<name>/infer``),
+inputs and instances (MLflow ``/invocations`` with ``{"inputs": ...}`` or
+``{"instances": ...}``), split (``/invocations`` with ``dataframe_split``).
+
 Load comes from wrk (``apt-get install wrk``), bounded by ``--duration``. Prints req/s,
-p50/p99 latency and the server's CPU time per request (all its processes, from /proc).
+p50/p99 latency and the server's CPU time per request (all its processes, from /proc),
+then each figure's share of the floor's in the same run. ``--gap SECONDS`` instead runs
+``/predict`` (and the floor) for that long at the largest ``--connections`` and prints the
+largest gap between two consecutive responses (a GC pause or any other stall of a worker
+shows up there, where a percentile hides it), timed in wrk's Lua with clock_gettime.
 Never asserts on time: figures depend on the machine and on what else runs on it.
 """
 
@@ -57,10 +67,15 @@ def routes_for(model: str) -> dict[str, tuple[str, object]]:
         ]
     else:
         tensors = [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": values}]
+    name = project(model)
     return {
         "predict": ("/predict", {"features": values}),
         "v1": ("/v1/predict", dict(zip(names, values, strict=True))),
-        "v2": (f"/v2/models/{project(model)}/infer", {"inputs": tensors}),
+        "kserve": (f"/v1/models/{name}:predict", {"instances": [values]}),
+        "v2": (f"/v2/models/{name}/infer", {"inputs": tensors}),
+        "inputs": ("/invocations", {"inputs": [values]}),
+        "instances": ("/invocations", {"instances": [values]}),
+        "split": ("/invocations", {"dataframe_split": {"columns": names, "data": [values]}}),
     }
 
 
@@ -210,14 +225,58 @@ def _ms(text: str) -> float:
     return float(match[1]) * _UNITS[match[2]] if match else float("nan")
 
 
+# Appended to the request script by --gap: every response's completion time, from
+# clock_gettime through LuaJIT's FFI (wrk's Lua has no sub-second clock of its own); the
+# largest gap between consecutive responses (one wrk thread sees every connection's) and
+# the number of gaps over 20 ms are printed at the end.
+GAP_LUA = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } petalops_timespec;
+int clock_gettime(int clock, petalops_timespec *t);
+]]
+local now = ffi.new("petalops_timespec")
+local last = nil
+local largest = 0
+local over = 0
+local started = nil
+local at = 0
+local function seconds()
+  ffi.C.clock_gettime(1, now)
+  return tonumber(now.tv_sec) + tonumber(now.tv_nsec) * 1e-9
+end
+response = function(status, headers, body)
+  local t = seconds()
+  if last ~= nil then
+    local gap = t - last
+    if gap > largest then largest = gap; at = t - started end
+    if gap > 0.020 then over = over + 1 end
+  else
+    started = t
+  end
+  last = t
+end
+done = function(summary, latency, requests)
+  io.write(string.format("largest gap: %.3f ms at %.1f s; gaps over 20 ms: %d\n",
+    largest * 1000, at, over))
+end
+"""
+
+
 def wrk(
-    url: str, body: dict[str, object], connections: int, seconds: float, workdir: Path
-) -> tuple[float, float, float, int]:
+    url: str,
+    body: dict[str, object],
+    connections: int,
+    seconds: float,
+    workdir: Path,
+    gap: bool = False,
+) -> tuple[float, float, float, int, str]:
+    """req/s, p50 ms, p99 ms, errors and (with ``gap``) wrk's gap line."""
     script = workdir / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = '{json.dumps(body)}'\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n' + (GAP_LUA if gap else "")
     )
     command = [
         "wrk",
@@ -242,7 +301,8 @@ def wrk(
     for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: .*?(\d+)"):
         found = re.search(pattern, out)
         errors += int(found[1]) if found else 0
-    return rps, p50, p99, errors
+    gap_line = re.search(r"^largest gap: .*$", out, re.M)
+    return rps, p50, p99, errors, gap_line[0] if gap_line else ""
 
 
 def measure_all(
@@ -284,6 +344,22 @@ def measure_all(
         for target, route in cells:
             path, body = ROUTES[route]
             wrk(f"http://127.0.0.1:{servers[target][1]}{path}", body, 8, args.warmup, workdir)
+        if args.gap:
+            c = max(connections)
+            for target, route in cells:
+                process, port = servers[target]
+                path, body = ROUTES[route]
+                cpu_before = tree_cpu_seconds(process.pid)
+                rps, p50, p99, errors, gap = wrk(
+                    f"http://127.0.0.1:{port}{path}", body, c, args.gap, workdir, gap=True
+                )
+                cpu_us = (tree_cpu_seconds(process.pid) - cpu_before) / max(1.0, rps * args.gap)
+                print(
+                    f"  {target:9} {path:24} c={c:<3} {args.gap:g} s: {rps:9.0f} req/s  "
+                    f"p99 {p99:7.2f} ms  cpu {cpu_us * 1e6:6.0f} µs/req  errors {errors}  {gap}",
+                    flush=True,
+                )
+            return []
         for number in range(1, args.rounds + 1):
             print(f"round {number}/{args.rounds}", flush=True)
             for c in connections:
@@ -291,7 +367,7 @@ def measure_all(
                     process, port = servers[target]
                     path, body = ROUTES[route]
                     cpu_before = tree_cpu_seconds(process.pid)
-                    rps, p50, p99, errors = wrk(
+                    rps, p50, p99, errors, _ = wrk(
                         f"http://127.0.0.1:{port}{path}", body, c, args.duration, workdir
                     )
                     cpu = tree_cpu_seconds(process.pid) - cpu_before
@@ -334,7 +410,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", default="1,64")
     parser.add_argument("--targets", default="floor,fastapi,petalops")
-    parser.add_argument("--routes", default="predict,v1,v2")
+    parser.add_argument("--routes", default="predict,v1,kserve,v2,inputs,instances")
+    parser.add_argument(
+        "--gap",
+        type=float,
+        help="instead: /predict for this many seconds, printing the largest response gap",
+    )
     parser.add_argument("--model", choices=MODELS, default="iris", help="see bench.apps.models")
     parser.add_argument("--home", type=Path, help="an existing trained .petalops to serve")
     parser.add_argument(
@@ -352,7 +433,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
     connections = [int(c) for c in args.connections.split(",")]
-    routes = args.routes.split(",")
+    routes = ["predict"] if args.gap else args.routes.split(",")
     ROUTES.update(routes_for(args.model))
     workdir = Path(tempfile.mkdtemp(prefix="petalops-bench-"))
     try:
@@ -364,6 +445,8 @@ def main() -> None:
             f"model {args.model}"
         )
         results = measure_all(args.targets.split(","), routes, connections, args, home, workdir)
+        if args.gap:
+            return
         print("\nmedian round:")
         for r in results:
             print(
@@ -371,13 +454,15 @@ def main() -> None:
                 f"p50 {r.p50_ms:7.3f} ms  p99 {r.p99_ms:7.2f} ms  cpu {r.cpu_us:6.0f} µs/req  "
                 f"errors {r.errors}"
             )
-        floor = {r.connections: r.rps for r in results if r.target == "floor"}
-        print("\nshare of the floor (same run):")
+        floor = {r.connections: r for r in results if r.target == "floor"}
+        print("\nagainst the floor (same run): req/s share, p99 ratio, CPU µs/req over it")
         for r in results:
-            if r.target != "floor" and r.connections in floor:
+            base = floor.get(r.connections)
+            if r.target != "floor" and base is not None:
                 print(
                     f"  {r.target:9} {r.route:24} c={r.connections:<3} "
-                    f"{r.rps / floor[r.connections]:.2f}"
+                    f"{r.rps / base.rps:.2f} x req/s  {r.p99_ms / base.p99_ms:.2f} x p99  "
+                    f"+{r.cpu_us - base.cpu_us:.0f} µs/req"
                 )
         load = os.getloadavg()
         print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

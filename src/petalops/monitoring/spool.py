@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ import orjson
 
 from petalops.logs import JsonFormatter
 from petalops.monitoring import metrics
-from petalops.monitoring.record import to_values
+from petalops.monitoring.record import answer_line, answer_values, to_values
 from petalops.monitoring.sink import HEALTH_EVERY_SECONDS, BoundedSink, writer_id
 
 if TYPE_CHECKING:  # `petalops serve`'s supervisor imports this module: SQLAlchemy costs ~0.4 s
@@ -81,16 +81,17 @@ def _writer_tag(writer: str) -> str:
     return "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in writer)
 
 
-def _parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
+def _parse_lines(data: bytes) -> tuple[list[Any], int]:
     """The complete records of a spool file and how many lines had to be skipped.
 
-    A record counts only if its line ends with a newline and parses as a JSON object: a
-    write cut short leaves a last line without its newline (or a prefix of an object, which
-    is never valid JSON), so a torn record is never taken for a row."""
+    A record counts only if its line ends with a newline and parses as a JSON object (one
+    record) or array (an answer line, all the rows of one request): a write cut short
+    leaves a last line without its newline (or a prefix of one, which is never valid
+    JSON), so a torn record is never taken for a row."""
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     skipped = 1 if tail.strip() else 0
-    records: list[dict[str, Any]] = []
+    records: list[Any] = []
     for line in lines:
         if not line.strip():
             continue
@@ -99,7 +100,7 @@ def _parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
         except orjson.JSONDecodeError:
             skipped += 1
             continue
-        if isinstance(value, dict):
+        if isinstance(value, (dict, list)):
             records.append(value)
         else:
             skipped += 1
@@ -162,6 +163,56 @@ class SpoolWriter(BoundedSink):
         with self._lock:
             self._buffer += line
             self._buffered += 1
+
+    def log_answer(
+        self,
+        request_id: str,
+        route: str,
+        model_name: str,
+        model_version: str,
+        classes: Sequence[str],
+        variant: str,
+        status: int,
+        latency_ms: float | None,
+        rows: Sequence[Any],
+        labels: Sequence[int | None],
+        probas: Sequence[Any],
+        reference: Sequence[int] | None = None,
+    ) -> int:
+        """Every row of one answer as one line (`petalops.monitoring.record.answer_line`):
+        one orjson dump and one lock a request, no record dicts. All its rows are taken,
+        or (past ``queue_size``, or failing) all dropped and counted."""
+        n = len(rows)
+        try:
+            if self._stopping or self._buffered + self._spooled_rows >= self.queue_size:
+                self._drop(n)
+                return 0
+            names = [None if label is None else classes[label] for label in labels]
+            line = orjson.dumps(
+                answer_line(
+                    request_id,
+                    time.time(),
+                    model_name,
+                    model_version,
+                    variant,
+                    route,
+                    status,
+                    latency_ms,
+                    rows,
+                    labels,
+                    names,
+                    probas,
+                    reference,
+                ),
+                option=_DUMP,
+            )
+            with self._lock:
+                self._buffer += line
+                self._buffered += n
+            return n
+        except Exception:  # a side channel never fails a request
+            self._drop(n)
+            return 0
 
     @property
     def _queued(self) -> int:
@@ -302,7 +353,10 @@ class SpoolLoader:
             rows = []
             for record in records:
                 try:
-                    rows.append(to_values(record, now))
+                    if type(record) is list:
+                        rows.extend(answer_values(record, now))
+                    else:
+                        rows.append(to_values(record, now))
                 except Exception:
                     torn += 1
             if torn:
