@@ -79,6 +79,13 @@ def routes_for(model: str) -> dict[str, tuple[str, object]]:
     }
 
 
+def route_label(route: str) -> str:
+    """The route's path, with the body's kind when several routes share the path."""
+    path = ROUTES[route][0]
+    shared = sum(1 for other, _ in ROUTES.values() if other == path) > 1
+    return f"{path} {route}" if shared else path
+
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -354,8 +361,9 @@ def measure_all(
                     f"http://127.0.0.1:{port}{path}", body, c, args.gap, workdir, gap=True
                 )
                 cpu_us = (tree_cpu_seconds(process.pid) - cpu_before) / max(1.0, rps * args.gap)
+                label = route_label(route)
                 print(
-                    f"  {target:9} {path:24} c={c:<3} {args.gap:g} s: {rps:9.0f} req/s  "
+                    f"  {target:9} {label:26} c={c:<3} {args.gap:g} s: {rps:9.0f} req/s  "
                     f"p99 {p99:7.2f} ms  cpu {cpu_us * 1e6:6.0f} µs/req  errors {errors}  {gap}",
                     flush=True,
                 )
@@ -372,10 +380,11 @@ def measure_all(
                     )
                     cpu = tree_cpu_seconds(process.pid) - cpu_before
                     cpu_us = cpu / max(1.0, rps * args.duration) * 1e6
-                    result = Result(target, path, c, rps, p50, p99, errors, cpu_us)
-                    rounds.setdefault((target, path, c), []).append(result)
+                    label = route_label(route)
+                    result = Result(target, label, c, rps, p50, p99, errors, cpu_us)
+                    rounds.setdefault((target, label, c), []).append(result)
                     print(
-                        f"  {target:9} {path:24} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.3f} ms  "
+                        f"  {target:9} {label:26} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.3f} ms  "
                         f"p99 {p99:7.2f} ms  cpu {cpu_us:6.0f} µs/req  errors {errors}",
                         flush=True,
                     )
@@ -450,7 +459,7 @@ def main() -> None:
         print("\nmedian round:")
         for r in results:
             print(
-                f"  {r.target:9} {r.route:24} c={r.connections:<3} {r.rps:9.0f} req/s  "
+                f"  {r.target:9} {r.route:26} c={r.connections:<3} {r.rps:9.0f} req/s  "
                 f"p50 {r.p50_ms:7.3f} ms  p99 {r.p99_ms:7.2f} ms  cpu {r.cpu_us:6.0f} µs/req  "
                 f"errors {r.errors}"
             )
@@ -460,7 +469,7 @@ def main() -> None:
             base = floor.get(r.connections)
             if r.target != "floor" and base is not None:
                 print(
-                    f"  {r.target:9} {r.route:24} c={r.connections:<3} "
+                    f"  {r.target:9} {r.route:26} c={r.connections:<3} "
                     f"{r.rps / base.rps:.2f} x req/s  {r.p99_ms / base.p99_ms:.2f} x p99  "
                     f"+{r.cpu_us - base.cpu_us:.0f} µs/req"
                 )

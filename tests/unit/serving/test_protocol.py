@@ -102,3 +102,107 @@ def test_limits_come_from_the_served_apps_settings() -> None:
     limits = Limits.of(wrapped)
     assert (limits.header_seconds, limits.max_in_flight, limits.deadline_seconds) == (3, 7, 1.5)
     assert Limits.of(object()) == Limits()
+
+
+class SocketTransport(RecordingTransport):
+    """Enough of a uvloop transport for uvicorn's protocol."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(
+            name, default
+        )
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class Echo:
+    """Answers each request with its body; ``inline`` is what its runs_inline says."""
+
+    def __init__(self, inline: bool) -> None:
+        self.inline = inline
+
+    def runs_inline(self, path: str) -> bool:
+        return self.inline and path == "/hot"
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        headers = [(b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _post(path: str, body: bytes) -> bytes:
+    return b"POST %s HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n%s" % (
+        path.encode(),
+        len(body),
+        body,
+    )
+
+
+def _connected(app: Any) -> tuple[Any, SocketTransport]:
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from petalops.serving.protocol import CoalescingHttpToolsProtocol
+
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", proxy_headers=False)
+    config.load()
+    protocol = CoalescingHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = SocketTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol, transport
+
+
+def _bodies(writes: list[bytes]) -> list[bytes]:
+    return [w.split(b"\r\n\r\n", 1)[1] for w in writes]
+
+
+def test_a_hot_request_read_whole_is_answered_before_the_loop_turns() -> None:
+    async def scenario() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        protocol, transport = _connected(Echo(inline=True))
+        protocol.data_received(_post("/hot", b"one"))
+        inline = list(transport.writes)  # no await since: nothing ran in a task
+        protocol.data_received(_post("/cold", b"two"))  # not a hot path: a task, as uvicorn
+        before_turn = list(transport.writes)
+        await asyncio.sleep(0.01)
+        return inline, before_turn, transport.writes
+
+    inline, before_turn, after = asyncio.run(scenario())
+    assert _bodies(inline) == [b"one"]
+    assert _bodies(before_turn) == [b"one"]
+    assert _bodies(after) == [b"one", b"two"]
+
+
+def test_a_hot_request_whose_body_comes_later_finishes_in_a_task() -> None:
+    async def scenario() -> tuple[list[bytes], list[bytes], int]:
+        protocol, transport = _connected(Echo(inline=True))
+        request = _post("/hot", b"a body in two reads")
+        protocol.data_received(request[:-8])
+        first = list(transport.writes)
+        in_flight = len(protocol.tasks)  # the rest of the app, waiting for its body
+        protocol.data_received(request[-8:])
+        await asyncio.sleep(0.01)
+        return first, transport.writes, in_flight
+
+    first, after, in_flight = asyncio.run(scenario())
+    assert first == [] and in_flight == 1
+    assert _bodies(after) == [b"a body in two reads"]
+
+
+def test_pipelined_hot_requests_are_answered_in_order() -> None:
+    async def scenario() -> list[bytes]:
+        protocol, transport = _connected(Echo(inline=True))
+        protocol.data_received(_post("/hot", b"first") + _post("/hot", b"second"))
+        await asyncio.sleep(0.01)
+        return transport.writes
+
+    assert _bodies(asyncio.run(scenario())) == [b"first", b"second"]
