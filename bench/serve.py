@@ -110,18 +110,25 @@ def free_port() -> int:
 
 def tree_cpu_seconds(pid: int) -> float:
     """utime + stime of a process and all its descendants (Linux /proc)."""
-    total = 0.0
+    return sum(tree_cpu_roles(pid).values())
+
+
+def tree_cpu_roles(pid: int) -> dict[str, float]:
+    """`tree_cpu_seconds` by role: the prediction-spool loader apart from the rest."""
+    roles: dict[str, float] = {}
     pending = [pid]
     while pending:
         current = pending.pop()
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            command = Path(f"/proc/{current}/cmdline").read_bytes()
             children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
         except (OSError, IndexError):
             continue
+        role = "loader" if b"petalops.monitoring.spool" in command else "server"
+        roles[role] = roles.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
         pending.extend(int(c) for c in children)
-    return total
+    return roles
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
@@ -236,7 +243,7 @@ def _ms(text: str) -> float:
 # clock_gettime through LuaJIT's FFI (wrk's Lua has no sub-second clock of its own); the
 # largest gap between consecutive responses (one wrk thread sees every connection's) and
 # the number of gaps over 20 ms are printed at the end.
-GAP_LUA = """
+GAP_LUA = r"""
 local ffi = require("ffi")
 ffi.cdef[[
 typedef struct { long tv_sec; long tv_nsec; } petalops_timespec;
@@ -244,16 +251,13 @@ int clock_gettime(int clock, petalops_timespec *t);
 ]]
 local now = ffi.new("petalops_timespec")
 local last = nil
-local largest = 0
-local over = 0
 local started = nil
-local at = 0
-local function seconds()
-  ffi.C.clock_gettime(1, now)
-  return tonumber(now.tv_sec) + tonumber(now.tv_nsec) * 1e-9
-end
+largest, over, at = 0, 0, 0
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
 response = function(status, headers, body)
-  local t = seconds()
+  ffi.C.clock_gettime(1, now)
+  local t = tonumber(now.tv_sec) + tonumber(now.tv_nsec) * 1e-9
   if last ~= nil then
     local gap = t - last
     if gap > largest then largest = gap; at = t - started end
@@ -264,8 +268,10 @@ response = function(status, headers, body)
   last = t
 end
 done = function(summary, latency, requests)
-  io.write(string.format("largest gap: %.3f ms at %.1f s; gaps over 20 ms: %d\n",
-    largest * 1000, at, over))
+  for _, thread in ipairs(threads) do
+    io.write(string.format("largest gap: %.3f ms at %.1f s; gaps over 20 ms: %d\n",
+      thread:get("largest") * 1000, thread:get("at"), thread:get("over")))
+  end
 end
 """
 
@@ -374,18 +380,22 @@ def measure_all(
                 for target, route in cells:
                     process, port = servers[target]
                     path, body = ROUTES[route]
-                    cpu_before = tree_cpu_seconds(process.pid)
+                    cpu_before = tree_cpu_roles(process.pid)
                     rps, p50, p99, errors, _ = wrk(
                         f"http://127.0.0.1:{port}{path}", body, c, args.duration, workdir
                     )
-                    cpu = tree_cpu_seconds(process.pid) - cpu_before
-                    cpu_us = cpu / max(1.0, rps * args.duration) * 1e6
+                    cpu_after = tree_cpu_roles(process.pid)
+                    answered = max(1.0, rps * args.duration)
+                    cpu_us = (sum(cpu_after.values()) - sum(cpu_before.values())) / answered * 1e6
+                    loader = cpu_after.get("loader", 0.0) - cpu_before.get("loader", 0.0)
+                    loader_us = loader / answered * 1e6
                     label = route_label(route)
                     result = Result(target, label, c, rps, p50, p99, errors, cpu_us)
                     rounds.setdefault((target, label, c), []).append(result)
                     print(
                         f"  {target:9} {label:26} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.3f} ms  "
-                        f"p99 {p99:7.2f} ms  cpu {cpu_us:6.0f} µs/req  errors {errors}",
+                        f"p99 {p99:7.2f} ms  cpu {cpu_us:6.0f} µs/req  errors {errors}"
+                        + (f"  (spool loader {loader_us:.0f} µs of it)" if loader_us else ""),
                         flush=True,
                     )
     finally:

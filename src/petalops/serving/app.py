@@ -10,6 +10,7 @@ else (``/docs``, ``/openapi.json``, ``/admin/*``, unknown paths) goes to FastAPI
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,6 +113,10 @@ class PetalopsApp:
         # Take traffic once the first model is in (bounded): with several workers on one
         # socket, a cold worker would otherwise answer 503 beside ready ones.
         await server.holder.wait_first_reconcile(STARTUP_WAIT_SECONDS)
+        # Everything alive now (modules, the model, FastAPI's routes: ~10^5 objects) lives as
+        # long as the worker: out of the collector's sight, a full collection under load
+        # walks only what requests left behind (see docs/serving.md, "Performance").
+        gc.freeze()
 
     async def shutdown(self) -> None:
         server = self.server
