@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 
 SPOOL_ENV = "_PETALOPS_PREDICTION_SPOOL"
 LOADER_ENV = "_PETALOPS_SPOOL_LOADER"
+# petalops.serving.app.SETTINGS_ENV, the settings `petalops serve` hands its processes
+# (spelled out: importing the app would cost the loader FastAPI's import).
+SERVE_SETTINGS_ENV = "_PETALOPS_SERVE_SETTINGS"
+# prometheus-client's multiprocess directory (petalops.serving.metrics.MULTIPROC_ENV).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 READY = ".jsonl"
 PARTIAL = ".part"
 LOCK_NAME = "loader.lock"
@@ -494,6 +499,30 @@ def _writer_alive(name: str, host: str) -> bool | None:
 # -- the loader process `petalops serve` starts ------------------------------------------
 
 
+def gauges_in_loader(env: Mapping[str, str]) -> bool:
+    """Whether the spool loader, not a serving worker, refreshes the drift and live-quality
+    gauges: under `petalops serve` with several workers (a multiprocess metrics directory,
+    which every worker's /metrics reads, and a spool). A refresh is seconds of statistics
+    (and, the first time, scipy's import) under one interpreter's GIL: in a worker it
+    stalled every request of that worker (bench/serve.py --gap; docs/serving.md)."""
+    return bool(env.get(MULTIPROC_ENV)) and bool(env.get(SPOOL_ENV) or env.get(LOADER_ENV))
+
+
+def start_loader_gauges(env: Mapping[str, str]) -> Any:
+    """In the loader: the gauge refresher of the served settings (a thread of this niced
+    process, with its own store), or None when the workers keep them (`gauges_in_loader`)."""
+    payload = env.get(SERVE_SETTINGS_ENV)
+    if not payload or not gauges_in_loader(env):
+        return None
+    from petalops.config import Settings
+    from petalops.monitoring.metrics import start_gauge_refresher
+
+    settings = Settings(**orjson.loads(payload))
+    if settings.monitor.gauge_seconds <= 0:
+        return None
+    return start_gauge_refresher(settings, interval=settings.monitor.gauge_seconds)
+
+
 def loader_config(directory: Path, url: str, retention_days: float | None) -> str:
     """What :func:`main` reads from ``LOADER_ENV`` (an env var keeps a DB password off ps)."""
     payload = {"directory": str(directory), "url": url, "retention_days": retention_days}
@@ -549,7 +578,14 @@ def main() -> None:
             log.warning("prediction spool: the store is unavailable, will retry", exc_info=True)
             if stop.wait(5.0):
                 return
+    gauges = None
+    try:
+        gauges = start_loader_gauges(os.environ)
+    except Exception:  # the gauges are a side job: loading goes on without them
+        log.warning("prediction spool: the drift gauges could not start", exc_info=True)
     SpoolLoader(directory, store, retention_days=config["retention_days"]).run(stop)
+    if gauges is not None:
+        gauges.stop()
     store.close()
 
 

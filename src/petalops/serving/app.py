@@ -22,7 +22,7 @@ from petalops.config import Settings, load_settings
 from petalops.data.schema import Schema
 from petalops.monitoring.metrics import start_gauge_refresher
 from petalops.monitoring.sink import PredictionSink
-from petalops.monitoring.spool import SPOOL_ENV, SpoolWriter
+from petalops.monitoring.spool import SPOOL_ENV, SpoolWriter, gauges_in_loader
 from petalops.serving import routes
 from petalops.serving.accesslog import JsonLog
 from petalops.serving.codec import Codec
@@ -137,7 +137,12 @@ def start_background(settings: Settings, sink: Any, log: JsonLog) -> list[Any]:
     worker may run one: the lease lets exactly one act)."""
     started: list[Any] = []
     store = getattr(sink, "store", None)
-    if store is not None and settings.monitor.gauge_seconds > 0 and _elected(settings, "gauges"):
+    if (
+        store is not None
+        and settings.monitor.gauge_seconds > 0
+        and not gauges_in_loader(os.environ)  # `petalops serve`'s loader refreshes them
+        and _elected(settings, "gauges")
+    ):
         try:
             started.append(
                 start_gauge_refresher(settings, store, interval=settings.monitor.gauge_seconds)

@@ -325,3 +325,18 @@ def test_answer_lines_count_against_the_bound_and_bad_ones_are_skipped(
     assert loader.load_once() == 3
     assert sorted(request_ids(store)) == ["a", "a", "b"]
     assert loader.skipped == 2  # a line of the wrong length, a layout this loader does not know
+
+
+def test_the_loader_keeps_the_gauges_only_beside_a_multiprocess_server() -> None:
+    from petalops.monitoring import spool as module
+    from petalops.serving import app
+    from petalops.serving import metrics as serving_metrics
+
+    assert module.SERVE_SETTINGS_ENV == app.SETTINGS_ENV
+    assert module.MULTIPROC_ENV == serving_metrics.MULTIPROC_ENV
+    several = {module.MULTIPROC_ENV: "/tmp/m"}
+    assert module.gauges_in_loader({**several, module.SPOOL_ENV: "/s"})  # a worker's view
+    assert module.gauges_in_loader({**several, module.LOADER_ENV: "{}"})  # the loader's
+    assert not module.gauges_in_loader({module.SPOOL_ENV: "/s"})  # one worker: it keeps them
+    assert not module.gauges_in_loader(several)  # no spool (log off): no loader
+    assert module.start_loader_gauges({module.LOADER_ENV: "{}"}) is None
