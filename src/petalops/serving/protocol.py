@@ -181,10 +181,11 @@ def with_deadline(app: App, seconds: float, retry_after: int) -> App:
 _HEADERS, _BODY, _IDLE = 0, 1, 2
 
 
-class _Rest:
-    """The rest of a coroutine started by hand that suspended on ``yielded``: awaited by
-    the task that takes it over, it hands the task what the coroutine waits on and passes
-    back what the task sends or throws (a cancellation reaches the app as in any task).
+class _Rest(Coroutine[Any, Any, None]):
+    """The rest of a coroutine started by hand that suspended on ``yielded``, as the
+    coroutine of the task that takes it over: its first step hands the task what the
+    coroutine waits on; every later step, and anything the task throws (a cancellation,
+    even one before that first step), goes to the coroutine, as in any task.
 
     Hand-written: Python 3.11 has no eager tasks (3.12's ``eager_task_factory``)."""
 
@@ -194,28 +195,30 @@ class _Rest:
         self.coro = coro
         self.yielded = yielded
 
+    def send(self, value: Any) -> Any:
+        yielded = self.yielded
+        if yielded is not _RESUMED:
+            self.yielded = _RESUMED
+            return yielded
+        return self.coro.send(value)
+
+    def __next__(self) -> Any:  # what a task calls to step a coroutine that is not native
+        return self.send(None)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self.yielded = _RESUMED
+        if val is None and tb is None:
+            return self.coro.throw(typ)
+        return self.coro.throw(typ, val, tb)  # the pre-3.12 three-argument form
+
+    def close(self) -> None:
+        self.coro.close()
+
     def __await__(self) -> Generator[Any, Any, None]:
-        coro, yielded = self.coro, self.yielded
-        while True:
-            try:
-                sent = yield yielded
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:
-                try:
-                    yielded = coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    yielded = coro.send(sent)
-                except StopIteration:
-                    return
+        raise TypeError("a task's coroutine, not to be awaited")
 
 
-async def _finish(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
-    await _Rest(coro, yielded)
+_RESUMED: Any = object()
 
 
 def _inline_check(app: Any) -> Callable[[str], bool] | None:
@@ -292,7 +295,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             yielded = context.run(coro.send, None)
         except StopIteration:
             return
-        task = self.loop.create_task(_finish(coro, yielded), context=context)
+        task = self.loop.create_task(_Rest(coro, yielded), context=context)
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from types import SimpleNamespace
 from typing import Any
 
@@ -206,3 +207,31 @@ def test_pipelined_hot_requests_are_answered_in_order() -> None:
         return transport.writes
 
     assert _bodies(asyncio.run(scenario())) == [b"first", b"second"]
+
+
+def test_a_hot_request_suspended_inline_can_be_cancelled_like_any_task() -> None:
+    # uvicorn cancels what is still running past its graceful shutdown: the cancellation
+    # must reach the app where it waits, as it would in a task of its own.
+    seen: list[str] = []
+
+    class Waits(Echo):
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await asyncio.Event().wait()  # never set
+            except asyncio.CancelledError:
+                seen.append("cancelled")
+                raise
+
+    async def scenario() -> tuple[bool, list[bytes]]:
+        protocol, transport = _connected(Waits(inline=True))
+        protocol.data_received(_post("/hot", b"x"))
+        [task] = protocol.tasks
+        task.cancel()  # before the task's first step: the app has run already
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return task.done(), transport.writes
+
+    done, writes = asyncio.run(scenario())
+    assert seen == ["cancelled"]
+    # uvicorn's run_asgi answers what the app left unanswered, as for any task of its own.
+    assert done and writes[0].startswith(b"HTTP/1.1 500 ")
