@@ -57,18 +57,6 @@ class PetalopsApp:
         self.open_sink = open_sink
         self.dispatch = Dispatcher(server).dispatch
         self._background: list[Any] = []
-        self._inline: dict[str, bool] = {}
-
-    def runs_inline(self, path: str) -> bool:
-        """Whether a request for ``path`` may start inline (`petalops.serving.protocol`):
-        the hot routes, whose dispatcher never needs a current task. Not FastAPI's: anyio
-        asks for one. Remembered per path (bounded: any path may be asked)."""
-        known = self._inline.get(path)
-        if known is None:
-            if len(self._inline) >= 1024:
-                self._inline.clear()
-            known = self._inline[path] = self.router.match(path)[0] is not None
-        return known
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -20,26 +20,17 @@ Retry-After. Here, per worker (``serve.*`` settings, see `Limits`):
 
 Timers are armed only when a read ends part-way through a request, so a request that
 arrives in one read (nearly all of them) costs no timer at all.
-
-A request on a hot route (`PetalopsApp.runs_inline`) whose read is parsed is started
-*inline*, at the end of ``data_received``, instead of in a new task the loop runs on its
-next turn: its body is in, so the app usually answers without ever suspending, and no Task,
-no loop turn and no wake-up are paid (bench/dispatch_cost.py cannot see this; see
-docs/serving.md, "Performance"). An app that does suspend (a body still on its way, a
-version being loaded) goes on in an ordinary task from where it stopped. Other paths (the
-FastAPI fallback, whose anyio needs a current task) start in a task as uvicorn does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -181,59 +172,6 @@ def with_deadline(app: App, seconds: float, retry_after: int) -> App:
 _HEADERS, _BODY, _IDLE = 0, 1, 2
 
 
-class _Rest(Coroutine[Any, Any, None]):
-    """The rest of a coroutine started by hand that suspended on ``yielded``, as the
-    coroutine of the task that takes it over: its first step hands the task what the
-    coroutine waits on; every later step, and anything the task throws (a cancellation,
-    even one before that first step), goes to the coroutine, as in any task.
-
-    Hand-written: Python 3.11 has no eager tasks (3.12's ``eager_task_factory``)."""
-
-    __slots__ = ("coro", "yielded")
-
-    def __init__(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
-        self.coro = coro
-        self.yielded = yielded
-
-    def send(self, value: Any) -> Any:
-        yielded = self.yielded
-        if yielded is not _RESUMED:
-            self.yielded = _RESUMED
-            return yielded
-        return self.coro.send(value)
-
-    def __next__(self) -> Any:  # what a task calls to step a coroutine that is not native
-        return self.send(None)
-
-    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        self.yielded = _RESUMED
-        if val is None and tb is None:
-            return self.coro.throw(typ)
-        return self.coro.throw(typ, val, tb)  # the pre-3.12 three-argument form
-
-    def close(self) -> None:
-        self.coro.close()
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        raise TypeError("a task's coroutine, not to be awaited")
-
-
-_RESUMED: Any = object()
-
-
-def _inline_check(app: Any) -> Callable[[str], bool] | None:
-    """The app's ``runs_inline(path)`` (`PetalopsApp`'s, perhaps under uvicorn's plain
-    middlewares), or None: any other app starts every request in a task."""
-    for _ in range(4):
-        check = getattr(app, "runs_inline", None)
-        if check is not None:
-            return check  # type: ignore[no-any-return]
-        app = getattr(app, "app", None)
-        if app is None:
-            break
-    return None
-
-
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` writing through a `CoalescingTransport`, with `Limits`."""
 
@@ -247,9 +185,6 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_phase = _IDLE
         self._over_capacity = False
-        self._inline = None if self.config.reset_contextvars else _inline_check(self.app)
-        self._parsing = False
-        self._deferred: tuple[RequestResponseCycle, Any] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport))  # type: ignore[arg-type]
@@ -261,43 +196,12 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self._parsing = True
-        try:
-            super().data_received(data)
-        finally:
-            self._parsing = False
+        super().data_received(data)
         # Only a read that ends inside a request leaves something to time.
         if self._phase != self._timer_phase:
             self._disarm()
             if self._phase != _IDLE and not self.transport.is_closing():
                 self._arm(self._phase)
-        deferred = self._deferred
-        if deferred is not None:
-            self._deferred = None
-            self._run_inline(*deferred)
-
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        # Called by uvicorn once a request's headers are in (or a pipelined one's turn
-        # comes). While a read is being parsed, a hot route's request waits for the end of
-        # the read (its body is most likely in it) and then runs inline.
-        inline = self._inline
-        if self._parsing and inline is not None and inline(cycle.scope["path"]):
-            self._deferred = (cycle, app)
-            return
-        super()._start_asgi_task(cycle, app)
-
-    def _run_inline(self, cycle: RequestResponseCycle, app: Any) -> None:
-        """Run the request's app until it answers or first suspends; a task takes over the
-        rest (in the same contextvars context, as a task of its own would have had)."""
-        coro = cycle.run_asgi(app)
-        context = contextvars.copy_context()
-        try:
-            yielded = context.run(coro.send, None)
-        except StopIteration:
-            return
-        task = self.loop.create_task(_Rest(coro, yielded), context=context)
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

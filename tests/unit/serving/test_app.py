@@ -57,7 +57,7 @@ def test_request_id_generated_and_unique(client: TestClient) -> None:
     assert client.get("/docs", headers={"X-Request-ID": "mine"}).headers["x-request-id"] == "mine"
 
 
-def test_startup_freezes_what_it_loaded_and_hot_paths_run_inline(app: PetalopsApp) -> None:
+def test_startup_freezes_what_it_loaded(app: PetalopsApp) -> None:
     import gc
 
     gc.unfreeze()
@@ -68,7 +68,3 @@ def test_startup_freezes_what_it_loaded_and_hot_paths_run_inline(app: PetalopsAp
             assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()
-    assert app.runs_inline("/predict")
-    assert app.runs_inline("/v2/models/iris/infer")
-    assert not app.runs_inline("/docs")  # FastAPI's: anyio wants a current task
-    assert not app.runs_inline("/no/such/path")
