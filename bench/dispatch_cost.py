@@ -15,7 +15,13 @@ or ``penguins``: two categorical features, a missing value in the request, imput
 one-hot + a default RandomForest in ONNX Runtime), metrics, the request log and the side
 channel, without uvicorn (the cyclic GC stays on: what a request allocates, it pays for
 in collections). ``log on`` rows repeat the loop with a prediction sink that drops
-what it is given, so the prediction records are built as in production.
+what it is given (the records are built, as for any sink); ``spool`` rows with the sink
+`petalops serve` ships, a real ``SpoolWriter`` into a temporary directory, whose file write
+(done by its thread in production) runs once at the end of the counted loop, so its cost
+is in the figure too. ``http`` rows send each request as bytes through the protocol
+`petalops serve` runs (uvicorn's httptools parser, request cycle and ``send``, and
+`petalops.serving.protocol`) on uvloop, spool on: all a worker does but the socket system
+calls. ``--keep DIR`` keeps the callgrind files for ``callgrind_annotate``.
 
 Needs valgrind (``apt-get install valgrind``) and a CPython whose libpython keeps its
 symbol table. Prints figures; asserts nothing.
@@ -29,6 +35,7 @@ import gc
 import operator
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -158,6 +165,19 @@ class BundleSource:
         return open_bundle(self.directory, info.name, info.version, info.sha256)
 
 
+class NoStore:
+    """What a SpoolWriter's thread would tell the store (its health row): nothing here."""
+
+    def record_health(self, *_args: Any) -> None:
+        pass
+
+
+def drive_spooled(app: Any, path: str, body: bytes, n: int, sink: Any) -> None:
+    """`drive`, then the spool thread's work for those requests (one file written)."""
+    drive(app, path, body, n)
+    sink._spool()
+
+
 class DroppingSink:
     """A prediction sink that keeps nothing: the records are built, then dropped."""
 
@@ -191,6 +211,7 @@ def drive(
     }
     message = {"type": "http.request", "body": body, "more_body": False}
     sent: list[int] = []
+    bodies: list[bytes] = []
 
     async def receive() -> Any:
         return message
@@ -198,6 +219,8 @@ def drive(
     async def send(event: Any) -> None:
         if event["type"] == "http.response.start":
             sent.append(event["status"])
+        elif sent and sent[-1] != status:
+            bodies.append(event.get("body", b""))
 
     for _ in range(n):
         coroutine = app(scope, receive, send)
@@ -208,12 +231,13 @@ def drive(
         coroutine.close()
         raise RuntimeError(f"{path} suspended: the loop would not measure one request")
     if set(sent) != {status}:
-        raise RuntimeError(f"{path} answered {sorted(set(sent))}, not only {status}")
+        raise RuntimeError(
+            f"{path} answered {sorted(set(sent))}, not only {status}: {bodies[:1]!r}"
+        )
 
 
-async def inner(args: argparse.Namespace) -> None:
-    import orjson
-
+async def start_app(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """The app ``create_app`` builds, started (its lifespan) with the bundle loaded."""
     import petalops
     from petalops.config import Settings
     from petalops.serving import create_app
@@ -242,23 +266,125 @@ async def inner(args: argparse.Namespace) -> None:
         if app.server.holder.ready:
             break
         await asyncio.sleep(0.5)
+    return app, lifespan, task
 
+
+async def inner(args: argparse.Namespace) -> None:
+    import orjson
+
+    app, lifespan, task = await start_app(args)
     names = args.routes.split(",")
     routes = PENGUIN_ROUTES if args.model == "penguins" else ROUTES
     bodies = {name: (routes[name][0], orjson.dumps(routes[name][1])) for name in names}
-    passes = [("off", None), ("on", DroppingSink())]
+    from petalops.monitoring.spool import SpoolWriter
+
+    spool = SpoolWriter(Path(args.work) / "spool", NoStore(), flush_seconds=3600.0)  # type: ignore[arg-type]
+    passes = [("off", None), ("on", DroppingSink()), ("spool", spool)]
     for _, sink in passes:
         app.server.side.sink = sink  # reaches into the app: there is no public switch
         for path, body in bodies.values():
             drive(app, path, body, WARMUP)
-    for _, sink in passes:
+    spool._spool()
+    for name, sink in passes:
         app.server.side.sink = sink
         for path, body in bodies.values():
             gc.collect()  # each loop starts from the same heap: no full collection due in it
-            operator.call(drive, app, path, body, args.requests)  # one callgrind dump each
+            if name == "spool":
+                operator.call(drive_spooled, app, path, body, args.requests, sink)
+            else:
+                operator.call(drive, app, path, body, args.requests)  # one callgrind dump each
     app.server.side.sink = None
+    spool.close(1.0)
     await lifespan.put({"type": "lifespan.shutdown"})
     await task
+
+
+class SocketTransport:
+    """Enough of uvloop's transport for uvicorn's protocol: counts the 200 answers."""
+
+    def __init__(self) -> None:
+        self.answered = 0
+        self.other = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if data.startswith(b"HTTP/1.1 200 "):
+            self.answered += 1
+        else:
+            self.other = bytes(data[:300])
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(
+            name, default
+        )
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def feed(protocol: Any, request: bytes, n: int, sink: Any = None) -> None:
+    """``n`` requests as bytes into the protocol, one loop turn each (a new read in a real
+    server is a new turn too); then the spool thread's work for them."""
+    for _ in range(n):
+        protocol.data_received(request)
+        await asyncio.sleep(0)
+    if sink is not None:
+        sink._spool()
+
+
+def http_pass(args: argparse.Namespace) -> None:
+    """The "http" rows: each request as bytes through the protocol `petalops serve` runs
+    (uvicorn's httptools parser, its request cycle and send, petalops' protocol) and the
+    app, on uvloop, spool on: all a worker does but the socket system calls."""
+    import orjson
+    import uvicorn
+    import uvloop
+    from uvicorn.server import ServerState
+
+    from petalops.monitoring.spool import SpoolWriter
+    from petalops.serving.protocol import CoalescingHttpToolsProtocol
+
+    loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app, lifespan, task = loop.run_until_complete(start_app(args))
+    spool = SpoolWriter(Path(args.work) / "spool-http", NoStore(), flush_seconds=3600.0)  # type: ignore[arg-type]
+    app.server.side.sink = spool
+    config = uvicorn.Config(app, lifespan="off", access_log=False, proxy_headers=False)
+    config.load()
+    protocol = CoalescingHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = SocketTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    routes = PENGUIN_ROUTES if args.model == "penguins" else ROUTES
+    requests = []
+    for name in args.routes.split(","):
+        path, payload = routes[name]
+        body = orjson.dumps(payload)
+        requests.append(
+            b"POST %s HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (path.encode(), len(body), body)
+        )
+    for request in requests:
+        loop.run_until_complete(feed(protocol, request, WARMUP, spool))
+    for request in requests:
+        gc.collect()
+        operator.call(loop.run_until_complete, feed(protocol, request, args.requests, spool))
+    expected = (WARMUP + args.requests) * len(requests)
+    if transport.answered != expected:
+        raise RuntimeError(f"{transport.answered} of {expected} answered 200: {transport.other!r}")
+    app.server.side.sink = None
+    spool.close(1.0)
+    loop.run_until_complete(lifespan.put({"type": "lifespan.shutdown"}))
+    loop.run_until_complete(task)
+    loop.close()
 
 
 def outer(args: argparse.Namespace) -> None:
@@ -310,7 +436,11 @@ def outer(args: argparse.Namespace) -> None:
             found = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
             totals.append(int(found.group(1)) if found else 0)
         names = args.routes.split(",")
-        expected = 2 * len(names)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for dump in Path(work).glob("callgrind.out.*"):
+                shutil.copy(dump, args.keep / dump.name)
+        expected = 4 * len(names)
         if len(totals) != expected:
             sys.exit(f"expected {expected} callgrind dumps, found {len(totals)}")
         print(
@@ -318,11 +448,11 @@ def outer(args: argparse.Namespace) -> None:
             f"model {args.model} ({args.requests} requests a row, after {WARMUP} of warm-up)",
         )
         routes = PENGUIN_ROUTES if args.model == "penguins" else ROUTES
-        print(f"{'route':<26} {'log':<4} {'instructions / request':>24}")
+        print(f"{'route':<26} {'log':<5} {'instructions / request':>24}")
         for i, total in enumerate(totals):
-            log = "off" if i < len(names) else "on"
+            log = ("off", "on", "spool", "http")[i // len(names)]
             path = routes[names[i % len(names)]][0]
-            print(f"{path:<26} {log:<4} {total / args.requests:>24,.0f}")
+            print(f"{path:<26} {log:<5} {total / args.requests:>24,.0f}")
 
 
 def main() -> None:
@@ -331,6 +461,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--routes", default=",".join(ROUTES))
     parser.add_argument("--model", choices=("iris", "penguins"), default="iris")
+    parser.add_argument("--keep", type=Path, help="copy the callgrind files here")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bundle", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -341,6 +472,7 @@ def main() -> None:
         print(build(Path(args.bundle)))
     elif args.inner:
         asyncio.run(inner(args))
+        http_pass(args)
     else:
         outer(args)
 

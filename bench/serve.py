@@ -4,6 +4,7 @@
     .venv/bin/python bench/serve.py --duration 10 --targets floor,petalops --routes predict
     .venv/bin/python bench/serve.py --model forest      # a tree ensemble (ONNX Runtime)
     .venv/bin/python bench/serve.py --model penguins    # categorical features, missing values
+    .venv/bin/python bench/serve.py --targets floor,petalops --gap 60   # largest response gap
 
 Targets, each on uvicorn + uvloop + httptools with ``--workers`` processes:
   floor     a raw ASGI app answering a constant (the cost of Python HTTP itself)
@@ -13,8 +14,17 @@ Targets, each on uvicorn + uvloop + httptools with ``--workers`` processes:
   baseline  the same ``petalops serve`` from another checkout (``--baseline DIR``, run with
             that checkout's ``.venv``), to compare two versions of the code in one run
 
+Routes (``--routes``): predict (``/predict``), v1 (``/v1/predict``, named features),
+kserve (KServe v1 ``/v1/models/<name>:predict``), v2 (OIP ``/v2/models/<name>/infer``),
+inputs and instances (MLflow ``/invocations`` with ``{"inputs": ...}`` or
+``{"instances": ...}``), split (``/invocations`` with ``dataframe_split``).
+
 Load comes from wrk (``apt-get install wrk``), bounded by ``--duration``. Prints req/s,
-p50/p99 latency and the server's CPU time per request (all its processes, from /proc).
+p50/p99 latency and the server's CPU time per request (all its processes, from /proc),
+then each figure's share of the floor's in the same run. ``--gap SECONDS`` instead runs
+``/predict`` (and the floor) for that long at the largest ``--connections`` and prints the
+largest gap between two consecutive responses (a GC pause or any other stall of a worker
+shows up there, where a percentile hides it), timed in wrk's Lua with clock_gettime.
 Never asserts on time: figures depend on the machine and on what else runs on it.
 """
 
@@ -57,11 +67,23 @@ def routes_for(model: str) -> dict[str, tuple[str, object]]:
         ]
     else:
         tensors = [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": values}]
+    name = project(model)
     return {
         "predict": ("/predict", {"features": values}),
         "v1": ("/v1/predict", dict(zip(names, values, strict=True))),
-        "v2": (f"/v2/models/{project(model)}/infer", {"inputs": tensors}),
+        "kserve": (f"/v1/models/{name}:predict", {"instances": [values]}),
+        "v2": (f"/v2/models/{name}/infer", {"inputs": tensors}),
+        "inputs": ("/invocations", {"inputs": [values]}),
+        "instances": ("/invocations", {"instances": [values]}),
+        "split": ("/invocations", {"dataframe_split": {"columns": names, "data": [values]}}),
     }
+
+
+def route_label(route: str) -> str:
+    """The route's path, with the body's kind when several routes share the path."""
+    path = ROUTES[route][0]
+    shared = sum(1 for other, _ in ROUTES.values() if other == path) > 1
+    return f"{path} {route}" if shared else path
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -88,18 +110,25 @@ def free_port() -> int:
 
 def tree_cpu_seconds(pid: int) -> float:
     """utime + stime of a process and all its descendants (Linux /proc)."""
-    total = 0.0
+    return sum(tree_cpu_roles(pid).values())
+
+
+def tree_cpu_roles(pid: int) -> dict[str, float]:
+    """`tree_cpu_seconds` by role: the prediction-spool loader apart from the rest."""
+    roles: dict[str, float] = {}
     pending = [pid]
     while pending:
         current = pending.pop()
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            command = Path(f"/proc/{current}/cmdline").read_bytes()
             children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
         except (OSError, IndexError):
             continue
+        role = "loader" if b"petalops.monitoring.spool" in command else "server"
+        roles[role] = roles.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
         pending.extend(int(c) for c in children)
-    return total
+    return roles
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
@@ -210,14 +239,57 @@ def _ms(text: str) -> float:
     return float(match[1]) * _UNITS[match[2]] if match else float("nan")
 
 
+# Appended to the request script by --gap: every response's completion time, from
+# clock_gettime through LuaJIT's FFI (wrk's Lua has no sub-second clock of its own); the
+# largest gap between consecutive responses (one wrk thread sees every connection's) and
+# the number of gaps over 20 ms are printed at the end.
+GAP_LUA = r"""
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } petalops_timespec;
+int clock_gettime(int clock, petalops_timespec *t);
+]]
+local now = ffi.new("petalops_timespec")
+local last = nil
+local started = nil
+largest, over, at = 0, 0, 0
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+response = function(status, headers, body)
+  ffi.C.clock_gettime(1, now)
+  local t = tonumber(now.tv_sec) + tonumber(now.tv_nsec) * 1e-9
+  if last ~= nil then
+    local gap = t - last
+    if gap > largest then largest = gap; at = t - started end
+    if gap > 0.020 then over = over + 1 end
+  else
+    started = t
+  end
+  last = t
+end
+done = function(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    io.write(string.format("largest gap: %.3f ms at %.1f s; gaps over 20 ms: %d\n",
+      thread:get("largest") * 1000, thread:get("at"), thread:get("over")))
+  end
+end
+"""
+
+
 def wrk(
-    url: str, body: dict[str, object], connections: int, seconds: float, workdir: Path
-) -> tuple[float, float, float, int]:
+    url: str,
+    body: dict[str, object],
+    connections: int,
+    seconds: float,
+    workdir: Path,
+    gap: bool = False,
+) -> tuple[float, float, float, int, str]:
+    """req/s, p50 ms, p99 ms, errors and (with ``gap``) wrk's gap line."""
     script = workdir / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = '{json.dumps(body)}'\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n' + (GAP_LUA if gap else "")
     )
     command = [
         "wrk",
@@ -242,7 +314,8 @@ def wrk(
     for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: .*?(\d+)"):
         found = re.search(pattern, out)
         errors += int(found[1]) if found else 0
-    return rps, p50, p99, errors
+    gap_line = re.search(r"^largest gap: .*$", out, re.M)
+    return rps, p50, p99, errors, gap_line[0] if gap_line else ""
 
 
 def measure_all(
@@ -284,23 +357,45 @@ def measure_all(
         for target, route in cells:
             path, body = ROUTES[route]
             wrk(f"http://127.0.0.1:{servers[target][1]}{path}", body, 8, args.warmup, workdir)
+        if args.gap:
+            c = max(connections)
+            for target, route in cells:
+                process, port = servers[target]
+                path, body = ROUTES[route]
+                cpu_before = tree_cpu_seconds(process.pid)
+                rps, p50, p99, errors, gap = wrk(
+                    f"http://127.0.0.1:{port}{path}", body, c, args.gap, workdir, gap=True
+                )
+                cpu_us = (tree_cpu_seconds(process.pid) - cpu_before) / max(1.0, rps * args.gap)
+                label = route_label(route)
+                print(
+                    f"  {target:9} {label:26} c={c:<3} {args.gap:g} s: {rps:9.0f} req/s  "
+                    f"p99 {p99:7.2f} ms  cpu {cpu_us * 1e6:6.0f} µs/req  errors {errors}  {gap}",
+                    flush=True,
+                )
+            return []
         for number in range(1, args.rounds + 1):
             print(f"round {number}/{args.rounds}", flush=True)
             for c in connections:
                 for target, route in cells:
                     process, port = servers[target]
                     path, body = ROUTES[route]
-                    cpu_before = tree_cpu_seconds(process.pid)
-                    rps, p50, p99, errors = wrk(
+                    cpu_before = tree_cpu_roles(process.pid)
+                    rps, p50, p99, errors, _ = wrk(
                         f"http://127.0.0.1:{port}{path}", body, c, args.duration, workdir
                     )
-                    cpu = tree_cpu_seconds(process.pid) - cpu_before
-                    cpu_us = cpu / max(1.0, rps * args.duration) * 1e6
-                    result = Result(target, path, c, rps, p50, p99, errors, cpu_us)
-                    rounds.setdefault((target, path, c), []).append(result)
+                    cpu_after = tree_cpu_roles(process.pid)
+                    answered = max(1.0, rps * args.duration)
+                    cpu_us = (sum(cpu_after.values()) - sum(cpu_before.values())) / answered * 1e6
+                    loader = cpu_after.get("loader", 0.0) - cpu_before.get("loader", 0.0)
+                    loader_us = loader / answered * 1e6
+                    label = route_label(route)
+                    result = Result(target, label, c, rps, p50, p99, errors, cpu_us)
+                    rounds.setdefault((target, label, c), []).append(result)
                     print(
-                        f"  {target:9} {path:24} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.3f} ms  "
-                        f"p99 {p99:7.2f} ms  cpu {cpu_us:6.0f} µs/req  errors {errors}",
+                        f"  {target:9} {label:26} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.3f} ms  "
+                        f"p99 {p99:7.2f} ms  cpu {cpu_us:6.0f} µs/req  errors {errors}"
+                        + (f"  (spool loader {loader_us:.0f} µs of it)" if loader_us else ""),
                         flush=True,
                     )
     finally:
@@ -334,7 +429,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", default="1,64")
     parser.add_argument("--targets", default="floor,fastapi,petalops")
-    parser.add_argument("--routes", default="predict,v1,v2")
+    parser.add_argument("--routes", default="predict,v1,kserve,v2,inputs,instances")
+    parser.add_argument(
+        "--gap",
+        type=float,
+        help="instead: /predict for this many seconds, printing the largest response gap",
+    )
     parser.add_argument("--model", choices=MODELS, default="iris", help="see bench.apps.models")
     parser.add_argument("--home", type=Path, help="an existing trained .petalops to serve")
     parser.add_argument(
@@ -352,7 +452,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
     connections = [int(c) for c in args.connections.split(",")]
-    routes = args.routes.split(",")
+    routes = ["predict"] if args.gap else args.routes.split(",")
     ROUTES.update(routes_for(args.model))
     workdir = Path(tempfile.mkdtemp(prefix="petalops-bench-"))
     try:
@@ -364,20 +464,24 @@ def main() -> None:
             f"model {args.model}"
         )
         results = measure_all(args.targets.split(","), routes, connections, args, home, workdir)
+        if args.gap:
+            return
         print("\nmedian round:")
         for r in results:
             print(
-                f"  {r.target:9} {r.route:24} c={r.connections:<3} {r.rps:9.0f} req/s  "
+                f"  {r.target:9} {r.route:26} c={r.connections:<3} {r.rps:9.0f} req/s  "
                 f"p50 {r.p50_ms:7.3f} ms  p99 {r.p99_ms:7.2f} ms  cpu {r.cpu_us:6.0f} µs/req  "
                 f"errors {r.errors}"
             )
-        floor = {r.connections: r.rps for r in results if r.target == "floor"}
-        print("\nshare of the floor (same run):")
+        floor = {r.connections: r for r in results if r.target == "floor"}
+        print("\nagainst the floor (same run): req/s share, p99 ratio, CPU µs/req over it")
         for r in results:
-            if r.target != "floor" and r.connections in floor:
+            base = floor.get(r.connections)
+            if r.target != "floor" and base is not None:
                 print(
-                    f"  {r.target:9} {r.route:24} c={r.connections:<3} "
-                    f"{r.rps / floor[r.connections]:.2f}"
+                    f"  {r.target:9} {r.route:26} c={r.connections:<3} "
+                    f"{r.rps / base.rps:.2f} x req/s  {r.p99_ms / base.p99_ms:.2f} x p99  "
+                    f"+{r.cpu_us - base.cpu_us:.0f} µs/req"
                 )
         load = os.getloadavg()
         print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

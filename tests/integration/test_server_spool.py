@@ -74,3 +74,31 @@ def test_rows_arrive_once_within_the_bound_and_shutdown_loads_the_rest(
     assert sorted(logged) == sorted(done)  # each answered row once, none lost at shutdown
     locks = ("loader.lock", "writers.lock")  # the loader's flock, and the writers' one
     assert [p.name for p in (home / "spool").iterdir() if p.name not in locks] == []
+
+
+def test_with_several_workers_the_loader_refreshes_the_drift_gauges(
+    trained_settings: Settings,
+) -> None:
+    # A refresh is seconds of statistics under one interpreter's GIL: in a worker it stalled
+    # that worker's requests. With a spool and several workers the loader process runs it.
+    home = trained_settings.home_dir
+    server = ServerProcess(home, workers=2, env={"PETALOPS_MONITOR__GAUGE_SECONDS": "0.5"})
+    try:
+        server.wait_until("/readyz")
+        for _ in range(60):
+            assert httpx.post(server.url + "/predict", json={"features": ROW}).status_code == 200
+        deadline = time.monotonic() + 30
+        text = ""
+        while time.monotonic() < deadline and "petalops_drift_score{" not in text:
+            time.sleep(0.2)
+            text = httpx.get(server.url + "/metrics").text
+        assert "petalops_drift_score{" in text
+        [directory] = (home / "serve").glob("prometheus-*")
+        writers = {
+            int(p.stem.rsplit("_", 1)[1])
+            for p in directory.glob("gauge_mostrecent_*")
+            if b"petalops_drift_score" in p.read_bytes()  # labelled: only written when set
+        }
+        assert writers == {server.loader_pid()}  # the loader alone: no worker computes them
+    finally:
+        server.stop()

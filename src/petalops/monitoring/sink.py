@@ -25,10 +25,11 @@ import socket
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
 
 from petalops.monitoring import metrics
+from petalops.monitoring.record import answer_records
 
 if TYPE_CHECKING:  # SQLAlchemy costs ~0.4 s to import; the supervisor must not pay it
     from petalops.monitoring.store import MonitorStore
@@ -57,6 +58,25 @@ class PredictionSink(Protocol):
 
     def log_many(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Queue the rows of one request; returns how many were accepted."""
+        ...
+
+    def log_answer(
+        self,
+        request_id: str,
+        route: str,
+        model_name: str,
+        model_version: str,
+        classes: Sequence[str],
+        variant: str,
+        status: int,
+        latency_ms: float | None,
+        rows: Sequence[Any],
+        labels: Sequence[int | None],
+        probas: Sequence[Any],
+        reference: Sequence[int] | None = None,
+    ) -> int:
+        """Queue the rows of one answer (`petalops.monitoring.record.answer_records`'s
+        fields, without building them); returns how many were accepted."""
         ...
 
     @property
@@ -123,6 +143,42 @@ class BoundedSink(ABC):
     def log_many(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Queue the rows of one batch request; returns how many were accepted."""
         return sum(1 for record in records if self.log(record))
+
+    def log_answer(
+        self,
+        request_id: str,
+        route: str,
+        model_name: str,
+        model_version: str,
+        classes: Sequence[str],
+        variant: str,
+        status: int,
+        latency_ms: float | None,
+        rows: Sequence[Any],
+        labels: Sequence[int | None],
+        probas: Sequence[Any],
+        reference: Sequence[int] | None = None,
+    ) -> int:
+        """Queue the rows of one answer; the spool overrides this with a cheaper path."""
+        try:
+            made = answer_records(
+                request_id,
+                route,
+                model_name,
+                model_version,
+                classes,
+                variant,
+                status,
+                latency_ms,
+                rows,
+                labels,
+                probas,
+                reference,
+            )
+        except Exception:
+            self._drop(len(rows))
+            return 0
+        return self.log_many(made)
 
     def _drop(self, count: int) -> None:
         self.dropped += count

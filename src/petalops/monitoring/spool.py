@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,7 @@ import orjson
 
 from petalops.logs import JsonFormatter
 from petalops.monitoring import metrics
-from petalops.monitoring.record import to_values
+from petalops.monitoring.record import answer_line, answer_values, to_values
 from petalops.monitoring.sink import HEALTH_EVERY_SECONDS, BoundedSink, writer_id
 
 if TYPE_CHECKING:  # `petalops serve`'s supervisor imports this module: SQLAlchemy costs ~0.4 s
@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 
 SPOOL_ENV = "_PETALOPS_PREDICTION_SPOOL"
 LOADER_ENV = "_PETALOPS_SPOOL_LOADER"
+# petalops.serving.app.SETTINGS_ENV, the settings `petalops serve` hands its processes
+# (spelled out: importing the app would cost the loader FastAPI's import).
+SERVE_SETTINGS_ENV = "_PETALOPS_SERVE_SETTINGS"
+# prometheus-client's multiprocess directory (petalops.serving.metrics.MULTIPROC_ENV).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 READY = ".jsonl"
 PARTIAL = ".part"
 LOCK_NAME = "loader.lock"
@@ -81,16 +86,17 @@ def _writer_tag(writer: str) -> str:
     return "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in writer)
 
 
-def _parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
+def _parse_lines(data: bytes) -> tuple[list[Any], int]:
     """The complete records of a spool file and how many lines had to be skipped.
 
-    A record counts only if its line ends with a newline and parses as a JSON object: a
-    write cut short leaves a last line without its newline (or a prefix of an object, which
-    is never valid JSON), so a torn record is never taken for a row."""
+    A record counts only if its line ends with a newline and parses as a JSON object (one
+    record) or array (an answer line, all the rows of one request): a write cut short
+    leaves a last line without its newline (or a prefix of one, which is never valid
+    JSON), so a torn record is never taken for a row."""
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     skipped = 1 if tail.strip() else 0
-    records: list[dict[str, Any]] = []
+    records: list[Any] = []
     for line in lines:
         if not line.strip():
             continue
@@ -99,7 +105,7 @@ def _parse_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
         except orjson.JSONDecodeError:
             skipped += 1
             continue
-        if isinstance(value, dict):
+        if isinstance(value, (dict, list)):
             records.append(value)
         else:
             skipped += 1
@@ -162,6 +168,56 @@ class SpoolWriter(BoundedSink):
         with self._lock:
             self._buffer += line
             self._buffered += 1
+
+    def log_answer(
+        self,
+        request_id: str,
+        route: str,
+        model_name: str,
+        model_version: str,
+        classes: Sequence[str],
+        variant: str,
+        status: int,
+        latency_ms: float | None,
+        rows: Sequence[Any],
+        labels: Sequence[int | None],
+        probas: Sequence[Any],
+        reference: Sequence[int] | None = None,
+    ) -> int:
+        """Every row of one answer as one line (`petalops.monitoring.record.answer_line`):
+        one orjson dump and one lock a request, no record dicts. All its rows are taken,
+        or (past ``queue_size``, or failing) all dropped and counted."""
+        n = len(rows)
+        try:
+            if self._stopping or self._buffered + self._spooled_rows >= self.queue_size:
+                self._drop(n)
+                return 0
+            names = [None if label is None else classes[label] for label in labels]
+            line = orjson.dumps(
+                answer_line(
+                    request_id,
+                    time.time(),
+                    model_name,
+                    model_version,
+                    variant,
+                    route,
+                    status,
+                    latency_ms,
+                    rows,
+                    labels,
+                    names,
+                    probas,
+                    reference,
+                ),
+                option=_DUMP,
+            )
+            with self._lock:
+                self._buffer += line
+                self._buffered += n
+            return n
+        except Exception:  # a side channel never fails a request
+            self._drop(n)
+            return 0
 
     @property
     def _queued(self) -> int:
@@ -302,7 +358,10 @@ class SpoolLoader:
             rows = []
             for record in records:
                 try:
-                    rows.append(to_values(record, now))
+                    if type(record) is list:
+                        rows.extend(answer_values(record, now))
+                    else:
+                        rows.append(to_values(record, now))
                 except Exception:
                     torn += 1
             if torn:
@@ -440,6 +499,30 @@ def _writer_alive(name: str, host: str) -> bool | None:
 # -- the loader process `petalops serve` starts ------------------------------------------
 
 
+def gauges_in_loader(env: Mapping[str, str]) -> bool:
+    """Whether the spool loader, not a serving worker, refreshes the drift and live-quality
+    gauges: under `petalops serve` with several workers (a multiprocess metrics directory,
+    which every worker's /metrics reads, and a spool). A refresh is seconds of statistics
+    (and, the first time, scipy's import) under one interpreter's GIL: in a worker it
+    stalled every request of that worker (bench/serve.py --gap; docs/serving.md)."""
+    return bool(env.get(MULTIPROC_ENV)) and bool(env.get(SPOOL_ENV) or env.get(LOADER_ENV))
+
+
+def start_loader_gauges(env: Mapping[str, str]) -> Any:
+    """In the loader: the gauge refresher of the served settings (a thread of this niced
+    process, with its own store), or None when the workers keep them (`gauges_in_loader`)."""
+    payload = env.get(SERVE_SETTINGS_ENV)
+    if not payload or not gauges_in_loader(env):
+        return None
+    from petalops.config import Settings
+    from petalops.monitoring.metrics import start_gauge_refresher
+
+    settings = Settings(**orjson.loads(payload))
+    if settings.monitor.gauge_seconds <= 0:
+        return None
+    return start_gauge_refresher(settings, interval=settings.monitor.gauge_seconds)
+
+
 def loader_config(directory: Path, url: str, retention_days: float | None) -> str:
     """What :func:`main` reads from ``LOADER_ENV`` (an env var keeps a DB password off ps)."""
     payload = {"directory": str(directory), "url": url, "retention_days": retention_days}
@@ -492,7 +575,14 @@ def main() -> None:
             log.warning("prediction spool: the store is unavailable, will retry", exc_info=True)
             if stop.wait(5.0):
                 return
+    gauges = None
+    try:
+        gauges = start_loader_gauges(os.environ)
+    except Exception:  # the gauges are a side job: loading goes on without them
+        log.warning("prediction spool: the drift gauges could not start", exc_info=True)
     SpoolLoader(directory, store, retention_days=config["retention_days"]).run(stop)
+    if gauges is not None:
+        gauges.stop()
     store.close()
 
 

@@ -252,13 +252,15 @@ class LinearRuntime(ModelRuntime):
     def predict_one(self, row: list[float]) -> tuple[int, list[float]]:
         if len(row) != self.n_features:
             raise InputError(f"expected {self.n_features} features, got {len(row)}")
+        # Plain zip: the lengths are checked above and fixed at load, and zip's strict=True
+        # keyword costs more than the four multiplications (keyword parsing per call).
         if self._fill is not None:
             # v != v is NaN; None is a missing value too
-            row = [f if v is None or v != v else v for v, f in zip(row, self._fill, strict=True)]
+            row = [f if v is None or v != v else v for v, f in zip(row, self._fill)]  # noqa: B905
         scores = []
-        for w_row, b in zip(self._w_rows, self._b, strict=True):
+        for w_row, b in zip(self._w_rows, self._b):  # noqa: B905
             score = b
-            for w, v in zip(w_row, row, strict=True):
+            for w, v in zip(w_row, row):  # noqa: B905
                 score += w * v
             scores.append(score)
         top = max(scores)

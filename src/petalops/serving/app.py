@@ -10,6 +10,7 @@ else (``/docs``, ``/openapi.json``, ``/admin/*``, unknown paths) goes to FastAPI
 from __future__ import annotations
 
 import fcntl
+import gc
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from petalops.config import Settings, load_settings
 from petalops.data.schema import Schema
 from petalops.monitoring.metrics import start_gauge_refresher
 from petalops.monitoring.sink import PredictionSink
-from petalops.monitoring.spool import SPOOL_ENV, SpoolWriter
+from petalops.monitoring.spool import SPOOL_ENV, SpoolWriter, gauges_in_loader
 from petalops.serving import routes
 from petalops.serving.accesslog import JsonLog
 from petalops.serving.codec import Codec
@@ -100,6 +101,10 @@ class PetalopsApp:
         # Take traffic once the first model is in (bounded): with several workers on one
         # socket, a cold worker would otherwise answer 503 beside ready ones.
         await server.holder.wait_first_reconcile(STARTUP_WAIT_SECONDS)
+        # Everything alive now (modules, the model, FastAPI's routes: ~10^5 objects) lives as
+        # long as the worker: out of the collector's sight, a full collection under load
+        # walks only what requests left behind (see docs/serving.md, "Performance").
+        gc.freeze()
 
     async def shutdown(self) -> None:
         server = self.server
@@ -120,7 +125,12 @@ def start_background(settings: Settings, sink: Any, log: JsonLog) -> list[Any]:
     worker may run one: the lease lets exactly one act)."""
     started: list[Any] = []
     store = getattr(sink, "store", None)
-    if store is not None and settings.monitor.gauge_seconds > 0 and _elected(settings, "gauges"):
+    if (
+        store is not None
+        and settings.monitor.gauge_seconds > 0
+        and not gauges_in_loader(os.environ)  # `petalops serve`'s loader refreshes them
+        and _elected(settings, "gauges")
+    ):
         try:
             started.append(
                 start_gauge_refresher(settings, store, interval=settings.monitor.gauge_seconds)

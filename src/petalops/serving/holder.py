@@ -63,7 +63,8 @@ class Served:
 
     def out_of_range(self, row: list[float]) -> int:
         n = 0
-        for v, lo, hi in zip(row, self.feature_min, self.feature_max, strict=False):
+        # zip's strict= keyword is parsed on every call: left out on the hot path.
+        for v, lo, hi in zip(row, self.feature_min, self.feature_max):  # noqa: B905
             # categories (strings) and missing values (None) have no range
             if type(v) is float and (v < lo or v > hi):
                 n += 1

@@ -108,9 +108,7 @@ def _typed_row(value: list[Any], schema: Schema, where: str, example: Any) -> li
 
 def _strict(schema: Schema | None) -> bool:
     # Numbers only, never missing: the fast path alone decides.
-    return schema is None or (
-        schema.numeric_only and not any(c.allow_missing for c in schema.columns)
-    )
+    return schema is None or schema.strict_numeric
 
 
 def check_row(

@@ -262,3 +262,81 @@ def test_a_stopped_loader_gives_up_on_a_writer_that_never_closes(
     SpoolLoader(spool, store).run(stop, 0.02, writers_wait=0.3)
     assert "writers still open at exit" in caplog.text
     writer.close()
+
+
+def test_an_answer_line_loads_as_one_row_per_prediction(spool: Path, store: MonitorStore) -> None:
+    # The server's path (log_answer): one line for all the rows of a request, loaded as
+    # the rows a record each would have made, champion reference and class names included.
+    with SpoolWriter(spool, store, flush_seconds=60.0) as writer:
+        accepted = writer.log_answer(
+            "ans",
+            "/v1/predict",
+            "iris",
+            "2",
+            ["setosa", "versicolor", "virginica"],
+            "challenger",
+            200,
+            1.5,
+            [[5.1, 3.5, 1.4, 0.2], [6.0, 2.2, 5.0, 1.5]],
+            [0, 2],
+            [[0.9, 0.05, 0.05], [0.1, 0.2, 0.7]],
+            [0, 1],
+        )
+        assert accepted == 2
+        assert writer.pending == 2
+    assert len(spool_files(spool)) == 1  # one file, one line: both rows
+    assert SpoolLoader(spool, store).load_once() == 2
+    with store.engine.connect() as conn:
+        query = sa.select(predictions).order_by(predictions.c.row)
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    assert [(r["request_id"], r["row"]) for r in rows] == [("ans", 0), ("ans", 1)]
+    assert [r["class_name"] for r in rows] == ["setosa", "virginica"]
+    assert [r["prediction"] for r in rows] == [0, 2]
+    assert [r["reference_prediction"] for r in rows] == [0, 1]
+    assert orjson.loads(rows[1]["features"]) == [6.0, 2.2, 5.0, 1.5]
+    assert orjson.loads(rows[0]["probabilities"]) == [0.9, 0.05, 0.05]
+    assert {(r["model_name"], r["model_version"], r["variant"], r["route"]) for r in rows} == {
+        ("iris", "2", "challenger", "/v1/predict")
+    }
+    assert {(r["status"], r["latency_ms"], r["label"]) for r in rows} == {(200, 1.5, None)}
+    assert spool_files(spool) == []
+
+
+def test_answer_lines_count_against_the_bound_and_bad_ones_are_skipped(
+    spool: Path, store: MonitorStore
+) -> None:
+    writer = SpoolWriter(spool, store, queue_size=3, flush_seconds=60.0)
+
+    def answer(request_id: str, n: int, labels: list[int] | None = None) -> int:
+        return writer.log_answer(
+            request_id, "/predict", "iris", "1", ["a", "b"], "champion", 200, 0.1,
+            [[1.0]] * n, labels if labels is not None else [0] * n, [[1.0, 0.0]] * n,
+        )  # fmt: skip
+
+    assert answer("a", 2) == 2
+    assert answer("b", 1) == 1
+    assert answer("c", 1) == 0  # over the bound: dropped and counted
+    assert writer.dropped == 1
+    writer.close()
+    (spool / "00000000000000000001-x-00000000.jsonl").write_bytes(
+        b'[1,"short"]\n[2,"r",0,"iris","1","champion","/p",200,0.1,[[1.0]],[0],["a"],[[1.0]],null]\n'
+    )
+    loader = SpoolLoader(spool, store)
+    assert loader.load_once() == 3
+    assert sorted(request_ids(store)) == ["a", "a", "b"]
+    assert loader.skipped == 2  # a line of the wrong length, a layout this loader does not know
+
+
+def test_the_loader_keeps_the_gauges_only_beside_a_multiprocess_server() -> None:
+    from petalops.monitoring import spool as module
+    from petalops.serving import app
+    from petalops.serving import metrics as serving_metrics
+
+    assert module.SERVE_SETTINGS_ENV == app.SETTINGS_ENV
+    assert module.MULTIPROC_ENV == serving_metrics.MULTIPROC_ENV
+    several = {module.MULTIPROC_ENV: "/tmp/m"}
+    assert module.gauges_in_loader({**several, module.SPOOL_ENV: "/s"})  # a worker's view
+    assert module.gauges_in_loader({**several, module.LOADER_ENV: "{}"})  # the loader's
+    assert not module.gauges_in_loader({module.SPOOL_ENV: "/s"})  # one worker: it keeps them
+    assert not module.gauges_in_loader(several)  # no spool (log off): no loader
+    assert module.start_loader_gauges({module.LOADER_ENV: "{}"}) is None

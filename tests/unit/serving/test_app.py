@@ -55,3 +55,16 @@ def test_request_id_generated_and_unique(client: TestClient) -> None:
     third = client.get("/docs").headers["x-request-id"]
     assert len({first, second, third}) == 3
     assert client.get("/docs", headers={"X-Request-ID": "mine"}).headers["x-request-id"] == "mine"
+
+
+def test_startup_freezes_what_it_loaded(app: PetalopsApp) -> None:
+    import gc
+
+    gc.unfreeze()
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            assert client.get("/readyz").status_code == 200
+            # The heap of a started worker is out of the collector's sight.
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
