@@ -198,12 +198,6 @@ def live(
 
     shuffled = train_shuffled(settings)
     slow = train_slow(settings)
-    if HAS_FAULT_HOOK:
-        # The MLP's compute alone is not over max_p99_ms=6 on every run (p99 ~4 ms in
-        # runs of main and of this branch alike; the rollback then came from the estimated
-        # accuracy, not p99): the test leaned on wall time. 8 ms more a prediction keeps
-        # it slow on any machine.
-        store.set_version_tag(settings, slow, FAULT_TAG, "delay_ms:8")
     tampered = register_tampered(settings, "2")
     info = store.get_version(settings, "2")
     erroring = _create_version(settings, info.run_id, info.sha256)
