@@ -13,7 +13,7 @@ from typing import Annotated, ClassVar
 import typer
 
 import petalops
-from petalops.cli.common import Lazy, LazyGroup, example, run_guarded
+from petalops.cli.common import Lazy, LazyGroup, example, finish, run_guarded
 
 # -h beside --help, in every sub-command too (a context passes it on to its children).
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -122,4 +122,4 @@ def version_cmd(
 
 def main() -> None:
     """Console entry point: usage and domain errors become one line and an exit code."""
-    sys.exit(run_guarded(app))
+    finish(run_guarded(app))

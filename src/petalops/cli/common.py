@@ -8,15 +8,19 @@ error table (2 for usage and input errors). Nothing is started before the line i
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import difflib
 import importlib
 import json
+import os
 import re
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, NoReturn
 
 import typer
 
@@ -287,6 +291,40 @@ def usage_error_line(exc: UsageError) -> str:
 
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
+
+
+_teardown = {"skip": False}
+
+
+def skip_teardown() -> None:
+    """Have `finish` end this process without the interpreter's teardown.
+
+    For a command that has written everything it writes and holds a large heap: after
+    `petalops train`, CPython's finalization (freeing every module and object of MLflow,
+    scikit-learn, SciPy and pandas, ~400 MB) took 0.8-0.9 s, a fifth of the command, with
+    nothing left to do. Call it only once the command's files are closed.
+    """
+    _teardown["skip"] = True
+
+
+def finish(code: int) -> NoReturn:
+    """End the process with ``code``: `sys.exit`, or, after `skip_teardown`, the atexit
+    handlers (logging's flush, MLflow's, temporary files' cleanup) and the standard streams'
+    flush, then `os._exit`. A non-daemon thread still running means a normal exit, which
+    waits for it."""
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if not _teardown["skip"] or any(not t.daemon for t in others):
+        sys.exit(code)
+    _flush()
+    atexit._run_exitfuncs()
+    _flush()  # what the handlers printed
+    os._exit(code)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`| head`), stream
+            stream.flush()
 
 
 def run_guarded(app: typer.Typer, args: Sequence[str] | None = None) -> int:

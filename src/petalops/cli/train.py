@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from petalops.cli.common import ConfigOption, JsonOption, SetOption, print_json, settings_from
+from petalops.cli.common import (
+    ConfigOption,
+    JsonOption,
+    SetOption,
+    print_json,
+    settings_from,
+    skip_teardown,
+)
 
 
 def train(
@@ -79,6 +86,7 @@ def train(
             on_step=on_step,
         )
         progress.update(task, completed=len(STEPS))
+    skip_teardown()  # all is logged and closed: no ~0.9 s of freeing the heap at exit
 
     if as_json:
         print_json(
