@@ -20,6 +20,7 @@ from petalops.cli.common import (
     print_json,
     reading,
     settings_from,
+    skip_teardown,
 )
 
 app = group("Drift, live quality, alerts and the retraining loop.")
@@ -316,6 +317,7 @@ def status(
     overrides: SetOption = None,
 ) -> None:
     """Live accuracy and macro-F1 per version and variant, log health, recent loop events."""
+    skip_teardown()  # reads, or writes through closed files: `finish`
     from petalops.monitoring.reads import MonitorReader
     from petalops.monitoring.status import monitor_status
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from petalops.cli.common import ConfigOption, SetOption, settings_from
+from petalops.cli.common import ConfigOption, SetOption, settings_from, skip_teardown
 from petalops.errors import InputError
 
 if TYPE_CHECKING:
@@ -146,6 +146,7 @@ def predict(
     overrides: SetOption = None,
 ) -> None:
     """Predict with a registered version, using the same compiled runtime as the server."""
+    skip_teardown()  # reads, or writes through closed files: `finish`
     from petalops.registry import load_runtime
 
     settings = settings_from(config, overrides)

@@ -14,6 +14,7 @@ from petalops.cli.common import (
     group,
     print_json,
     settings_from,
+    skip_teardown,
 )
 
 app = group("Browse model versions and move aliases.")
@@ -26,6 +27,7 @@ def list_cmd(
     config: ConfigOption = None, overrides: SetOption = None, as_json: JsonOption = False
 ) -> None:
     """Every version of the model, newest first, with aliases and accuracy."""
+    skip_teardown()  # reads, or writes through closed files: `finish`
     from petalops.registry import list_versions
 
     settings = settings_from(config, overrides)
@@ -119,6 +121,7 @@ def show_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """One version's lineage: data, run, parameters, metrics, gate, code and libraries."""
+    skip_teardown()  # reads, or writes through closed files: `finish`
     from petalops.registry import resolve
 
     settings = settings_from(config, overrides)

@@ -25,6 +25,7 @@ from petalops.cli.common import (
     print_json,
     reading,
     settings_from,
+    skip_teardown,
 )
 from petalops.errors import ConfigError
 from petalops.rollout.strategies.registry import names as strategy_names
@@ -219,6 +220,7 @@ def status(
     ] = 0.0,
 ) -> None:
     """Strategy, step, weights, per-variant numbers, the verdict so far, time to next step."""
+    skip_teardown()  # reads, or writes through closed files: `finish`
     from petalops.rollout.api import rollout_status
 
     settings = reading(settings_from(config, overrides))
@@ -326,6 +328,7 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Every rollout decision with its numbers, oldest first."""
+    skip_teardown()  # reads, or writes through closed files: `finish`
     from petalops.rollout.api import rollout_history
 
     rows = rollout_history(reading(settings_from(config, overrides)), rollout, limit)
