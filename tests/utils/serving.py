@@ -16,6 +16,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from petalops.config import IRIS_CLASSES, IRIS_FEATURES
 from petalops.errors import NotFoundError
+from petalops.monitoring.record import answer_records
 from petalops.pipeline.compile import write_bundle
 from petalops.pipeline.profile import build_profile
 from petalops.registry import VersionInfo
@@ -110,6 +111,11 @@ class ListSink:
     def log_many(self, records: list[dict[str, Any]]) -> int:
         self.records.extend(records)
         return len(records)
+
+    def log_answer(self, *answer: Any) -> int:
+        made = answer_records(*answer)  # the records a BoundedSink makes of an answer
+        self.records.extend(made)
+        return len(made)
 
     def close(self, timeout: float = 10.0) -> None:
         pass

@@ -212,29 +212,20 @@ def _log_answer(
     probas: Sequence[list[float]],
     reference: list[int] | None,
 ) -> None:
-    """A 200 answer's rows to the sink: by its cheap ``log_answer`` (the spool: no record
-    dicts), or as records for a sink that only takes those (test doubles)."""
-    log_answer = getattr(sink, "log_answer", None)
-    if log_answer is not None:
-        log_answer(
-            request_id,
-            route,
-            served.name,
-            served.version,
-            served.classes,
-            variant,
-            200,
-            latency_ms,
-            rows,
-            labels,
-            probas,
-            reference,
-        )
-        return
-    sink.log_many(
-        records(
-            request_id, route, served, variant, 200, latency_ms, rows, labels, probas, reference
-        )
+    """A 200 answer's rows to the sink, by its ``log_answer`` (the spool's: no record dicts)."""
+    sink.log_answer(
+        request_id,
+        route,
+        served.name,
+        served.version,
+        served.classes,
+        variant,
+        200,
+        latency_ms,
+        rows,
+        labels,
+        probas,
+        reference,
     )
 
 

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from petalops.monitoring.record import answer_records
 from petalops.rollout.routing import TrafficPolicy
 from petalops.runtime.model import ModelRuntime, open_bundle
 from petalops.serving.accesslog import JsonLog
@@ -38,6 +39,11 @@ class Sink:
 
     def log_many(self, records: list[dict[str, Any]]) -> None:
         self.records.extend(records)
+
+    def log_answer(self, *answer: Any) -> int:
+        made = answer_records(*answer)  # the records a BoundedSink makes of an answer
+        self.records.extend(made)
+        return len(made)
 
     def close(self, timeout: float = 10.0) -> None:
         pass
