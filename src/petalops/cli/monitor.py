@@ -317,7 +317,7 @@ def status(
     overrides: SetOption = None,
 ) -> None:
     """Live accuracy and macro-F1 per version and variant, log health, recent loop events."""
-    skip_teardown()  # reads, or writes through closed files: `finish`
+    skip_teardown()  # only reads, or writes through closed files (`finish`)
     from petalops.monitoring.reads import MonitorReader
     from petalops.monitoring.status import monitor_status
 

@@ -146,7 +146,7 @@ def predict(
     overrides: SetOption = None,
 ) -> None:
     """Predict with a registered version, using the same compiled runtime as the server."""
-    skip_teardown()  # reads, or writes through closed files: `finish`
+    skip_teardown()  # only reads, or writes through closed files (`finish`)
     from petalops.registry import load_runtime
 
     settings = settings_from(config, overrides)

@@ -27,7 +27,7 @@ def list_cmd(
     config: ConfigOption = None, overrides: SetOption = None, as_json: JsonOption = False
 ) -> None:
     """Every version of the model, newest first, with aliases and accuracy."""
-    skip_teardown()  # reads, or writes through closed files: `finish`
+    skip_teardown()  # only reads, or writes through closed files (`finish`)
     from petalops.registry import list_versions
 
     settings = settings_from(config, overrides)
@@ -121,7 +121,7 @@ def show_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """One version's lineage: data, run, parameters, metrics, gate, code and libraries."""
-    skip_teardown()  # reads, or writes through closed files: `finish`
+    skip_teardown()  # only reads, or writes through closed files (`finish`)
     from petalops.registry import resolve
 
     settings = settings_from(config, overrides)

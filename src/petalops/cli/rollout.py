@@ -220,7 +220,7 @@ def status(
     ] = 0.0,
 ) -> None:
     """Strategy, step, weights, per-variant numbers, the verdict so far, time to next step."""
-    skip_teardown()  # reads, or writes through closed files: `finish`
+    skip_teardown()  # only reads, or writes through closed files (`finish`)
     from petalops.rollout.api import rollout_status
 
     settings = reading(settings_from(config, overrides))
@@ -328,7 +328,7 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Every rollout decision with its numbers, oldest first."""
-    skip_teardown()  # reads, or writes through closed files: `finish`
+    skip_teardown()  # only reads, or writes through closed files (`finish`)
     from petalops.rollout.api import rollout_history
 
     rows = rollout_history(reading(settings_from(config, overrides)), rollout, limit)

@@ -156,7 +156,7 @@ def show_config(
     overrides: SetOption = None,
 ) -> None:
     """Print the effective settings (defaults < petalops.yaml < PETALOPS_* < --set) as YAML."""
-    skip_teardown()  # reads, or writes through closed files: `finish`
+    skip_teardown()  # only reads, or writes through closed files (`finish`)
     import yaml
 
     settings = settings_from(config, overrides)

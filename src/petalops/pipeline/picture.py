@@ -79,7 +79,10 @@ class Drawing:
             assert self._child.stdin is not None
             self._child.stdin.write(json.dumps({"matrix": matrix, "classes": classes}).encode())
             self._child.stdin.close()
-        except OSError:
+        except OSError:  # could not start, or died before it read the matrix
+            if self._child is not None:
+                self._child.kill()
+                self._child.wait()
             self._child = None
 
     def wait(self) -> Path:
