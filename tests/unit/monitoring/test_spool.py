@@ -340,3 +340,36 @@ def test_the_loader_keeps_the_gauges_only_beside_a_multiprocess_server() -> None
     assert not module.gauges_in_loader({module.SPOOL_ENV: "/s"})  # one worker: it keeps them
     assert not module.gauges_in_loader(several)  # no spool (log off): no loader
     assert module.start_loader_gauges({module.LOADER_ENV: "{}"}) is None
+
+
+def test_the_collector_is_paused_only_while_a_chunk_loads(
+    spool: Path, store: MonitorStore, make_record: Record, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    writer = SpoolWriter(spool, store, flush_seconds=60.0)
+    writer.log_many([make_record(f"g{i}") for i in range(3)])
+    writer.flush(timeout=0.2)
+    writer.close()
+    loader = SpoolLoader(spool, store)
+    seen: list[bool] = []
+    load_spool = store.load_spool
+
+    def failing(files: Any) -> int:
+        seen.append(gc.isenabled())
+        raise RuntimeError("the store went away")
+
+    monkeypatch.setattr(store, "load_spool", failing)
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        loader.load_once()
+    assert seen == [False]  # paused during the chunk
+    assert gc.isenabled()  # and on again after a failure
+    monkeypatch.setattr(store, "load_spool", load_spool)
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        assert loader.load_once() == 3
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert request_ids(store) == ["g0", "g1", "g2"]

@@ -1,0 +1,112 @@
+"""What the spool loader costs per prediction row, with and without the collector paused.
+
+    .venv/bin/python bench/spool_load.py                 # 200,000 rows in 2,000-row files
+    .venv/bin/python bench/spool_load.py --rows 500000 --file-rows 500
+
+Every phase loads the same kind of spool files (answer lines as `SpoolWriter` writes them
+for ``/predict``: one row each) with a real `SpoolLoader` into a fresh SQLite store (WAL,
+the embedded default), in its own process, and prints the loader's CPU time per row:
+
+* shipped     the loader as it is: the cyclic collector paused while a chunk is parsed,
+              converted and inserted;
+* gc on       the same files, the collector left on through the chunk (the loader before).
+
+The loader runs beside the workers on the same cores: each µs it spends a row is one the
+workers do not have (bench/serve.py prints it as "spool loader … of it"). Never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+PHASES = {"shipped": True, "gc on": False}
+
+
+def write_files(directory: Path, rows: int, file_rows: int) -> None:
+    """Spool files as a worker writes them: one answer line per /predict request."""
+    import orjson
+
+    from petalops.monitoring.record import answer_line
+    from petalops.monitoring.spool import READY
+
+    prefix = os.urandom(4).hex()
+    now = time.time()
+    directory.mkdir(parents=True)
+    for start in range(0, rows, file_rows):
+        lines = []
+        for i in range(start, min(rows, start + file_rows)):
+            request_id = f"{prefix}-{i + 1:x}"  # as serving.http.new_request_id makes them
+            line = answer_line(
+                request_id,
+                now + i * 1e-4,
+                "iris",
+                "1",
+                "champion",
+                "/predict",
+                200,
+                0.412,
+                [[5.1, 3.5, 1.4, 0.2]],
+                [0],
+                ["setosa"],
+                [[0.9783998870533394, 0.02160005785943663, 5.508722396115099e-08]],
+                None,
+            )
+            lines.append(orjson.dumps(line))
+        (directory / f"{start:012d}-bench{READY}").write_bytes(b"\n".join(lines) + b"\n")
+
+
+def phase(name: str, rows: int, file_rows: int, out: Any) -> None:
+    pause = PHASES[name]
+    from petalops.monitoring.spool import SpoolLoader
+    from petalops.monitoring.store import MonitorStore
+
+    with tempfile.TemporaryDirectory(prefix="spool-load-") as work:
+        spool = Path(work) / "spool"
+        write_files(spool, rows, file_rows)
+        store = MonitorStore(f"sqlite:///{work}/monitor.db")
+        loader = SpoolLoader(spool, store, retention_days=None)
+        if not pause:  # the loader before the cut: the collector on through the chunk
+            loader._load_chunk = loader._load_chunk_unpaused  # type: ignore[method-assign]
+        gc.collect()
+        cpu, wall = time.process_time(), time.perf_counter()
+        loaded = loader.load_once()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        store.close()
+    if loaded != rows:
+        raise SystemExit(f"{name}: loaded {loaded} of {rows} rows")
+    out.send((cpu / rows * 1e6, wall / rows * 1e6))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--file-rows", type=int, default=2_000, help="rows per spool file")
+    args = parser.parse_args()
+    print(f"{args.rows:,} rows in {args.file_rows:,}-row spool files, SQLite (WAL)")
+    print(f"{'phase':<14} {'CPU µs/row':>11} {'wall µs/row':>12}")
+    results = {}
+    context = mp.get_context("spawn")
+    for name in PHASES:
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=phase, args=(name, args.rows, args.file_rows, send))
+        process.start()
+        cpu, wall = receive.recv()
+        process.join()
+        results[name] = cpu
+        print(f"{name:<14} {cpu:>11.2f} {wall:>12.2f}")
+    print(f"collector paused: {results['gc on'] - results['shipped']:.2f} µs less CPU a row")
+
+
+if __name__ == "__main__":
+    main()
