@@ -20,8 +20,9 @@ inputs and instances (MLflow ``/invocations`` with ``{"inputs": ...}`` or
 ``{"instances": ...}``), split (``/invocations`` with ``dataframe_split``).
 
 Load comes from wrk (``apt-get install wrk``), bounded by ``--duration``. Prints req/s,
-p50/p99 latency and the server's CPU time per request (all its processes, from /proc),
-then each figure's share of the floor's in the same run. ``--gap SECONDS`` instead runs
+p50/p99 latency and the server's CPU time per request (all its processes, from /proc,
+counted until they are idle again: the spool loader's rows of a run are that run's), then
+each figure's share of the floor's in the same run. ``--gap SECONDS`` instead runs
 ``/predict`` (and the floor) for that long at the largest ``--connections`` and prints the
 largest gap between two consecutive responses (a GC pause or any other stall of a worker
 shows up there, where a percentile hides it), timed in wrk's Lua with clock_gettime.
@@ -129,6 +130,22 @@ def tree_cpu_roles(pid: int) -> dict[str, float]:
         roles[role] = roles.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
         pending.extend(int(c) for c in children)
     return roles
+
+
+def settle(pid: int, quiet: float = 0.01, limit: float = 20.0) -> dict[str, float]:
+    """Wait until the server's processes are idle (under ``quiet`` CPU seconds in 0.25 s,
+    at most ``limit`` seconds), and return their CPU times then. The spool loader runs
+    behind the workers: what it still has to load when wrk stops is this cell's work, and
+    left running it would take the next cell's CPU (whichever target that is)."""
+    before = tree_cpu_roles(pid)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        after = tree_cpu_roles(pid)
+        if sum(after.values()) - sum(before.values()) < quiet:
+            return after
+        before = after
+    return before
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
@@ -384,7 +401,7 @@ def measure_all(
                     rps, p50, p99, errors, _ = wrk(
                         f"http://127.0.0.1:{port}{path}", body, c, args.duration, workdir
                     )
-                    cpu_after = tree_cpu_roles(process.pid)
+                    cpu_after = settle(process.pid)
                     answered = max(1.0, rps * args.duration)
                     cpu_us = (sum(cpu_after.values()) - sum(cpu_before.values())) / answered * 1e6
                     loader = cpu_after.get("loader", 0.0) - cpu_before.get("loader", 0.0)
