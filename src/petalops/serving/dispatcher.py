@@ -142,8 +142,10 @@ class Dispatcher:
         ]
         if extra:
             headers.extend(extra)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        exchange = call.exchange
+        if exchange is None or not exchange.respond(status, headers, body):
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
         seconds = time.perf_counter() - call.started
         label = call.route
         server.metrics.request(label, status, model_version, variant, seconds)
@@ -174,7 +176,13 @@ class Dispatcher:
         """Send a plain answer (no prediction), count it and log it."""
         server = self.server
         await send_response(
-            send, reply.status, reply.body, call.request_id, reply.content_type, reply.headers
+            send,
+            reply.status,
+            reply.body,
+            call.request_id,
+            reply.content_type,
+            reply.headers,
+            call.exchange,
         )
         seconds = time.perf_counter() - call.started
         server.metrics.request(call.route, reply.status, reply.version, "", seconds)

@@ -9,11 +9,12 @@ small and allocation-light.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from itertools import count
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -26,6 +27,23 @@ Send = Callable[[Message], Awaitable[None]]
 
 JSON = b"application/json"
 TEXT = b"text/plain; charset=utf-8"
+
+EXCHANGE = "petalops.exchange"
+"""The ASGI extension (``scope["extensions"]``) under which a server that knows petalops
+hands a request its `Exchange` (`petalops.serving.protocol.Exchange`, uvicorn here)."""
+
+
+class Exchange(Protocol):
+    """A server's shortcut for one request: its whole body once it is in (None: read it
+    through ``receive``), and the whole answer sent in one call (False: not sent, send it
+    as the ASGI messages)."""
+
+    def take_body(self) -> bytes | None: ...
+
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool: ...
+
+
+_REQUEST_ID = re.compile(rb"[!-~]{1,128}")
 
 _ID_PREFIX = os.urandom(4).hex()
 _ID_COUNTER = count(1)
@@ -86,6 +104,8 @@ class Call:
     key_scope: str | None = None
     # Set when a challenger failed this request: the retry is answered by the champion.
     champion_only: bool = False
+    # The server's shortcut (`EXCHANGE`), where it has one.
+    exchange: Exchange | None = None
 
 
 def parse_call(scope: Scope, params: dict[str, str] | None = None) -> Call:
@@ -103,8 +123,12 @@ def parse_call(scope: Scope, params: dict[str, str] | None = None) -> Call:
             except ValueError:
                 call.content_length = -1
         elif name == b"x-request-id":
-            if 0 < len(value) <= 128:
-                call.request_id = value.decode("latin-1")
+            # Echoed in the answer's headers, which the one-write answer
+            # (`petalops.serving.protocol.Exchange`) does not check again as uvicorn's
+            # send does: only visible ASCII is taken (httptools refuses control
+            # characters already; this holds whatever the server), any other id replaced.
+            if _REQUEST_ID.fullmatch(value) is not None:
+                call.request_id = value.decode("ascii")
         elif name == b"x-petalops-key":
             call.routing_key = value.decode("latin-1")
         elif name == b"x-model-version":
@@ -122,6 +146,9 @@ def parse_call(scope: Scope, params: dict[str, str] | None = None) -> Call:
                 call.inference_header_length = -1
     if not call.request_id:
         call.request_id = new_request_id()
+    extensions = scope.get("extensions")
+    if extensions:
+        call.exchange = extensions.get(EXCHANGE)
     return call
 
 
@@ -129,6 +156,13 @@ async def read_body(receive: Receive, call: Call, limit: int) -> bytes:
     """The whole request body, refusing (413) anything over ``limit`` bytes."""
     if call.content_length > limit:
         raise _too_large(limit)
+    exchange = call.exchange
+    if exchange is not None:
+        whole = exchange.take_body()
+        if whole is not None:  # the server has it all already
+            if len(whole) > limit:
+                raise _too_large(limit)
+            return whole
     message = await receive()
     body: bytes = message.get("body", b"")
     while message.get("more_body", False):
@@ -197,7 +231,10 @@ async def send_response(
     request_id: str,
     content_type: bytes = JSON,
     extra_headers: list[tuple[bytes, bytes]] | None = None,
+    exchange: Exchange | None = None,
 ) -> None:
+    """Send one whole answer: in one call through the server's `Exchange` where it takes
+    it, else as the two ASGI messages."""
     headers = [
         (b"content-type", content_type),
         (b"content-length", b"%d" % len(body)),
@@ -205,5 +242,7 @@ async def send_response(
     ]
     if extra_headers:
         headers.extend(extra_headers)
+    if exchange is not None and exchange.respond(status, headers, body):
+        return
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -60,3 +60,12 @@ def test_read_body_joins_chunks_and_enforces_the_limit() -> None:
     with pytest.raises(HttpError) as declared:
         asyncio.run(run([b""], 10, length=11))
     assert declared.value.status == 413
+
+
+def test_a_request_id_that_cannot_be_a_header_value_is_replaced() -> None:
+    # Echoed in the answer's X-Request-Id, written without uvicorn's header check.
+    for bad in (b"abc\x01def", b"caf\xc3\xa9", b"with space"):
+        call = parse_call(_scope([(b"x-request-id", bad)]))
+        assert call.request_id != bad.decode("latin-1")
+        assert call.request_id.isascii() and call.request_id.isprintable()
+    assert parse_call(_scope([(b"x-request-id", b"ok-1_2.3:4")])).request_id == "ok-1_2.3:4"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -102,3 +102,136 @@ def test_limits_come_from_the_served_apps_settings() -> None:
     limits = Limits.of(wrapped)
     assert (limits.header_seconds, limits.max_in_flight, limits.deadline_seconds) == (3, 7, 1.5)
     assert Limits.of(object()) == Limits()
+
+
+# -- the Exchange of a hot route, and the keep-alive sweep --------------------------------
+
+
+class ExchangeApp:
+    """A stand-in for PetalopsApp: a router whose paths under /hot are hot, answering as the
+    dispatcher does (the body from the exchange where it is in, the answer through it)."""
+
+    class router:  # the attribute PetalopsApp has
+        exact: ClassVar[dict[str, Any]] = {}
+
+        @staticmethod
+        def match(path: str) -> tuple[Any, dict[str, str]]:
+            return (object() if path.startswith("/hot") else None), {}
+
+    def __init__(self) -> None:
+        self.bodies: list[tuple[str, bytes]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from petalops.serving.http import EXCHANGE
+
+        exchange = scope.get("extensions", {}).get(EXCHANGE)
+        body = exchange.take_body() if exchange is not None else None
+        how = "exchange"
+        if body is None:
+            how, body, more = "receive", b"", True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+        self.bodies.append((how, body))
+        headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]
+        if exchange is not None and exchange.respond(200, headers, body):
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _serve(requests: list[bytes], app: ExchangeApp) -> tuple[RecordingTransport, Any]:
+    """Feed each chunk to the protocol petalops serve runs, one loop turn apart."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from petalops.serving.protocol import CoalescingHttpToolsProtocol
+
+    raw = RecordingTransport()
+    raw.get_extra_info = lambda name, default=None: None  # type: ignore[attr-defined]
+    raw.pause_reading = raw.resume_reading = lambda: None  # type: ignore[attr-defined]
+
+    async def main() -> Any:
+        config = uvicorn.Config(app, lifespan="off", access_log=False, proxy_headers=False)
+        config.load()
+        state = ServerState()
+        state.default_headers = [(b"date", b"Wed, 02 Dec 2026 18:00:00 GMT")]  # as uvicorn's
+        protocol = CoalescingHttpToolsProtocol(config=config, server_state=state, app_state={})
+        protocol.connection_made(raw)  # type: ignore[arg-type]
+        for chunk in requests:
+            protocol.data_received(chunk)
+            for _ in range(3):
+                await asyncio.sleep(0)
+        return protocol
+
+    return raw, asyncio.run(main())
+
+
+def _post(path: bytes, body: bytes, *extra: bytes) -> bytes:
+    head = b"POST %s HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n" % (path, len(body))
+    return head + b"".join(h + b"\r\n" for h in extra) + b"\r\n" + body
+
+
+def test_a_hot_request_takes_its_body_and_answers_in_one_write() -> None:
+    app = ExchangeApp()
+    raw, _ = _serve([_post(b"/hot", b"hello")], app)
+    assert app.bodies == [("exchange", b"hello")]
+    [answer] = raw.writes
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 200 OK"
+    assert lines[1] == b"date: Wed, 02 Dec 2026 18:00:00 GMT"  # uvicorn's default headers
+    assert b"content-length: 5" in lines
+    assert body == b"hello" and not raw.closed
+
+
+def test_a_body_split_across_reads_is_read_through_receive() -> None:
+    app = ExchangeApp()
+    request = _post(b"/hot", b"0123456789")
+    raw, _ = _serve([request[:-4], request[-4:]], app)
+    assert app.bodies == [("receive", b"0123456789")]
+    assert raw.writes[-1].endswith(b"\r\n\r\n0123456789")
+
+
+def test_connection_close_and_head_are_kept_through_the_exchange() -> None:
+    app = ExchangeApp()
+    raw, _ = _serve([_post(b"/hot", b"bye", b"connection: close")], app)
+    assert b"\r\nconnection: close\r\n" in raw.writes[0] and raw.closed
+    app = ExchangeApp()
+    head = b"HEAD /hot HTTP/1.1\r\nhost: t\r\n\r\n"
+    raw, _ = _serve([head], app)
+    assert raw.writes[0].endswith(b"content-length: 0\r\n\r\n")  # no body after the head
+
+
+def test_other_paths_are_answered_as_uvicorn_answers_them() -> None:
+    app = ExchangeApp()
+    raw, _ = _serve([_post(b"/docs", b"x")], app)
+    assert app.bodies == [("receive", b"x")]
+    assert raw.writes == [raw.writes[0]] and raw.writes[0].endswith(b"\r\n\r\nx")
+
+
+def test_respond_declines_while_the_socket_buffer_is_full() -> None:
+    from petalops.serving.protocol import Exchange
+
+    cycle = SimpleNamespace(response_started=False, disconnected=False)
+    cycle.flow = SimpleNamespace(write_paused=True)
+    raw = RecordingTransport()
+    exchange = Exchange(cycle, raw)  # type: ignore[arg-type]
+    assert exchange.respond(200, [], b"x") is False  # the caller awaits uvicorn's drain
+    assert raw.writes == [] and cycle.response_started is False
+
+
+def test_an_idle_keep_alive_connection_is_closed_by_the_sweep() -> None:
+    from petalops.serving.protocol import KeepAliveSweeper
+
+    app = ExchangeApp()
+    raw, protocol = _serve([_post(b"/hot", b"a")], app)
+    assert protocol.idle_deadline is not None and not raw.closed
+    loop = SimpleNamespace(time=lambda: protocol.idle_deadline - 0.1, call_later=lambda *a: None)
+    sweeper = KeepAliveSweeper(loop, {protocol})  # type: ignore[arg-type]
+    sweeper.sweep()
+    assert not raw.closed  # not yet due
+    loop.time = lambda: protocol.idle_deadline + 0.1
+    sweeper.sweep()
+    assert raw.closed
