@@ -86,6 +86,7 @@ bench: $(STAMP) ## run the benchmarks (prints figures next to baselines; minutes
 	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/predict_batch.py
 	$(BIN)/python bench/prediction_log.py
+	$(BIN)/python bench/spool_load.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/ui_cost.py
 	$(BIN)/python bench/quality_cost.py

@@ -31,10 +31,10 @@ its cycle, its 500 and keep-alive handling.
 
 Tried and left out: running a hot request right in the read that completed its body
 instead of as a task on the next turn of the loop. It does fewer instructions per request
-(bench/dispatch_cost.py, http) but served fewer requests with more CPU each on
-bench/serve.py, run next to the task version in the same run (4 rounds: 13.4k, 14.7k, 9.2k,
-16.3k req/s against 16.6k, 13.7k, 16.0k, 16.3k): a loop turn that parses every ready read
-and then runs their apps seems to keep more of the work in cache than one that alternates.
+(bench/dispatch_cost.py, http) but served fewer requests on bench/serve.py next to the task
+version (4 rounds: 13.4k, 14.7k, 9.2k, 16.3k req/s against 16.6k, 13.7k, 16.0k, 16.3k).
+That run predates the bench's wait for an idle server between cells, and the inline tree
+ran right after the other one's spool loader in every round: the verdict wants a re-run.
 """
 
 from __future__ import annotations
@@ -392,7 +392,6 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        self._unset_keepalive_if_required()
         self.flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
