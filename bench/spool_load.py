@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/spool_load.py                 # 200,000 rows in 2,000-row files
     .venv/bin/python bench/spool_load.py --rows 500000 --file-rows 500
+    .venv/bin/python bench/spool_load.py --baseline ../other-checkout --rounds 5
 
 Every phase loads the same kind of spool files (answer lines as `SpoolWriter` writes them
 for ``/predict``: one row each) with a real `SpoolLoader` into a fresh SQLite store (WAL,
@@ -9,6 +10,7 @@ the embedded default), in its own process, and prints the loader's CPU time per 
 
 * shipped     the loader as it is: the cyclic collector paused while a chunk is parsed,
               converted and inserted;
+* baseline    (with ``--baseline DIR``) the loader of another checkout, on the same files;
 * gc on       the same files, the collector left on through the chunk (the loader before).
 
 The loader runs beside the workers on the same cores: each µs it spends a row is one the
@@ -21,6 +23,7 @@ import argparse
 import gc
 import multiprocessing as mp
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -66,8 +69,10 @@ def write_files(directory: Path, rows: int, file_rows: int) -> None:
         (directory / f"{start:012d}-bench{READY}").write_bytes(b"\n".join(lines) + b"\n")
 
 
-def phase(name: str, rows: int, file_rows: int, out: Any) -> None:
-    pause = PHASES[name]
+def phase(name: str, rows: int, file_rows: int, out: Any, src: str | None = None) -> None:
+    if src is not None:  # another checkout's loader (nothing of petalops is imported yet)
+        sys.path.insert(0, src)
+    pause = PHASES.get(name, True)
     from petalops.monitoring.spool import SpoolLoader
     from petalops.monitoring.store import MonitorStore
 
@@ -92,20 +97,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--file-rows", type=int, default=2_000, help="rows per spool file")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout: its loader runs as the phase 'baseline'"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     args = parser.parse_args()
     print(f"{args.rows:,} rows in {args.file_rows:,}-row spool files, SQLite (WAL)")
-    print(f"{'phase':<14} {'CPU µs/row':>11} {'wall µs/row':>12}")
-    results = {}
+    print(f"{'round':<6} {'phase':<14} {'CPU µs/row':>11} {'wall µs/row':>12}")
+    results: dict[str, list[float]] = {}
     context = mp.get_context("spawn")
-    for name in PHASES:
-        receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=phase, args=(name, args.rows, args.file_rows, send))
-        process.start()
-        cpu, wall = receive.recv()
-        process.join()
-        results[name] = cpu
-        print(f"{name:<14} {cpu:>11.2f} {wall:>12.2f}")
-    print(f"collector paused: {results['gc on'] - results['shipped']:.2f} µs less CPU a row")
+    phases: list[tuple[str, str | None]] = [(name, None) for name in PHASES]
+    if args.baseline is not None:
+        phases.insert(1, ("baseline", str(args.baseline.resolve() / "src")))
+    # The phases take turns, round after round: a shared machine's load drifts over minutes.
+    for number in range(1, args.rounds + 1):
+        for name, src in phases:
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(
+                target=phase, args=(name, args.rows, args.file_rows, send, src)
+            )
+            process.start()
+            cpu, wall = receive.recv()
+            process.join()
+            results.setdefault(name, []).append(cpu)
+            print(f"{number:<6} {name:<14} {cpu:>11.2f} {wall:>12.2f}", flush=True)
+    median = {name: statistics.median(cpus) for name, cpus in results.items()}
+    print("median: " + ", ".join(f"{name} {cpu:.2f}" for name, cpu in median.items()) + " µs/row")
+    print(f"collector paused: {median['gc on'] - median['shipped']:.2f} µs less CPU a row")
+    if "baseline" in median:
+        less = median["baseline"] - median["shipped"]
+        print(f"against the baseline: {less:.2f} µs less CPU a row")
 
 
 if __name__ == "__main__":

@@ -160,19 +160,36 @@ def answer_values(line: Sequence[Any], now: float) -> list[tuple[Any, ...]]:
     ) = line
     if layout != ANSWER_LINE:
         raise ValueError(f"unknown answer line layout {layout!r}")
+    request_id, ts = str(request_id), float(ts or now)
+    model_name, model_version = str(model_name), str(model_version)
+    variant, route, status = str(variant), str(route), int(status)
+    if len(rows) == 1:  # nearly every line: one tuple, no zip (~0.6 µs of ~2 a row)
+        if len(labels) != 1 or len(class_names) != 1 or len(probas) != 1:
+            raise ValueError("the lists of an answer line differ in length")
+        if reference is not None and len(reference) != 1:
+            raise ValueError("the lists of an answer line differ in length")
+        return [
+            (
+                request_id,
+                0,
+                ts,
+                model_name,
+                model_version,
+                variant,
+                route,
+                status,
+                latency_ms,
+                dumps(rows[0]),
+                labels[0],
+                class_names[0],
+                dumps(probas[0]),
+                None if reference is None else reference[0],
+                None,
+                None,
+            )
+        ]
     if reference is None:
         reference = [None] * len(rows)
-    shared = (
-        str(request_id),
-        float(ts or now),
-        str(model_name),
-        str(model_version),
-        str(variant),
-        str(route),
-        int(status),
-        latency_ms,
-    )
-    request_id, ts, model_name, model_version, variant, route, status, latency_ms = shared
     return [
         (
             request_id,

@@ -43,6 +43,7 @@ _VERSION_FIELDS = operator.itemgetter(
 )
 _LIVE = frozenset(LIVE_VARIANTS)
 _NEVER = float("-inf")
+_ANY_PENDING = sa.select(pending_labels.c.row).limit(1)
 
 
 class MonitorStore(MonitorReads):
@@ -85,7 +86,10 @@ class MonitorStore(MonitorReads):
             # cost ~3x the CPU of the insert itself.
             conn.exec_driver_sql(sql, list(values))
         self._note_versions(conn, values)
-        self._join_pending(conn, sorted({str(v[0]) for v in values}))
+        # The ids only when a label waits (nearly never): their set and sort cost ~1 µs a
+        # row of the spool loader's ~13 (bench/spool_load.py).
+        if values and conn.execute(_ANY_PENDING).first() is not None:
+            self._join_pending(conn, sorted({str(v[0]) for v in values}))
 
     def _note_versions(self, conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> None:
         """Keep ``served_versions`` (one upsert per version in the batch, nearly always one
@@ -140,10 +144,7 @@ class MonitorStore(MonitorReads):
     def _join_pending(self, conn: sa.Connection, request_ids: Sequence[str]) -> int:
         """Give rows just inserted the labels that were sent before they arrived; returns
         the rows labelled. Nearly always one cheap query on an empty table."""
-        if (
-            not request_ids
-            or conn.execute(sa.select(pending_labels.c.row).limit(1)).first() is None
-        ):
+        if not request_ids or conn.execute(_ANY_PENDING).first() is None:
             return 0
         p, c = pending_labels.c, predictions.c
         waiting: list[tuple[str, int, int]] = []
