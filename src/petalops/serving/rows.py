@@ -112,32 +112,40 @@ def _strict(schema: Schema | None) -> bool:
 
 
 def check_row(
-    value: Any, n_features: int, where: str, example: Any, schema: Schema | None = None
+    value: Any,
+    n_features: int,
+    where: str,
+    example: Any,
+    schema: Schema | None = None,
+    index: int = -1,
 ) -> list[Any]:
     """One row: a list of exactly ``n_features`` finite numbers (or, with the model's schema,
-    values of each feature's kind)."""
-    unit = "numbers" if schema is None or schema.numeric_only else "values"
+    values of each feature's kind). ``where`` names it in an error, with ``[index]`` after
+    it when ``index`` is given: formatted only for an error, not for every row of a batch."""
     if type(value) is not list:
+        where = _at(where, index)
         raise HttpError(
             400,
-            f"{where} must be an array of {n_features} {unit}, got {_describe(value)}",
+            f"{where} must be an array of {n_features} {_unit(schema)}, got {_describe(value)}",
             where,
             example,
         )
     if len(value) != n_features:
+        where = _at(where, index)
         raise HttpError(
             400,
-            f"{where} must have {n_features} {unit}, got {len(value)}",
+            f"{where} must have {n_features} {_unit(schema)}, got {len(value)}",
             where,
             example,
         )
     if schema is not None and not schema.numeric_only:
-        return _typed_row(value, schema, where, example)
+        return _typed_row(value, schema, _at(where, index), example)
     out: list[float] = []
     for i, v in enumerate(value):
         kind = type(v)
         if kind is float or kind is int:
             if not -MAX_ABS <= v <= MAX_ABS:  # also false for NaN
+                where = _at(where, index)
                 raise HttpError(
                     400,
                     f"{where}[{i}] must be finite and within ±1e12, got {v}",
@@ -147,12 +155,21 @@ def check_row(
             out.append(float(v))
         elif not _strict(schema):
             assert schema is not None
-            return _typed_row(value, schema, where, example)
+            return _typed_row(value, schema, _at(where, index), example)
         else:
+            where = _at(where, index)
             raise HttpError(
                 400, f"{where}[{i}] must be a number, got {_describe(v)}", f"{where}[{i}]", example
             )
     return out
+
+
+def _at(where: str, index: int) -> str:
+    return where if index < 0 else f"{where}[{index}]"
+
+
+def _unit(schema: Schema | None) -> str:
+    return "numbers" if schema is None or schema.numeric_only else "values"
 
 
 def check_rows(
@@ -169,9 +186,7 @@ def check_rows(
             400, f"{where} must be an array of rows, got {_describe(value)}", where, example
         )
     check_batch_size(len(value), max_batch, where, example)
-    return [
-        check_row(row, n_features, f"{where}[{i}]", example, schema) for i, row in enumerate(value)
-    ]
+    return [check_row(row, n_features, where, example, schema, i) for i, row in enumerate(value)]
 
 
 def check_batch_size(n: int, max_batch: int, where: str, example: Any) -> None:

@@ -60,3 +60,25 @@ def test_methods_of_one_path_and_their_allow_list() -> None:
 def test_one_method_and_path_has_one_route() -> None:
     with pytest.raises(ValueError, match="two routes answer GET /x"):
         Router([_route("GET", "/x"), _route("GET", "/x")])
+
+
+def test_a_templated_match_is_remembered_and_each_caller_gets_its_own_params() -> None:
+    router = Router([_route("POST", "/v2/models/{name}/infer")])
+    endpoint, params = router.match("/v2/models/iris/infer")
+    assert endpoint is not None and params == {"name": "iris"}
+    params["name"] = "changed"  # the caller's dict; the next match must not see it
+    again, params = router.match("/v2/models/iris/infer")
+    assert again is endpoint and params == {"name": "iris"}
+    assert router.match("/v2/models/rose/infer")[1] == {"name": "rose"}
+    assert router.match("/v2/models/iris/nope") == (None, {})
+
+
+def test_the_remembered_paths_are_bounded() -> None:
+    router = Router([_route("POST", "/v1/models/{name}:predict")])
+    for i in range(Router.MATCHED_PATHS + 50):
+        endpoint, params = router.match(f"/v1/models/m{i}:predict")
+        assert endpoint is not None and params == {"name": f"m{i}"}
+    assert len(router._matched) == Router.MATCHED_PATHS
+    assert router.match(f"/v1/models/m{Router.MATCHED_PATHS + 10}:predict")[1] == {
+        "name": f"m{Router.MATCHED_PATHS + 10}"
+    }

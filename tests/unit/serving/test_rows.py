@@ -37,6 +37,22 @@ def test_check_row_refuses(value: object, field: str, says: str) -> None:
     assert caught.value.example == {"x": [1, 2]}
 
 
+@pytest.mark.parametrize(
+    ("rows", "field", "says"),
+    [
+        ([[1.0, 2.0], [1.0]], "rows[1]", "rows[1] must have 2 numbers, got 1"),
+        ([[1.0, 2.0], {"a": 1}], "rows[1]", "rows[1] must be an array of 2 numbers"),
+        ([[1.0, 2.0], [1.0, 2.0], [1.0, math.nan]], "rows[2][1]", "rows[2][1] must be finite"),
+        ([[1.0, 2.0], [None, 2.0]], "rows[1][0]", "rows[1][0] must be a number"),
+    ],
+)
+def test_check_rows_names_the_row_and_value(rows: list[object], field: str, says: str) -> None:
+    with pytest.raises(HttpError) as caught:
+        check_rows(rows, 2, 10, "rows", None)
+    assert caught.value.field == field
+    assert caught.value.message.startswith(says)
+
+
 def test_check_row_accepts_ints_as_floats() -> None:
     row = check_row([1, 2.5], 2, "x", None)
     assert row == [1.0, 2.5]

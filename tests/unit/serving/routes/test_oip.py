@@ -87,6 +87,13 @@ BAD: list[tuple[Any, str]] = [
     (_tensor([*ROW, 1.0], shape=(1, 4)), "inputs[0].data"),
     (_tensor([5.1, None, 1.4, 0.2]), "inputs[0].data[1]"),
     (_tensor([], shape=(0, 4)), "inputs[0].shape[0]"),
+    (_tensor(ROW, shape=(-1, 4)), "inputs[0].shape"),
+    (_tensor(ROW, shape=(True, 4)), "inputs[0].shape"),
+    (_tensor(ROW, shape=("1", 4)), "inputs[0].shape"),
+    (_tensor(ROW, shape=(1, 4.0)), "inputs[0].shape"),
+    (_tensor(ROW, shape=(1, 1, 4)), "inputs[0].shape"),
+    (_tensor(ROW, shape=()), "inputs[0].shape"),
+    (_tensor(ROW, shape=(2, 4)), "inputs[0].data"),
     ({"inputs": []}, "inputs"),
     ({**_tensor(ROW), "outputs": [{"name": "nope"}]}, "outputs[0].name"),
 ]
@@ -102,3 +109,12 @@ def test_bad_input_names_the_field(client: TestClient, body: Any, field: str) ->
     assert error["error"]
     assert "example" in error
     assert "Traceback" not in response.text
+
+
+def test_a_one_dimensional_shape_is_one_row(client: TestClient) -> None:
+    response = client.post("/v2/models/iris/infer", json=_tensor(ROW, shape=(4,)))
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    assert outputs["label"]["data"] == [0]
+    assert outputs["probabilities"]["shape"] == [1, 3]
+    assert len(outputs["probabilities"]["data"]) == 3
