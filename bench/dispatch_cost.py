@@ -49,6 +49,8 @@ ROUTES: dict[str, tuple[str, Any]] = {
     "v1": ("/v1/predict", dict(zip(NAMES, ROW, strict=True))),
     "mlflow": ("/invocations", {"dataframe_split": {"columns": NAMES, "data": [ROW]}}),
     "kserve": ("/v1/models/iris:predict", {"instances": [ROW]}),
+    "inputs": ("/invocations", {"inputs": [ROW]}),
+    "instances": ("/invocations", {"instances": [ROW]}),
     "oip": (
         "/v2/models/iris/infer",
         {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}]},
@@ -183,6 +185,12 @@ class DroppingSink:
 
     def log_many(self, records: Any) -> int:
         return len(records)
+
+    def log_answer(self, *answer: Any) -> int:
+        """What a sink without the spool's shortcut does: one record dict a row."""
+        from petalops.monitoring.record import answer_records
+
+        return self.log_many(answer_records(*answer))
 
     def close(self, timeout: float = 10.0) -> None:
         pass
@@ -448,11 +456,12 @@ def outer(args: argparse.Namespace) -> None:
             f"model {args.model} ({args.requests} requests a row, after {WARMUP} of warm-up)",
         )
         routes = PENGUIN_ROUTES if args.model == "penguins" else ROUTES
-        print(f"{'route':<26} {'log':<5} {'instructions / request':>24}")
+        print(f"{'route':<26} {'body':<10} {'log':<5} {'instructions / request':>24}")
         for i, total in enumerate(totals):
             log = ("off", "on", "spool", "http")[i // len(names)]
-            path = routes[names[i % len(names)]][0]
-            print(f"{path:<26} {log:<5} {total / args.requests:>24,.0f}")
+            name = names[i % len(names)]
+            path = routes[name][0]
+            print(f"{path:<26} {name:<10} {log:<5} {total / args.requests:>24,.0f}")
 
 
 def main() -> None:

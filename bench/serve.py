@@ -359,7 +359,9 @@ def measure_all(
                     port,
                     args.workers,
                     home,
-                    args.set or [],
+                    [*(args.set or []), *(args.baseline_set or [])]
+                    if target == "baseline"
+                    else args.set or [],
                     workdir,
                     args.baseline,
                     args.model,
@@ -463,6 +465,12 @@ def main() -> None:
         "--set",
         action="append",
         help="petalops setting, e.g. serve.log_predictions=false (repeatable)",
+    )
+    parser.add_argument(
+        "--baseline-set",
+        action="append",
+        help="a setting for the baseline target only (after --set), to A/B one setting "
+        "in one run: --baseline <this checkout> --baseline-set serve.log_predictions=false",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
