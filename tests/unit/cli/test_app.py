@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -201,8 +202,18 @@ def test_the_console_script_answers_version_and_help_with_0(
 
 
 def test_shell_completion_installs_and_completes(tmp_path: Path) -> None:
-    installed = petalops(["--install-completion", "bash"], tmp_path, HOME=str(tmp_path))
-    assert installed.returncode == 0, installed.stderr
+    # Typer finds the shell to install for among the process's parents (shellingham): run
+    # it from a bash, as a user would, not from whatever started pytest (nohup, a CI agent).
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PETALOPS_")}
+    installed = subprocess.run(
+        ["bash", "-c", f"{shlex.quote(sys.executable)} -m petalops --install-completion; exit $?"],
+        cwd=tmp_path,
+        env={**environ, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
     assert "petalops.sh" in (tmp_path / ".bashrc").read_text()
     words = petalops(
         [],
