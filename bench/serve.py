@@ -5,6 +5,9 @@
     .venv/bin/python bench/serve.py --model forest      # a tree ensemble (ONNX Runtime)
     .venv/bin/python bench/serve.py --model penguins    # categorical features, missing values
     .venv/bin/python bench/serve.py --targets floor,petalops --gap 60   # largest response gap
+    .venv/bin/python bench/serve.py --connections 64 --pace 8000        # the tail at 8k req/s
+    .venv/bin/python bench/serve.py --targets petalops,baseline --baseline . \
+        --baseline-set serve.log_predictions=false      # what one setting costs, in one run
 
 Targets, each on uvicorn + uvloop + httptools with ``--workers`` processes:
   floor     a raw ASGI app answering a constant (the cost of Python HTTP itself)
@@ -26,6 +29,10 @@ each figure's share of the floor's in the same run. ``--gap SECONDS`` instead ru
 ``/predict`` (and the floor) for that long at the largest ``--connections`` and prints the
 largest gap between two consecutive responses (a GC pause or any other stall of a worker
 shows up there, where a percentile hides it), timed in wrk's Lua with clock_gettime.
+``--pace RATE`` offers about RATE requests a second (wrk's ``delay`` between a connection's
+requests) instead of saturating: with c connections in a closed loop, a saturated server's
+median is c / its req/s, so at c=64 the p99 of two servers at different capacities mostly
+shows the capacities; paced below both, it shows the servers' own tails.
 Never asserts on time: figures depend on the machine and on what else runs on it.
 """
 
@@ -300,13 +307,19 @@ def wrk(
     seconds: float,
     workdir: Path,
     gap: bool = False,
+    pace: float | None = None,
 ) -> tuple[float, float, float, int, str]:
-    """req/s, p50 ms, p99 ms, errors and (with ``gap``) wrk's gap line."""
+    """req/s, p50 ms, p99 ms, errors and (with ``gap``) wrk's gap line. With ``pace``
+    (requests a second), each connection waits connections/pace seconds before each
+    request (wrk's ``delay``): the load is about ``pace``, not as much as the server takes."""
     script = workdir / "post.lua"
+    paced = (
+        "" if pace is None else f"delay = function() return {connections / pace * 1000:.3f} end\n"
+    )
     script.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = '{json.dumps(body)}'\n"
-        'wrk.headers["Content-Type"] = "application/json"\n' + (GAP_LUA if gap else "")
+        'wrk.headers["Content-Type"] = "application/json"\n' + paced + (GAP_LUA if gap else "")
     )
     command = [
         "wrk",
@@ -401,7 +414,12 @@ def measure_all(
                     path, body = ROUTES[route]
                     cpu_before = tree_cpu_roles(process.pid)
                     rps, p50, p99, errors, _ = wrk(
-                        f"http://127.0.0.1:{port}{path}", body, c, args.duration, workdir
+                        f"http://127.0.0.1:{port}{path}",
+                        body,
+                        c,
+                        args.duration,
+                        workdir,
+                        pace=args.pace,
                     )
                     cpu_after = settle(process.pid)
                     answered = max(1.0, rps * args.duration)
@@ -453,6 +471,12 @@ def main() -> None:
         "--gap",
         type=float,
         help="instead: /predict for this many seconds, printing the largest response gap",
+    )
+    parser.add_argument(
+        "--pace",
+        type=float,
+        help="offer about this many requests a second instead of as many as the server "
+        "takes (the tail at a load every target can carry, not the queue of a saturated one)",
     )
     parser.add_argument("--model", choices=MODELS, default="iris", help="see bench.apps.models")
     parser.add_argument("--home", type=Path, help="an existing trained .petalops to serve")
