@@ -75,6 +75,10 @@ PENDING_LABEL_SECONDS = 3600.0
 ORPHAN_SECONDS = 60.0
 # One loader transaction carries at most this many bytes of spool files.
 LOAD_BYTES = 4 * 1024 * 1024
+# The loader's SQLite page cache. Random request ids (a gateway's UUIDs) land anywhere in
+# the request-id index: once that outgrows SQLite's 2 MiB cache, every insert reads pages
+# back. bench/spool_load.py --request-ids uuid --prefill 1000000 measures it (docs/serving.md).
+LOADER_CACHE_MIB = 64
 _DUMP = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -537,6 +541,14 @@ def start_loader_gauges(env: Mapping[str, str]) -> Any:
     return start_gauge_refresher(settings, interval=settings.monitor.gauge_seconds)
 
 
+def loader_store(url: str) -> MonitorStore:
+    """The store the loader writes to: SQLite with a page cache of ``LOADER_CACHE_MIB``."""
+    from petalops.database.engine import create_engine
+    from petalops.monitoring.store import MonitorStore
+
+    return MonitorStore(url, create_engine(url, cache_mib=LOADER_CACHE_MIB))
+
+
 def loader_config(directory: Path, url: str, retention_days: float | None) -> str:
     """What :func:`main` reads from ``LOADER_ENV`` (an env var keeps a DB password off ps)."""
     payload = {"directory": str(directory), "url": url, "retention_days": retention_days}
@@ -547,9 +559,6 @@ def main() -> None:
     """The loader process. It runs until its stdin closes (the server that started it
     closes the pipe once its workers have stopped, or dies), then loads what is left.
     One loader per spool directory (an flock); a second one waits as a standby."""
-    # Here, not at the top: the supervisor imports this module (SQLAlchemy costs ~0.4 s).
-    from petalops.monitoring.store import MonitorStore
-
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
@@ -583,7 +592,7 @@ def main() -> None:
                 return
     while True:
         try:
-            store = MonitorStore(config["url"])
+            store = loader_store(config["url"])
             break
         except Exception:  # the store is down: the files wait, the workers bound them
             log.warning("prediction spool: the store is unavailable, will retry", exc_info=True)

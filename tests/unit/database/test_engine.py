@@ -21,6 +21,22 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_the_spool_loaders_store_has_a_bigger_page_cache(tmp_path: Path) -> None:
+    from petalops.monitoring.spool import LOADER_CACHE_MIB, loader_store
+
+    url = f"sqlite:///{tmp_path / 'monitor.db'}"
+    plain = create_engine(url)
+    store = loader_store(url)
+    with plain.connect() as conn:
+        default = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -LOADER_CACHE_MIB * 1024
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert default != -LOADER_CACHE_MIB * 1024  # everyone else keeps SQLite's own
+    plain.dispose()
+    store.close()
+
+
 def test_a_bare_postgresql_url_uses_the_installed_driver() -> None:
     if importlib.util.find_spec("psycopg2") is None:
         pytest.skip("psycopg2 is not installed")
