@@ -88,6 +88,7 @@ bench: $(STAMP) ## run the benchmarks (prints figures next to baselines; minutes
 	$(BIN)/python bench/prediction_log.py
 	$(BIN)/python bench/spool_load.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/ui_cost.py
 	$(BIN)/python bench/quality_cost.py
 
