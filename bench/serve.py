@@ -16,6 +16,11 @@ Targets, each on uvicorn + uvloop + httptools with ``--workers`` processes:
   petalops  ``petalops serve`` as shipped: metrics, request log and prediction log on
   baseline  the same ``petalops serve`` from another checkout (``--baseline DIR``, run with
             that checkout's ``.venv``), to compare two versions of the code in one run
+  granian   the floor's ASGI app on granian (``--interface asgi --loop uvloop``, HTTP/1.1,
+            ``--workers`` processes) instead of uvicorn: the other HTTP core, same app
+  rsgi      a raw RSGI app answering a constant on granian (bench/apps/floor_rsgi.py):
+            granian's own interface, no ASGI message dicts; what a change of server
+            could give at best. Both need granian (in the dev extra).
 
 Routes (``--routes``): predict (``/predict``), v1 (``/v1/predict``, named features),
 kserve (KServe v1 ``/v1/models/<name>:predict``), v2 (OIP ``/v2/models/<name>/infer``),
@@ -39,6 +44,7 @@ Never asserts on time: figures depend on the machine and on what else runs on it
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -210,8 +216,35 @@ def start(
         "--log-level",
         "warning",
     ]
+    granian = [
+        python,
+        "-m",
+        "granian",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "1",
+        "--no-ws",
+        "--log-level",
+        "warning",
+    ]
     if target == "floor":
         command, ready = [*uvicorn, "bench.apps.floor:app"], "/"
+    elif target in ("granian", "rsgi"):
+        if importlib.util.find_spec("granian") is None:
+            raise SystemExit(f"the {target} target needs granian: .venv/bin/pip install granian")
+        interface, app = (
+            ("asgi", "bench.apps.floor:app")
+            if target == "granian"
+            else ("rsgi", "bench.apps.floor_rsgi:app")
+        )
+        command, ready = [*granian, "--interface", interface, app], "/"
     elif target == "fastapi":
         command, ready = [*uvicorn, "bench.apps.fastapi_sklearn:app"], "/docs"
     else:
