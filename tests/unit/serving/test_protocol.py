@@ -236,3 +236,36 @@ def test_an_idle_keep_alive_connection_is_closed_by_the_sweep() -> None:
     loop.time = lambda: protocol.idle_deadline + 0.1
     sweeper.sweep()
     assert raw.closed
+
+
+def test_an_answered_hot_request_is_freed_without_the_collector() -> None:
+    # The cycle's scope holds the Exchange, and the Exchange the cycle: unless respond()
+    # breaks that loop, every request is garbage only the cyclic collector can free (in a
+    # real worker a collection of ~3,300 of them every ~0.15 s, a stall of 2 to 7 ms).
+    import gc
+    import weakref
+
+    cycles: list[weakref.ref[Any]] = []
+
+    class Recording(ExchangeApp):
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            from petalops.serving.http import EXCHANGE
+
+            cycles.append(weakref.ref(scope["extensions"][EXCHANGE].cycle))
+            await super().__call__(scope, receive, send)
+
+    app = Recording()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        raw, protocol = _serve(
+            [_post(b"/hot", b"a"), _post(b"/hot", b"b"), _post(b"/hot", b"c")], app
+        )
+        assert len(raw.writes) == 3 and len(cycles) == 3
+        # The protocol keeps its latest cycle (and is itself freed by the collector, once a
+        # connection: httptools' parser points back at it); every earlier one is gone.
+        assert cycles[2]() is protocol.cycle
+        assert [ref() is None for ref in cycles[:2]] == [True, True]
+    finally:
+        if enabled:
+            gc.enable()
