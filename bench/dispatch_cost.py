@@ -21,7 +21,9 @@ what it is given (the records are built, as for any sink); ``spool`` rows with t
 is in the figure too. ``http`` rows send each request as bytes through the protocol
 `petalops serve` runs (uvicorn's httptools parser, request cycle and ``send``, and
 `petalops.serving.protocol`) on uvloop, spool on: all a worker does but the socket system
-calls. ``--keep DIR`` keeps the callgrind files for ``callgrind_annotate``.
+calls. ``--keep DIR`` keeps the callgrind files for ``callgrind_annotate``. The last
+column is what the cyclic collector freed in each loop, per request: objects in reference
+cycles, which a worker frees only in collections (each a stall); it should read 0.
 
 Needs valgrind (``apt-get install valgrind``) and a CPython whose libpython keeps its
 symbol table. Prints figures; asserts nothing.
@@ -277,6 +279,29 @@ async def start_app(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     return app, lifespan, task
 
 
+class Garbage:
+    """What the cyclic collector freed in each counted loop, written to stderr as
+    ``collected N`` (in the loops' order): objects refcounting could not free, a request's
+    reference cycles. A worker pays for them in collections (a stall of every request then
+    in flight): the figure should be 0."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        gc.callbacks.append(self._collected)
+
+    def _collected(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            self.count += info["collected"]
+
+    def call(self, function: Any, *args: Any) -> None:
+        self.count = 0
+        operator.call(function, *args)  # the loop callgrind counts (TOGGLE)
+        print(f"collected {self.count}", file=sys.stderr, flush=True)
+
+
+GARBAGE = Garbage()
+
+
 async def inner(args: argparse.Namespace) -> None:
     import orjson
 
@@ -298,9 +323,9 @@ async def inner(args: argparse.Namespace) -> None:
         for path, body in bodies.values():
             gc.collect()  # each loop starts from the same heap: no full collection due in it
             if name == "spool":
-                operator.call(drive_spooled, app, path, body, args.requests, sink)
+                GARBAGE.call(drive_spooled, app, path, body, args.requests, sink)
             else:
-                operator.call(drive, app, path, body, args.requests)  # one callgrind dump each
+                GARBAGE.call(drive, app, path, body, args.requests)  # one callgrind dump each
     app.server.side.sink = None
     spool.close(1.0)
     await lifespan.put({"type": "lifespan.shutdown"})
@@ -384,7 +409,7 @@ def http_pass(args: argparse.Namespace) -> None:
         loop.run_until_complete(feed(protocol, request, WARMUP, spool))
     for request in requests:
         gc.collect()
-        operator.call(loop.run_until_complete, feed(protocol, request, args.requests, spool))
+        GARBAGE.call(loop.run_until_complete, feed(protocol, request, args.requests, spool))
     expected = (WARMUP + args.requests) * len(requests)
     if transport.answered != expected:
         raise RuntimeError(f"{transport.answered} of {expected} answered 200: {transport.other!r}")
@@ -456,12 +481,25 @@ def outer(args: argparse.Namespace) -> None:
             f"model {args.model} ({args.requests} requests a row, after {WARMUP} of warm-up)",
         )
         routes = PENGUIN_ROUTES if args.model == "penguins" else ROUTES
-        print(f"{'route':<26} {'body':<10} {'log':<5} {'instructions / request':>24}")
+        collected = [
+            int(line.split()[1])
+            for line in result.stderr.splitlines()
+            if line.startswith("collected ")
+        ]
+        if len(collected) != len(totals):
+            sys.exit(f"expected {len(totals)} collector counts, found {len(collected)}")
+        print(
+            f"{'route':<26} {'body':<10} {'log':<5} {'instructions / request':>24}"
+            f" {'cyclic garbage / request':>25}"
+        )
         for i, total in enumerate(totals):
             log = ("off", "on", "spool", "http")[i // len(names)]
             name = names[i % len(names)]
             path = routes[name][0]
-            print(f"{path:<26} {name:<10} {log:<5} {total / args.requests:>24,.0f}")
+            print(
+                f"{path:<26} {name:<10} {log:<5} {total / args.requests:>24,.0f}"
+                f" {collected[i] / args.requests:>25.2f}"
+            )
 
 
 def main() -> None:

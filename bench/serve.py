@@ -33,7 +33,10 @@ counted until they are idle again: the spool loader's rows of a run are that run
 each figure's share of the floor's in the same run. ``--gap SECONDS`` instead runs
 ``/predict`` (and the floor) for that long at the largest ``--connections`` and prints the
 largest gap between two consecutive responses (a GC pause or any other stall of a worker
-shows up there, where a percentile hides it), timed in wrk's Lua with clock_gettime.
+shows up there, where a percentile hides it), timed in wrk's Lua with clock_gettime. The
+servers' output goes to /dev/shm (``--log-dir`` elsewhere): a request log written to a
+disk file is written back by the kernel in batches every ~30 s, which on 2 cores showed
+as 20 to 37 ms gaps in every 60 s run (the disk's cost, not the server's).
 ``--pace RATE`` offers about RATE requests a second (wrk's ``delay`` between a connection's
 requests) instead of saturating: with c connections in a closed loop, a saturated server's
 median is c / its req/s, so at c=64 the p99 of two servers at different capacities mostly
@@ -185,6 +188,7 @@ def start(
     workdir: Path,
     baseline: Path | None = None,
     model: str = "iris",
+    log_dir: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PETALOPS_BENCH_MODEL": model}
     python = sys.executable
@@ -264,7 +268,13 @@ def start(
         for override in overrides:
             command += ["--set", override]
         ready = "/readyz"
-    log = open(workdir / f"{target}.log", "wb")  # noqa: SIM115 - lives with the server
+    # The servers' output (petalops' request log: ~2.5 MB/s at 10k req/s) goes to memory
+    # where the machine has a tmpfs: on a disk, the kernel writes a file's dirty pages back
+    # 30 s after they were written (vm.dirty_expire_centisecs), and on 2 cores each batch
+    # stalled the workers 20 to 37 ms, every ~31 s, a gap the floor (no log) never shows.
+    # That is the disk's cost of a log, not the server's: ``--log-dir`` puts it elsewhere.
+    logs = log_dir if log_dir is not None else workdir
+    log = open(logs / f"{target}-{port}.log", "wb")  # noqa: SIM115 - lives with the server
     # petalops serve reads the project's petalops.yaml where it was trained
     cwd = home.parent if target in ("petalops", "baseline") else workdir
     process = subprocess.Popen(
@@ -411,6 +421,7 @@ def measure_all(
                     workdir,
                     args.baseline,
                     args.model,
+                    args.log_dir,
                 )[0],
                 port,
             )
@@ -530,6 +541,12 @@ def main() -> None:
         "in one run: --baseline <this checkout> --baseline-set serve.log_predictions=false",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        help="where the servers' output goes (default: a directory in /dev/shm where there"
+        " is one, else the work directory; a disk's writeback shows as response gaps)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
@@ -537,6 +554,11 @@ def main() -> None:
     routes = ["predict"] if args.gap else args.routes.split(",")
     ROUTES.update(routes_for(args.model))
     workdir = Path(tempfile.mkdtemp(prefix="petalops-bench-"))
+    if args.log_dir is None and os.access("/dev/shm", os.W_OK):
+        args.log_dir = Path(tempfile.mkdtemp(prefix="petalops-bench-logs-", dir="/dev/shm"))
+        cleanup_logs = True
+    else:
+        cleanup_logs = False
     try:
         home = args.home.resolve() if args.home else trained_home(workdir, args.model)
         load = os.getloadavg()
@@ -571,6 +593,8 @@ def main() -> None:
             args.json.write_text(json.dumps([r.__dict__ for r in results], indent=2))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if cleanup_logs:
+            shutil.rmtree(args.log_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
