@@ -33,7 +33,7 @@ def test_create_prints_the_key_once_and_stores_only_its_hash(
     key = out.strip()
     assert code == 0 and key.startswith("po_") and "\n" not in key
     assert "'shop'" in err and "100/s per worker" in err and "shown once" in err
-    assert key.split("_")[2].encode() not in (home / "monitor.db").read_bytes()
+    assert key.split("_", 2)[2].encode() not in (home / "monitor.db").read_bytes()
     code, out, _ = _run(capsys, "keys", "list", "--json")
     [listed] = json.loads(out)
     assert (listed["name"], listed["scope"], listed["rate"], listed["status"]) == (
