@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,8 +20,22 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROW = [5.1, 3.5, 1.4, 0.2]
 
 
+def _families(url: str) -> dict[str, Any]:
+    return {f.name: f for f in text_string_to_metric_families(httpx.get(url + "/metrics").text)}
+
+
+def _wait_until_every_worker_is_ready(url: str, seconds: float = 30.0) -> None:
+    """/readyz answers from the first worker that is ready; petalops_model_ready is the
+    lowest over the live workers, so 1 once the other one (a spawned worker imports and
+    loads everything itself, seconds on a busy machine) is ready too."""
+    deadline = time.monotonic() + seconds
+    while _families(url)["petalops_model_ready"].samples[0].value != 1.0:
+        assert time.monotonic() < deadline, "a worker was still not ready"
+        time.sleep(0.1)
+
+
 def _predicted(url: str) -> float:
-    families = {f.name: f for f in text_string_to_metric_families(httpx.get(url + "/metrics").text)}
+    families = _families(url)
     assert families["petalops_model_ready"].samples[0].value == 1.0
     return sum(
         s.value
@@ -43,7 +58,7 @@ def test_workers_start_as_set_and_serve_alike(trained_settings: Settings, start:
         assert len(workers) == 2
         spawned = ["--multiprocessing-fork" in _cmdline(pid) for pid in workers]
         assert spawned == [start == "spawn"] * 2
-        time.sleep(0.3)
+        _wait_until_every_worker_is_ready(server.url)
         before = _predicted(server.url)
         for _ in range(30):  # a new connection each time: both workers answer
             reply = httpx.post(server.url + "/predict", json={"features": ROW})
