@@ -78,7 +78,10 @@ def test_sigkill_of_the_parent_takes_workers_and_loader_along(trained_settings: 
         f"\nparent SIGKILLed: children gone after {gone_after} s; port free: {free}; "
         f"answered {len(report.answered)}, stored {len(stored)}"
     )
-    assert gone_after is not None and gone_after <= 2.0, server.output()[-3000:]
+    # Alone this takes 0.4 to 0.5 s; under the whole suite on 2 cores it once took 2.3 s
+    # (the loader loads what the workers spooled last before it exits). An orphan would
+    # still be running after the 10 s _wait_gone allows.
+    assert gone_after is not None and gone_after <= 5.0, server.output()[-3000:]
     assert free
     assert report.answered
     assert sorted(stored) == sorted(report.answered)  # each answered row once, none lost
