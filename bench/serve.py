@@ -202,42 +202,13 @@ def start(
         if not own.exists():
             shutil.copytree(home, own, ignore=shutil.ignore_patterns("serve", "spool"))
         home = own
-    uvicorn = [
-        python,
-        "-m",
-        "uvicorn",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    granian = [
-        python,
-        "-m",
-        "granian",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "1",
-        "--no-ws",
-        "--log-level",
-        "warning",
-    ]
+    # What both HTTP cores are given alike: the address, the workers, uvloop.
+    common = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    common += ["--loop", "uvloop"]
+    uvicorn = [python, "-m", "uvicorn", *common, "--http", "httptools", "--no-access-log"]
+    uvicorn += ["--log-level", "warning"]
+    granian = [python, "-m", "granian", *common, "--http", "1", "--no-ws"]
+    granian += ["--log-level", "warning"]
     if target == "floor":
         command, ready = [*uvicorn, "bench.apps.floor:app"], "/"
     elif target in ("granian", "rsgi"):

@@ -233,9 +233,7 @@ class Exchange:
         """The whole body if it is in (taken: ``receive`` would see it no more), else None
         (the caller reads it through ``receive``, which waits for it)."""
         cycle = self.cycle
-        if cycle is None or cycle.more_body or cycle.disconnected:
-            return None
-        if cycle.waiting_for_100_continue:
+        if cycle is None or cycle.more_body or cycle.disconnected or cycle.waiting_for_100_continue:
             return None
         body = bytes(cycle.body)
         cycle.body = bytearray()
@@ -252,9 +250,7 @@ class Exchange:
         or checked, see `petalops.serving.http.parse_call`), so uvicorn's two regular
         expressions per header, its ASGI message dicts and its two writes are skipped."""
         cycle = self.cycle
-        if cycle is None or cycle.response_started or cycle.disconnected:
-            return False
-        if cycle.flow.write_paused:
+        if cycle is None or cycle.response_started or cycle.disconnected or cycle.flow.write_paused:
             return False
         cycle.response_started = True
         cycle.waiting_for_100_continue = False
@@ -273,10 +269,10 @@ class Exchange:
         if not keep_alive:
             cycle.transport.close()
         # The cycle's scope holds this Exchange, which holds the cycle: a reference cycle
-        # that refcounting cannot free. Left to the collector, it was ~4 objects a request
-        # and a generation-1 collection of ~3,300 of them every ~0.15 s per worker (2 to 7
-        # ms each: a stall of every request then in flight). Answered, the request needs
-        # neither again.
+        # that refcounting cannot free. Left to the collector, it was ~11 objects a request
+        # (bench/dispatch_cost.py prints them) and, under wrk, a generation-1 collection of
+        # ~3,300 every ~0.15 s per worker (2 to 7 ms each: a stall of every request then in
+        # flight). Answered, the request needs neither again.
         self.cycle = None
         cycle.on_response()
         return True
