@@ -543,6 +543,7 @@ def start_loader_gauges(env: Mapping[str, str]) -> Any:
 
 def loader_store(url: str) -> MonitorStore:
     """The store the loader writes to: SQLite with a page cache of ``LOADER_CACHE_MIB``."""
+    # Here, not at the top: the supervisor imports this module (SQLAlchemy costs ~0.4 s).
     from petalops.database.engine import create_engine
     from petalops.monitoring.store import MonitorStore
 
