@@ -34,7 +34,15 @@ instead of as a task on the next turn of the loop. It does fewer instructions pe
 (bench/dispatch_cost.py, http) but served fewer requests on bench/serve.py next to the task
 version (4 rounds: 13.4k, 14.7k, 9.2k, 16.3k req/s against 16.6k, 13.7k, 16.0k, 16.3k).
 That run predates the bench's wait for an idle server between cells, and the inline tree
-ran right after the other one's spool loader in every round: the verdict wants a re-run.
+ran right after the other one's spool loader in every round. Re-run on 2026-12-03 with the
+bench as it is (a request deferred until its body is in, then run in that read up to its
+first wait, the rest as a task; in the same read only when it will not wait for a
+100-continue or pass uvicorn's high-water mark): 215,659 instructions a request against
+223,915 (bench/dispatch_cost.py, http row of /predict), but no more requests a second on a
+real server: 0.48 to 0.57 of the floor against 0.57 to 0.70 for this version, the order of
+the two in each round deciding which won, and at a paced 6,800 req/s 108 to 113 µs of CPU a
+request against 107 to 124 (docs/serving.md, Round 5). Left out again: 4 % fewer
+instructions in process do not show through the socket, and it costs ~90 lines of state.
 """
 
 from __future__ import annotations

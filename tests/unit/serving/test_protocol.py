@@ -144,6 +144,20 @@ class ExchangeApp:
 
 def _serve(requests: list[bytes], app: ExchangeApp) -> tuple[RecordingTransport, Any]:
     """Feed each chunk to the protocol petalops serve runs, one loop turn apart."""
+
+    async def main() -> tuple[RecordingTransport, Any]:
+        raw, protocol = _connected(app)
+        for chunk in requests:
+            protocol.data_received(chunk)
+            for _ in range(3):
+                await asyncio.sleep(0)
+        return raw, protocol
+
+    return asyncio.run(main())
+
+
+def _connected(app: Any) -> tuple[RecordingTransport, Any]:
+    """The protocol petalops serve runs, connected; call inside a running loop."""
     import uvicorn
     from uvicorn.server import ServerState
 
@@ -152,21 +166,13 @@ def _serve(requests: list[bytes], app: ExchangeApp) -> tuple[RecordingTransport,
     raw = RecordingTransport()
     raw.get_extra_info = lambda name, default=None: None  # type: ignore[attr-defined]
     raw.pause_reading = raw.resume_reading = lambda: None  # type: ignore[attr-defined]
-
-    async def main() -> Any:
-        config = uvicorn.Config(app, lifespan="off", access_log=False, proxy_headers=False)
-        config.load()
-        state = ServerState()
-        state.default_headers = [(b"date", b"Wed, 02 Dec 2026 18:00:00 GMT")]  # as uvicorn's
-        protocol = CoalescingHttpToolsProtocol(config=config, server_state=state, app_state={})
-        protocol.connection_made(raw)  # type: ignore[arg-type]
-        for chunk in requests:
-            protocol.data_received(chunk)
-            for _ in range(3):
-                await asyncio.sleep(0)
-        return protocol
-
-    return raw, asyncio.run(main())
+    config = uvicorn.Config(app, lifespan="off", access_log=False, proxy_headers=False)
+    config.load()
+    state = ServerState()
+    state.default_headers = [(b"date", b"Wed, 02 Dec 2026 18:00:00 GMT")]  # as uvicorn's
+    protocol = CoalescingHttpToolsProtocol(config=config, server_state=state, app_state={})
+    protocol.connection_made(raw)  # type: ignore[arg-type]
+    return raw, protocol
 
 
 def _post(path: bytes, body: bytes, *extra: bytes) -> bytes:
@@ -187,12 +193,99 @@ def test_a_hot_request_takes_its_body_and_answers_in_one_write() -> None:
     assert body == b"hello" and not raw.closed
 
 
+class WaitingApp(ExchangeApp):
+    """Waits a turn of the loop before it answers (as a handler that awaits does)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(0)
+        await super().__call__(scope, receive, send)
+
+
 def test_a_body_split_across_reads_is_read_through_receive() -> None:
     app = ExchangeApp()
     request = _post(b"/hot", b"0123456789")
     raw, _ = _serve([request[:-4], request[-4:]], app)
     assert app.bodies == [("receive", b"0123456789")]
     assert raw.writes[-1].endswith(b"\r\n\r\n0123456789")
+
+
+def test_a_body_past_the_high_water_mark_is_read_through_receive() -> None:
+    # uvicorn stops reading past 64 KiB of unread body until the app takes some.
+    from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+
+    body = b"x" * (HIGH_WATER_LIMIT + 4096)
+    request = _post(b"/hot", body)
+    cut = len(request) - 2048
+    app = ExchangeApp()
+    raw, _ = _serve([request[:cut], request[cut:]], app)
+    assert app.bodies == [("receive", body)]
+    assert raw.writes[-1].endswith(b"\r\n\r\n" + body)
+
+
+def test_a_hot_request_expecting_100_continue_gets_it_before_sending_its_body() -> None:
+    app = ExchangeApp()
+    head = b"POST /hot HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
+    raw, _ = _serve([head, b"ok"], app)
+    assert raw.writes[0] == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert app.bodies == [("receive", b"ok")]
+    assert raw.writes[-1].endswith(b"\r\n\r\nok")
+
+
+def test_a_hot_request_is_in_flight_until_answered() -> None:
+    async def main() -> None:
+        app = WaitingApp()
+        raw, protocol = _connected(app)
+        protocol.data_received(_post(b"/hot", b"later"))
+        assert raw.writes == [] and len(protocol.tasks) == 1
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert app.bodies == [("exchange", b"later")]
+        assert raw.writes[-1].endswith(b"\r\n\r\nlater") and not protocol.tasks
+
+    asyncio.run(main())
+
+
+def test_pipelined_hot_requests_are_answered_in_order() -> None:
+    for app in (ExchangeApp(), WaitingApp()):
+        raw, _ = _serve([_post(b"/hot", b"one") + _post(b"/hot", b"two")], app)
+        assert [how_body[1] for how_body in app.bodies] == [b"one", b"two"]
+        assert [w.rsplit(b"\r\n\r\n", 1)[1] for w in raw.writes] == [b"one", b"two"]
+
+
+def test_a_context_variable_a_hot_request_sets_stays_in_that_request() -> None:
+    import contextvars
+
+    actor: contextvars.ContextVar[str | None] = contextvars.ContextVar("actor", default=None)
+    seen: list[str | None] = []
+
+    class Acting(ExchangeApp):
+        def __init__(self, wait: bool) -> None:
+            super().__init__()
+            self.wait = wait
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            seen.append(actor.get())  # nothing from the request before
+            token = actor.set("key-1")
+            if self.wait:
+                await asyncio.sleep(0)
+            actor.reset(token)  # raises if the wait moved it to another context
+            await super().__call__(scope, receive, send)
+            actor.set("left-behind")
+
+    async def main(wait: bool) -> None:
+        app = Acting(wait)
+        raw, protocol = _connected(app)
+        for body in (b"a", b"b"):
+            protocol.data_received(_post(b"/hot", body))
+            for _ in range(5):
+                await asyncio.sleep(0)
+        assert actor.get() is None  # the loop's context never saw the request's
+        assert len(raw.writes) == 2 and not raw.closed
+
+    for wait in (False, True):
+        seen.clear()
+        asyncio.run(main(wait))
+        assert seen == [None, None]
 
 
 def test_connection_close_and_head_are_kept_through_the_exchange() -> None:
