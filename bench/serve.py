@@ -373,7 +373,8 @@ def measure_all(
     """All servers up at once (idle ones cost nothing); runs interleaved, in rounds.
 
     On a shared machine the background load drifts over minutes, so each cell is measured
-    once per round, the targets taking turns, and the median round is reported.
+    once per round, the targets taking turns (in an order that rotates from round to
+    round), and the median round is reported.
     """
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     rounds: dict[tuple[str, str, int], list[Result]] = {}
@@ -423,8 +424,14 @@ def measure_all(
             return []
         for number in range(1, args.rounds + 1):
             print(f"round {number}/{args.rounds}", flush=True)
+            # Each round starts one target later: where a target runs in a round moved its
+            # figures by up to a third here (the machine drifts over minutes), so in an
+            # A/B every target runs early in some rounds and late in others.
+            turn = (number - 1) % len(targets)
+            order = [*targets[turn:], *targets[:turn]]
+            ordered = sorted(cells, key=lambda cell: order.index(cell[0]))
             for c in connections:
-                for target, route in cells:
+                for target, route in ordered:
                     process, port = servers[target]
                     path, body = ROUTES[route]
                     cpu_before = tree_cpu_roles(process.pid)
