@@ -339,13 +339,15 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         limits = Limits.of(self.app)
         self.limits = limits
+        # Looked up before the deadline wraps the app (the wrapper has no router): with
+        # serve.request_deadline_seconds set, the hot routes keep their `Exchange` too.
+        self._hot = hot_paths(self.app)
         if limits.deadline_seconds is not None:
             self.app = with_deadline(self.app, limits.deadline_seconds, limits.retry_after)
         self._phase = _HEADERS  # a new connection owes its first header block
         self._timer: asyncio.TimerHandle | None = None
         self._timer_phase = _IDLE
         self._over_capacity = False
-        self._hot = hot_paths(self.app)
         self.idle_deadline: float | None = None  # when the KeepAliveSweeper closes it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

@@ -298,6 +298,50 @@ def test_connection_close_and_head_are_kept_through_the_exchange() -> None:
     assert raw.writes[0].endswith(b"content-length: 5\r\n\r\n")  # no body after the head
 
 
+def test_a_hot_route_keeps_its_exchange_under_a_request_deadline() -> None:
+    class Bounded(ExchangeApp):
+        serve = SimpleNamespace(
+            header_timeout_seconds=10.0,
+            body_timeout_seconds=30.0,
+            max_connections=1000,
+            max_in_flight=256,
+            request_deadline_seconds=5.0,
+        )
+        server = SimpleNamespace(settings=SimpleNamespace(serve=serve))
+
+    app = Bounded()
+    raw, protocol = _serve([_post(b"/hot", b"in time")], app)
+    assert protocol.limits.deadline_seconds == 5.0
+    assert app.bodies == [("exchange", b"in time")]
+    assert len(raw.writes) == 1 and raw.writes[0].endswith(b"\r\n\r\nin time")
+
+
+def test_a_hot_request_past_its_deadline_is_still_answered_503() -> None:
+    class Slow(ExchangeApp):
+        serve = SimpleNamespace(
+            header_timeout_seconds=10.0,
+            body_timeout_seconds=30.0,
+            max_connections=1000,
+            max_in_flight=256,
+            request_deadline_seconds=0.05,
+        )
+        server = SimpleNamespace(settings=SimpleNamespace(serve=serve))
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await asyncio.sleep(1.0)
+            await super().__call__(scope, receive, send)
+
+    async def main() -> RecordingTransport:
+        raw, protocol = _connected(Slow())
+        protocol.data_received(_post(b"/hot", b"late"))
+        await asyncio.sleep(0.3)
+        return raw
+
+    raw = asyncio.run(main())
+    assert raw.writes and raw.writes[0].startswith(b"HTTP/1.1 503 ")
+    assert b"retry-after: 1" in raw.writes[0] and b"request_deadline_seconds" in raw.writes[0]
+
+
 def test_other_paths_are_answered_as_uvicorn_answers_them() -> None:
     app = ExchangeApp()
     raw, _ = _serve([_post(b"/docs", b"x")], app)
