@@ -39,12 +39,13 @@ bench as it is (a request deferred until its body is in, then run in that read u
 first wait, the rest as a task; in the same read only when it will not wait for a
 100-continue or pass uvicorn's high-water mark): 215,659 instructions a request against
 223,915 (bench/dispatch_cost.py, http row of /predict), but no more requests a second on a
-real server. In six rounds of bench/serve.py, the order of the targets rotating, this
-version served more in four and spent less CPU a request in five (63 to 86 µs against 70
-to 104); at a paced 6,800 req/s the two spent the same (107 to 124 µs against 108 to 113).
-Left out again: 4 % fewer instructions in process do not show through the socket (on a
-saturated loop the batching of reads and writes per turn counts for more), and it costs
-~90 lines of state (docs/serving.md, Round 5).
+real server. In six rounds of bench/serve.py, the order of the targets rotating, the task
+version here served more in four and spent less CPU a request in five (63 to 86 µs against
+70 to 104 eagerly); at a paced 6,800 req/s the two spent the same (107 to 124 µs against
+108 to 113). Left out again: 4 % fewer instructions in process do not show through the
+socket (on a saturated loop, reading every ready socket before answering any probably
+counts for as much as the task saved; not measured apart), and it costs ~90 lines of state
+(docs/serving.md, Round 5).
 """
 
 from __future__ import annotations
