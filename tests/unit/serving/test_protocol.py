@@ -298,16 +298,22 @@ def test_connection_close_and_head_are_kept_through_the_exchange() -> None:
     assert raw.writes[0].endswith(b"content-length: 5\r\n\r\n")  # no body after the head
 
 
+def _with_deadline(seconds: float) -> Any:
+    """What `Limits.of` reads of a PetalopsApp (``app.server.settings.serve``), with a
+    request deadline."""
+    serve = SimpleNamespace(
+        header_timeout_seconds=10.0,
+        body_timeout_seconds=30.0,
+        max_connections=1000,
+        max_in_flight=256,
+        request_deadline_seconds=seconds,
+    )
+    return SimpleNamespace(settings=SimpleNamespace(serve=serve))
+
+
 def test_a_hot_route_keeps_its_exchange_under_a_request_deadline() -> None:
     class Bounded(ExchangeApp):
-        serve = SimpleNamespace(
-            header_timeout_seconds=10.0,
-            body_timeout_seconds=30.0,
-            max_connections=1000,
-            max_in_flight=256,
-            request_deadline_seconds=5.0,
-        )
-        server = SimpleNamespace(settings=SimpleNamespace(serve=serve))
+        server = _with_deadline(5.0)
 
     app = Bounded()
     raw, protocol = _serve([_post(b"/hot", b"in time")], app)
@@ -318,14 +324,7 @@ def test_a_hot_route_keeps_its_exchange_under_a_request_deadline() -> None:
 
 def test_a_hot_request_past_its_deadline_is_still_answered_503() -> None:
     class Slow(ExchangeApp):
-        serve = SimpleNamespace(
-            header_timeout_seconds=10.0,
-            body_timeout_seconds=30.0,
-            max_connections=1000,
-            max_in_flight=256,
-            request_deadline_seconds=0.05,
-        )
-        server = SimpleNamespace(settings=SimpleNamespace(serve=serve))
+        server = _with_deadline(0.05)
 
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
             await asyncio.sleep(1.0)
