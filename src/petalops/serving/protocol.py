@@ -261,7 +261,12 @@ class Exchange:
         or checked, see `petalops.serving.http.parse_call`), so uvicorn's two regular
         expressions per header, its ASGI message dicts and its two writes are skipped."""
         cycle = self.cycle
-        if cycle is None or cycle.response_started or cycle.disconnected or cycle.flow.write_paused:
+        if cycle is None:
+            return False
+        if cycle.response_started or cycle.disconnected or cycle.flow.write_paused:
+            # The caller answers through ASGI now, and never comes back here: let go of the
+            # cycle (see the end of this method) on this path too.
+            self.cycle = None
             return False
         cycle.response_started = True
         cycle.waiting_for_100_continue = False

@@ -405,3 +405,43 @@ def test_an_answered_hot_request_is_freed_without_the_collector() -> None:
     finally:
         if enabled:
             gc.enable()
+
+
+def test_a_hot_request_answered_through_asgi_is_freed_without_the_collector() -> None:
+    # While the socket's buffer is full, respond() declines and the dispatcher answers
+    # through ASGI (after uvicorn's drain): the Exchange must let go of the cycle then too.
+    import gc
+    import weakref
+
+    cycles: list[weakref.ref[Any]] = []
+
+    class Recording(ExchangeApp):
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            from petalops.serving.http import EXCHANGE
+
+            cycles.append(weakref.ref(scope["extensions"][EXCHANGE].cycle))
+            await super().__call__(scope, receive, send)
+
+    async def main() -> tuple[RecordingTransport, Any]:
+        raw, protocol = _connected(Recording())
+        for answered, body in enumerate((b"a", b"b")):
+            protocol.pause_writing()  # as uvloop does when the socket's buffer fills up
+            protocol.data_received(_post(b"/hot", body))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert len(raw.writes) == answered  # this answer waits for the drain
+            protocol.resume_writing()
+            for _ in range(3):
+                await asyncio.sleep(0)
+        return raw, protocol
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        raw, protocol = asyncio.run(main())
+        assert [w.rsplit(b"\r\n\r\n", 1)[1] for w in raw.writes] == [b"a", b"b"]
+        assert len(cycles) == 2 and cycles[1]() is protocol.cycle
+        assert cycles[0]() is None
+    finally:
+        if enabled:
+            gc.enable()
