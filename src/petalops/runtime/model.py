@@ -154,9 +154,10 @@ class ModelRuntime:
             )
         return counts
 
-    def check_unseen_rows(self, rows: Sequence[Sequence[Any]]) -> dict[str, int]:
-        """`check_unseen` of a few rows as plain lists of canonical values (a request's),
-        without building an array: what the server does for every mixed-type request."""
+    def unseen_rows(self, rows: Sequence[Sequence[Any]]) -> dict[str, int]:
+        """`unseen` of a few rows as plain lists of canonical values (a request's), without
+        building an array: what the server counts for every mixed-type request. Refusing
+        them under ``unknown: error`` is `check_unseen`'s (the caller's, once counted)."""
         counts: dict[str, int] = {}
         for j, known in self.categories.items():
             n = 0
@@ -166,8 +167,6 @@ class ModelRuntime:
                     n += 1
             if n:
                 counts[self.features[j]] = n
-        if counts and self.unknown == "error":
-            self.check_unseen(np.asarray(rows, dtype=object))
         return counts
 
     def unseen_columns(self, columns: Sequence[npt.NDArray[Any]]) -> dict[str, int]:

@@ -387,8 +387,12 @@ def predict_rows(
     n = len(rows)
     if runtime.mixed:
         if runtime.categories:
-            for feature, count in runtime.check_unseen_rows(rows).items():
-                metrics.unseen_category(runtime.version, feature, count)
+            unseen = runtime.unseen_rows(rows)
+            if unseen:  # counted under every policy, refused (422) under unknown: error
+                for feature, count in unseen.items():
+                    metrics.unseen_category(runtime.version, feature, count)
+                if runtime.unknown == "error":
+                    runtime.check_unseen(np.asarray(rows, dtype=object))
         if n == 1:
             label, proba = runtime.predict_one(rows[0])
             return [label], [proba]

@@ -143,8 +143,13 @@ def test_an_unseen_category_follows_the_policy_and_is_counted(client: TestClient
         assert "feature 'island' has the category 'Atlantis', never seen in training" in message
     else:
         assert answer.status_code == 200
+    # Counted under either policy, refused or not: the version's own series (the counter
+    # is the process's, so another version's series says nothing about this one).
     metrics = client.get("/metrics").text
-    assert 'petalops_unseen_categories_total{feature="island",model_version=' in metrics
+    series = (
+        f'petalops_unseen_categories_total{{feature="island",model_version="{client.version}"}}'
+    )
+    assert series in metrics
 
 
 def test_typed_rows_for_the_command_line(penguins: dict[str, Any]) -> None:
