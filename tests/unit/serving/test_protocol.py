@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import weakref
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -374,56 +378,56 @@ def test_an_idle_keep_alive_connection_is_closed_by_the_sweep() -> None:
     assert raw.closed
 
 
-def test_an_answered_hot_request_is_freed_without_the_collector() -> None:
-    # The cycle's scope holds the Exchange, and the Exchange the cycle: unless respond()
-    # breaks that loop, every request is garbage only the cyclic collector can free (in a
-    # real worker a collection of ~3,300 of them every ~0.15 s, a stall of 2 to 7 ms).
-    import gc
-    import weakref
+class CycleRecording(ExchangeApp):
+    """Keeps a weak reference to each request's uvicorn cycle (through its Exchange)."""
 
-    cycles: list[weakref.ref[Any]] = []
+    def __init__(self) -> None:
+        super().__init__()
+        self.cycles: list[weakref.ref[Any]] = []
 
-    class Recording(ExchangeApp):
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            from petalops.serving.http import EXCHANGE
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from petalops.serving.http import EXCHANGE
 
-            cycles.append(weakref.ref(scope["extensions"][EXCHANGE].cycle))
-            await super().__call__(scope, receive, send)
+        self.cycles.append(weakref.ref(scope["extensions"][EXCHANGE].cycle))
+        await super().__call__(scope, receive, send)
 
-    app = Recording()
+
+@contextlib.contextmanager
+def collector_off() -> Iterator[None]:
+    """The cyclic collector disabled: what is freed inside is freed by refcounting."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        raw, protocol = _serve(
-            [_post(b"/hot", b"a"), _post(b"/hot", b"b"), _post(b"/hot", b"c")], app
-        )
-        assert len(raw.writes) == 3 and len(cycles) == 3
-        # The protocol keeps its latest cycle (and is itself freed by the collector, once a
-        # connection: httptools' parser points back at it); every earlier one is gone.
-        assert cycles[2]() is protocol.cycle
-        assert [ref() is None for ref in cycles[:2]] == [True, True]
+        yield
     finally:
         if enabled:
             gc.enable()
 
 
+def test_an_answered_hot_request_is_freed_without_the_collector() -> None:
+    # The cycle's scope holds the Exchange, and the Exchange the cycle: unless respond()
+    # breaks that loop, every request is garbage only the cyclic collector can free (in a
+    # real worker a collection of ~3,300 of them every ~0.15 s, a stall of 2 to 7 ms).
+    app = CycleRecording()
+    with collector_off():
+        raw, protocol = _serve(
+            [_post(b"/hot", b"a"), _post(b"/hot", b"b"), _post(b"/hot", b"c")], app
+        )
+        cycles = app.cycles
+        assert len(raw.writes) == 3 and len(cycles) == 3
+        # The protocol keeps its latest cycle (and is itself freed by the collector, once a
+        # connection: httptools' parser points back at it); every earlier one is gone.
+        assert cycles[2]() is protocol.cycle
+        assert [ref() is None for ref in cycles[:2]] == [True, True]
+
+
 def test_a_hot_request_answered_through_asgi_is_freed_without_the_collector() -> None:
     # While the socket's buffer is full, respond() declines and the dispatcher answers
     # through ASGI (after uvicorn's drain): the Exchange must let go of the cycle then too.
-    import gc
-    import weakref
-
-    cycles: list[weakref.ref[Any]] = []
-
-    class Recording(ExchangeApp):
-        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-            from petalops.serving.http import EXCHANGE
-
-            cycles.append(weakref.ref(scope["extensions"][EXCHANGE].cycle))
-            await super().__call__(scope, receive, send)
+    app = CycleRecording()
 
     async def main() -> tuple[RecordingTransport, Any]:
-        raw, protocol = _connected(Recording())
+        raw, protocol = _connected(app)
         for answered, body in enumerate((b"a", b"b")):
             protocol.pause_writing()  # as uvloop does when the socket's buffer fills up
             protocol.data_received(_post(b"/hot", body))
@@ -435,13 +439,9 @@ def test_a_hot_request_answered_through_asgi_is_freed_without_the_collector() ->
                 await asyncio.sleep(0)
         return raw, protocol
 
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_off():
         raw, protocol = asyncio.run(main())
         assert [w.rsplit(b"\r\n\r\n", 1)[1] for w in raw.writes] == [b"a", b"b"]
+        cycles = app.cycles
         assert len(cycles) == 2 and cycles[1]() is protocol.cycle
         assert cycles[0]() is None
-    finally:
-        if enabled:
-            gc.enable()
