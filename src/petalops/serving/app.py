@@ -30,7 +30,7 @@ from petalops.serving.dispatcher import Dispatcher
 from petalops.serving.fallback import Fallback, HotDocument, build_api
 from petalops.serving.guard import KeyGuard
 from petalops.serving.holder import RuntimeHolder
-from petalops.serving.http import Receive, Scope, Send
+from petalops.serving.http import Exchange, Receive, Scope, Send
 from petalops.serving.inputquality import InputQuality
 from petalops.serving.lifeline import follow_parent
 from petalops.serving.metrics import RequestMetrics, use_worker_files, worker_exited
@@ -55,8 +55,22 @@ class PetalopsApp:
         self.router = router
         self.fallback = fallback
         self.open_sink = open_sink
-        self.dispatch = Dispatcher(server).dispatch
+        dispatcher = Dispatcher(server)
+        self.dispatch = dispatcher.dispatch
+        self._answer_now = dispatcher.answer_now
         self._background: list[Any] = []
+
+    def answer_now(
+        self, method: str, path: str, headers: list[tuple[bytes, bytes]], exchange: Exchange
+    ) -> bool:
+        """Answer a request that arrived whole here and now, through ``exchange`` (its body
+        and its one write), without an ASGI scope, cycle or task; False, having done
+        nothing, when it has to go through ASGI (`Dispatcher.answer_now`). The server
+        asks it of the hot routes' requests (`petalops.serving.protocol`)."""
+        endpoint, params = self.router.match(path)
+        if endpoint is None:
+            return False
+        return self._answer_now(endpoint, params, method, path, headers, exchange)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

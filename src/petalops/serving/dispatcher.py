@@ -21,10 +21,13 @@ from petalops.serving.holder import Served
 from petalops.serving.http import (
     JSON,
     Call,
+    Exchange,
     HttpError,
+    Message,
     Receive,
     Scope,
     Send,
+    new_call,
     parse_call,
     send_response,
 )
@@ -47,7 +50,46 @@ class Dispatcher:
         self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, params: dict[str, str]
     ) -> None:
         """Answer one request on ``endpoint`` (what the router matched for its path)."""
-        call = parse_call(scope, params)
+        await self.answer(parse_call(scope, params), receive, send, endpoint)
+
+    def answer_now(
+        self,
+        endpoint: Endpoint,
+        params: dict[str, str],
+        method: str,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        exchange: Exchange,
+    ) -> bool:
+        """Answer a prediction whose whole body is in ``exchange``, here and now, through
+        ``exchange``: what `petalops.serving.protocol` asks of a hot request that arrived
+        whole, instead of an ASGI request cycle and a task. The path is `answer`'s own,
+        run without the event loop: nothing on it waits once the body is in and no version
+        has to be loaded. False, having done nothing, for a request that might wait (any
+        route but a prediction's, or one naming a version, which may have to be loaded):
+        the server runs that one as ASGI."""
+        route = endpoint.methods.get(method)
+        if route is None or route.codec is None or route.versioned:
+            return False
+        call = new_call(method, path, params, headers, exchange)
+        if call.model_version is not None:
+            return False
+        coroutine = self.answer(call, _no_receive, _no_send, endpoint)
+        try:
+            coroutine.send(None)
+        except StopIteration:
+            return True
+        # It waited, which nothing on this path does: a change that makes it wait is
+        # answered 500 with the traceback in the log (the request is never left hanging).
+        try:
+            coroutine.throw(RuntimeError(f"{call.route} waited on the direct path"))
+        except StopIteration:
+            return True
+        coroutine.close()
+        raise RuntimeError(f"{call.route} waited on the direct path, twice")
+
+    async def answer(self, call: Call, receive: Receive, send: Send, endpoint: Endpoint) -> None:
+        """Answer ``call``, a request on ``endpoint``."""
         label = call.route = endpoint.label
         route = endpoint.methods.get(call.method)
         if route is None:
@@ -198,3 +240,11 @@ class Dispatcher:
             error=repr(failure),
             traceback="".join(traceback.format_exception(failure)),
         )
+
+
+async def _no_receive() -> Message:
+    raise RuntimeError("a request answered directly has its whole body in its exchange")
+
+
+async def _no_send(message: Message) -> None:
+    raise RuntimeError("a request answered directly answers through its exchange")

@@ -110,10 +110,27 @@ class Call:
 
 def parse_call(scope: Scope, params: dict[str, str] | None = None) -> Call:
     """Read the headers the server cares about in one pass over the raw header list."""
-    call = Call(
-        scope["method"], scope["path"], {} if params is None else params, "", time.perf_counter()
+    extensions = scope.get("extensions")
+    return new_call(
+        scope["method"],
+        scope["path"],
+        {} if params is None else params,
+        scope["headers"],
+        extensions.get(EXCHANGE) if extensions else None,
     )
-    for name, value in scope["headers"]:
+
+
+def new_call(
+    method: str,
+    path: str,
+    params: dict[str, str],
+    headers: list[tuple[bytes, bytes]],
+    exchange: Exchange | None,
+) -> Call:
+    """`parse_call` without an ASGI scope: what a server answering a request directly
+    (`petalops.serving.protocol`) has of it."""
+    call = Call(method, path, params, "", time.perf_counter(), exchange=exchange)
+    for name, value in headers:
         # ASGI servers deliver lower-case header names.
         if name == b"content-type":
             call.content_type = value
@@ -146,9 +163,6 @@ def parse_call(scope: Scope, params: dict[str, str] | None = None) -> Call:
                 call.inference_header_length = -1
     if not call.request_id:
         call.request_id = new_request_id()
-    extensions = scope.get("extensions")
-    if extensions:
-        call.exchange = extensions.get(EXCHANGE)
     return call
 
 

@@ -51,12 +51,16 @@ counts for as much as the task saved; not measured apart), and it costs ~90 line
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import urllib.parse
 import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+import httptools
 import orjson
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
@@ -230,6 +234,72 @@ def hot_paths(app: Any) -> Callable[[str], bool] | None:
     return None
 
 
+AnswerNow = Callable[[str, str, list[tuple[bytes, bytes]], Any], bool]
+
+
+def direct_answers(app: Any) -> AnswerNow | None:
+    """The app's ``answer_now`` (`PetalopsApp.answer_now`, perhaps inside uvicorn's
+    middleware): it answers a hot request that arrived whole without ASGI; None for any
+    other app."""
+    for _ in range(4):
+        answer_now = getattr(app, "answer_now", None)
+        if callable(answer_now):
+            return answer_now  # type: ignore[no-any-return]
+        app = getattr(app, "app", None)
+        if app is None:
+            break
+    return None
+
+
+class DirectRequest:
+    """A hot request being answered without ASGI: what its head said, and its body so far."""
+
+    __slots__ = ("body", "keep_alive", "method", "path")
+
+    def __init__(self, method: str, path: str, keep_alive: bool) -> None:
+        self.method = method
+        self.path = path
+        self.keep_alive = keep_alive
+        self.body = b""
+
+
+class DirectExchange:
+    """The `petalops.serving.http.Exchange` of a request answered without ASGI: its whole
+    body, and its answer written at once (as `Exchange.respond` writes one)."""
+
+    __slots__ = ("_protocol", "_request")
+
+    def __init__(self, protocol: CoalescingHttpToolsProtocol, request: DirectRequest) -> None:
+        self._protocol: CoalescingHttpToolsProtocol | None = protocol  # None once answered
+        self._request = request
+
+    @property
+    def answered(self) -> bool:
+        return self._protocol is None
+
+    def take_body(self) -> bytes:
+        request = self._request
+        body, request.body = request.body, b""
+        return body
+
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+        protocol = self._protocol
+        if protocol is None:
+            return False
+        self._protocol = None
+        request = self._request
+        parts = [STATUS_LINE[status], _defaults(protocol.server_state.default_headers)]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        if not request.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts.append(b"\r\n")
+        if request.method != "HEAD":
+            parts.append(body)
+        protocol.answered(b"".join(parts), request.keep_alive)
+        return True
+
+
 class Exchange:
     """A hot route's request as the protocol hands it over (`petalops.serving.http.EXCHANGE`):
     its body once it is all in (`take_body`), and its whole answer in one write (`respond`)."""
@@ -294,6 +364,14 @@ class Exchange:
         return True
 
 
+# uvicorn's answer to an app that failed before answering (RequestResponseCycle's).
+_INTERNAL_ERROR = (
+    STATUS_LINE[500]
+    + b"%s"
+    + b"content-type: text/plain; charset=utf-8\r\ncontent-length: 21\r\n"
+    + b"connection: close\r\n\r\nInternal Server Error"
+)
+
 _joined_defaults: tuple[list[tuple[bytes, bytes]] | None, bytes] = (None, b"")
 
 
@@ -348,6 +426,10 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         # Looked up before the deadline wraps the app (the wrapper has no router): with
         # serve.request_deadline_seconds set, the hot routes keep their `Exchange` too.
         self._hot = hot_paths(self.app)
+        # A request that could not wait anyway is answered without a deadline (see
+        # `_answer_directly`): looked up before the deadline wraps the app, too.
+        self._answer_now = direct_answers(self.app) if self._hot is not None else None
+        self._direct: DirectRequest | None = None  # set only inside one data_received
         if limits.deadline_seconds is not None:
             self.app = with_deadline(self.app, limits.deadline_seconds, limits.retry_after)
         self._phase = _HEADERS  # a new connection owes its first header block
@@ -372,6 +454,11 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         self.idle_deadline = None
         super().data_received(data)
+        direct = self._direct
+        if direct is not None:  # its body is not all in: the rest comes through ASGI
+            self._direct = None
+            if not self.transport.is_closing():  # (closed: the parser refused the rest)
+                self._through_asgi(direct)
         # Only a read that ends inside a request leaves something to time.
         if self._phase != self._timer_phase:
             self._disarm()
@@ -381,11 +468,16 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._phase = _HEADERS
+        self.idle_deadline = None  # (a request pipelined behind a direct answer)
 
     def on_headers_complete(self) -> None:
         self._phase = _BODY
         reason = self._shed_reason()
         if reason is None:
+            if self._answer_now is not None:
+                self._direct = self._direct_request()
+                if self._direct is not None:
+                    return
             super().on_headers_complete()
             return
         app, self.app = self.app, shed(reason, self.limits.retry_after)
@@ -394,9 +486,92 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         finally:
             self.app = app
 
+    def on_body(self, body: bytes) -> None:
+        direct = self._direct
+        if direct is None:
+            super().on_body(body)
+            return
+        direct.body += body
+        if len(direct.body) > HIGH_WATER_LIMIT:  # uvicorn's flow control takes it from here
+            self._direct = None
+            self._through_asgi(direct)
+
     def on_message_complete(self) -> None:
         self._phase = _IDLE
+        direct = self._direct
+        if direct is not None:
+            self._direct = None
+            if self._answer_directly(direct):
+                return
+            self._through_asgi(direct)
         super().on_message_complete()
+
+    # -- hot requests answered without ASGI ----------------------------------------------
+
+    def _direct_request(self) -> DirectRequest | None:
+        """This request, to be answered without ASGI once its body is in, if it is on a
+        hot path and nothing about it or the connection needs uvicorn's request cycle: no
+        100-continue, no upgrade, no earlier request still being answered, a writable
+        socket. Its method and path are computed as uvicorn's ``on_headers_complete``
+        computes them."""
+        if self.expect_100_continue or self.pipeline or self.limit_concurrency is not None:
+            return None
+        cycle = self.cycle
+        if (cycle is not None and not cycle.response_complete) or self.flow.write_paused:
+            return None
+        parser = self.parser
+        if parser.should_upgrade() or self.transport.is_closing():
+            return None
+        path = httptools.parse_url(self.url).path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        path = self.root_path + path
+        hot = self._hot
+        if hot is None or not hot(path):
+            return None
+        keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
+        return DirectRequest(parser.get_method().decode("ascii"), path, keep_alive)
+
+    def _answer_directly(self, direct: DirectRequest) -> bool:
+        """Answer ``direct`` (its body all in) through the app's ``answer_now``, in a copy
+        of the context as a task would run it; False, nothing sent, when the app declines.
+        A failure is answered as uvicorn answers an ASGI app's: logged, and a 500."""
+        answer_now = self._answer_now
+        assert answer_now is not None
+        exchange = DirectExchange(self, direct)
+        context = (
+            contextvars.Context() if self.config.reset_contextvars else contextvars.copy_context()
+        )
+        try:
+            answered = context.run(answer_now, direct.method, direct.path, self.headers, exchange)
+        except Exception as exc:
+            self.logger.error("Exception in ASGI application\n", exc_info=exc)
+        else:
+            if exchange.answered or not answered:
+                return answered or exchange.answered
+            self.logger.error("ASGI callable returned without starting response.")
+        if not exchange.answered:
+            self.answered(_INTERNAL_ERROR % _defaults(self.server_state.default_headers), False)
+        return True
+
+    def answered(self, data: bytes, keep_alive: bool) -> None:
+        """A direct answer's bytes to the socket, and what uvicorn does at a response's end
+        (`on_response_complete`: the count, and the keep-alive deadline or the close)."""
+        transport = self.transport
+        getattr(transport, "raw", transport).write(data)
+        self.server_state.total_requests += 1
+        if not keep_alive:
+            transport.close()
+        elif not transport.is_closing():
+            self.idle_deadline = self.loop.time() + self.timeout_keep_alive
+
+    def _through_asgi(self, direct: DirectRequest) -> None:
+        """Hand ``direct`` to uvicorn's request cycle, as if it had gone there from its
+        head: its headers complete, then the body so far (the parser still holds the
+        request's method, version and keep-alive, and uvicorn its url and headers)."""
+        super().on_headers_complete()
+        if direct.body:
+            super().on_body(direct.body)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: App) -> None:  # type: ignore[override]
         """uvicorn's, a hot route's request carrying its `Exchange`."""

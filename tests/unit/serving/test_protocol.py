@@ -445,3 +445,193 @@ def test_a_hot_request_answered_through_asgi_is_freed_without_the_collector() ->
         cycles = app.cycles
         assert len(cycles) == 2 and cycles[1]() is protocol.cycle
         assert cycles[0]() is None
+
+
+# -- hot requests answered without ASGI (the app's answer_now) -----------------------------
+
+
+class DirectApp(ExchangeApp):
+    """ExchangeApp with PetalopsApp's ``answer_now``: answers the whole requests of /hot
+    paths itself, declines /hot/asgi ones (as the dispatcher declines a request naming a
+    version), and fails on /hot/fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.direct: list[tuple[str, str, bytes]] = []
+
+    def answer_now(
+        self, method: str, path: str, headers: list[tuple[bytes, bytes]], exchange: Any
+    ) -> bool:
+        if path.startswith("/hot/asgi"):
+            return False
+        if path.startswith("/hot/fail"):
+            raise ValueError("the model broke")
+        if path.startswith("/hot/silent"):
+            return True  # says it answered, and sent nothing
+        body = exchange.take_body()
+        self.direct.append((method, path, body))
+        answer = body or b"empty"
+        head = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(answer))]
+        assert exchange.respond(200, head, answer)
+        assert not exchange.respond(200, head, answer)  # one answer a request
+        return True
+
+
+def test_a_hot_request_that_arrived_whole_is_answered_in_its_read_without_a_task() -> None:
+    async def main() -> None:
+        app = DirectApp()
+        raw, protocol = _connected(app)
+        protocol.data_received(_post(b"/hot", b"now"))
+        # Answered before the loop turns: no task, no request cycle, no ASGI call.
+        assert app.direct == [("POST", "/hot", b"now")] and app.bodies == []
+        assert not protocol.tasks and protocol.cycle is None
+        [answer] = raw.writes
+        head, _, body = answer.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        assert lines[0] == b"HTTP/1.1 200 OK"
+        assert lines[1] == b"date: Wed, 02 Dec 2026 18:00:00 GMT"  # uvicorn's default headers
+        assert b"content-length: 3" in lines and body == b"now"
+        assert protocol.server_state.total_requests == 1
+        assert protocol.idle_deadline is not None and not raw.closed
+
+    asyncio.run(main())
+
+
+def test_a_declined_request_goes_through_asgi_with_its_body_in_the_exchange() -> None:
+    app = DirectApp()
+    raw, protocol = _serve([_post(b"/hot/asgi", b"later")], app)
+    assert app.direct == [] and app.bodies == [("exchange", b"later")]
+    assert raw.writes[-1].endswith(b"\r\n\r\nlater")
+    assert protocol.server_state.total_requests == 1
+
+
+def test_a_direct_body_split_across_reads_is_read_through_asgi() -> None:
+    app = DirectApp()
+    request = _post(b"/hot", b"0123456789")
+    raw, _ = _serve([request[:-4], request[-4:]], app)
+    assert app.direct == [] and app.bodies == [("receive", b"0123456789")]
+    assert raw.writes[-1].endswith(b"\r\n\r\n0123456789")
+
+
+def test_a_direct_body_past_the_high_water_mark_is_read_through_asgi() -> None:
+    from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+
+    body = b"x" * (HIGH_WATER_LIMIT + 4096)
+    app = DirectApp()
+    raw, _ = _serve([_post(b"/hot", body)], app)  # in one read, but past the mark
+    assert app.direct == [] and app.bodies == [("exchange", body)]
+    assert raw.writes[-1].endswith(b"\r\n\r\n" + body)
+
+
+def test_100_continue_and_other_paths_keep_uvicorns_cycle() -> None:
+    app = DirectApp()
+    head = b"POST /hot HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
+    raw, _ = _serve([head, b"ok"], app)
+    assert raw.writes[0] == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert app.direct == [] and app.bodies == [("receive", b"ok")]
+    app = DirectApp()
+    raw, _ = _serve([_post(b"/docs", b"x")], app)
+    assert app.direct == [] and app.bodies == [("receive", b"x")]
+
+
+def test_pipelined_requests_are_answered_in_order_direct_or_not() -> None:
+    app = DirectApp()
+    raw, _ = _serve([_post(b"/hot", b"one") + _post(b"/hot", b"two")], app)
+    assert [body for _, _, body in app.direct] == [b"one", b"two"]
+    assert [w.rsplit(b"\r\n\r\n", 1)[1] for w in raw.writes] == [b"one", b"two"]
+
+    class Waiting(DirectApp):  # its ASGI answers wait a turn of the loop
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await asyncio.sleep(0)
+            await super().__call__(scope, receive, send)
+
+    # A request behind one still being answered through ASGI must wait its turn.
+    async def main() -> RecordingTransport:
+        raw, protocol = _connected(Waiting())
+        protocol.data_received(
+            _post(b"/hot/asgi", b"first") + _post(b"/hot", b"second") + _post(b"/hot", b"3")
+        )
+        assert raw.writes == []
+        for _ in range(12):
+            await asyncio.sleep(0)
+        return raw
+
+    raw = asyncio.run(main())
+    assert [w.rsplit(b"\r\n\r\n", 1)[1] for w in raw.writes] == [b"first", b"second", b"3"]
+
+
+def test_connection_close_http_1_0_and_head_are_kept_when_answered_directly() -> None:
+    for close in (b"connection: close", None):
+        app = DirectApp()
+        request = _post(b"/hot", b"bye", close) if close else _post(b"/hot", b"bye")
+        if close is None:
+            request = request.replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+        raw, _ = _serve([request], app)
+        assert app.direct and b"\r\nconnection: close\r\n" in raw.writes[0] and raw.closed
+    app = DirectApp()
+    raw, _ = _serve([b"HEAD /hot HTTP/1.1\r\nhost: t\r\n\r\n"], app)
+    assert app.direct == [("HEAD", "/hot", b"")]
+    assert raw.writes[0].endswith(b"content-length: 5\r\n\r\n")  # no body after the head
+
+
+def test_a_direct_answer_that_fails_is_a_500_as_uvicorn_answers_a_failed_app() -> None:
+    class Logger:  # stands in for uvicorn's logger (its config resets the real one's handlers)
+        def __init__(self) -> None:
+            self.messages: list[str] = []
+
+        def error(self, message: str, *args: Any, **kwargs: Any) -> None:
+            self.messages.append(message)
+
+    logger = Logger()
+
+    async def main(path: bytes) -> None:
+        raw, protocol = _connected(DirectApp())
+        protocol.logger = logger
+        protocol.data_received(_post(path, b"x"))
+        [answer] = raw.writes
+        assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+        assert b"\r\nconnection: close\r\n" in answer
+        assert answer.endswith(b"\r\n\r\nInternal Server Error") and raw.closed
+        assert not protocol.tasks
+
+    asyncio.run(main(b"/hot/fail"))
+    assert logger.messages == ["Exception in ASGI application\n"]
+    asyncio.run(main(b"/hot/silent"))
+    assert logger.messages[1:] == ["ASGI callable returned without starting response."]
+
+
+def test_a_context_variable_set_while_answering_directly_stays_in_that_request() -> None:
+    import contextvars
+
+    actor: contextvars.ContextVar[str | None] = contextvars.ContextVar("actor", default=None)
+    seen: list[str | None] = []
+
+    class Acting(DirectApp):
+        def answer_now(self, *args: Any) -> bool:
+            seen.append(actor.get())
+            actor.set("key-1")
+            return super().answer_now(*args)
+
+    async def main() -> None:
+        raw, protocol = _connected(Acting())
+        for body in (b"a", b"b"):
+            protocol.data_received(_post(b"/hot", body))
+        assert actor.get() is None and len(raw.writes) == 2
+
+    asyncio.run(main())
+    assert seen == [None, None]
+
+
+def test_a_request_pipelined_behind_a_direct_answer_is_not_idle() -> None:
+    # A direct answer sets the keep-alive deadline; the next request in the same read must
+    # clear it, or the sweep could close the connection under a slow ASGI answer.
+    async def main() -> None:
+        raw, protocol = _connected(DirectApp())
+        protocol.data_received(_post(b"/hot", b"a") + _post(b"/hot/asgi", b"bc")[:-1])
+        assert len(raw.writes) == 1 and protocol.idle_deadline is None
+        protocol.data_received(b"c")
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert len(raw.writes) == 2 and protocol.idle_deadline is not None
+
+    asyncio.run(main())
