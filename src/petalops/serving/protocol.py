@@ -466,9 +466,22 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
                 self._arm(self._phase)
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        # uvicorn's, but for its ASGI scope, built only for a request that goes through
+        # ASGI (`_asgi_scope`): a direct answer needs none (a dict of 9 keys and a copy of
+        # the app state a request).
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
         self._phase = _HEADERS
         self.idle_deadline = None  # (a request pipelined behind a direct answer)
+
+    def _asgi_scope(self) -> None:
+        """uvicorn's scope of this request (its ``on_message_begin``), over the url and the
+        headers read since."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        HttpToolsProtocol.on_message_begin(self)
+        self.url, self.expect_100_continue = url, expect
+        self.headers = self.scope["headers"] = headers
 
     def on_headers_complete(self) -> None:
         self._phase = _BODY
@@ -478,10 +491,12 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
                 self._direct = self._direct_request()
                 if self._direct is not None:
                     return
+            self._asgi_scope()
             super().on_headers_complete()
             return
         app, self.app = self.app, shed(reason, self.limits.retry_after)
         try:
+            self._asgi_scope()
             super().on_headers_complete()
         finally:
             self.app = app
@@ -569,6 +584,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         """Hand ``direct`` to uvicorn's request cycle, as if it had gone there from its
         head: its headers complete, then the body so far (the parser still holds the
         request's method, version and keep-alive, and uvicorn its url and headers)."""
+        self._asgi_scope()
         super().on_headers_complete()
         if direct.body:
             super().on_body(direct.body)

@@ -635,3 +635,50 @@ def test_a_request_pipelined_behind_a_direct_answer_is_not_idle() -> None:
         assert len(raw.writes) == 2 and protocol.idle_deadline is not None
 
     asyncio.run(main())
+
+
+def test_a_request_through_asgi_gets_uvicorns_own_scope() -> None:
+    # The scope is built only for a request that goes through ASGI: whether it went there
+    # from its head (a cold path, 100-continue) or after it was read whole (declined), it
+    # must be the scope uvicorn's own protocol gives the same bytes.
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    class Scoping(DirectApp):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scopes: list[dict[str, Any]] = []
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            self.scopes.append({k: v for k, v in scope.items() if k != "extensions"})
+            await super().__call__(scope, receive, send)
+
+    def scopes(protocol_class: Any, request: bytes) -> list[dict[str, Any]]:
+        app = Scoping()
+
+        async def main() -> None:
+            raw = RecordingTransport()
+            raw.get_extra_info = lambda name, default=None: None  # type: ignore[attr-defined]
+            raw.pause_reading = raw.resume_reading = lambda: None  # type: ignore[attr-defined]
+            config = uvicorn.Config(app, lifespan="off", access_log=False, proxy_headers=False)
+            config.load()
+            protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
+            protocol.connection_made(raw)
+            protocol.data_received(request)
+            for _ in range(3):
+                await asyncio.sleep(0)
+
+        asyncio.run(main())
+        return app.scopes
+
+    from petalops.serving.protocol import CoalescingHttpToolsProtocol
+
+    for path in (b"/hot/asgi?x=1", b"/docs/a%20b", b"/hot/asgi"):
+        request = _post(path, b"body", b"X-Thing: One", b"accept: */*")
+        ours, uvicorns = (
+            scopes(CoalescingHttpToolsProtocol, request),
+            scopes(HttpToolsProtocol, request),
+        )
+        assert len(ours) == 1 and ours == uvicorns, path
+        assert (b"x-thing", b"One") in ours[0]["headers"]
