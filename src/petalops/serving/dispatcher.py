@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Coroutine
 from typing import Any
 
 from petalops.errors import PetalopsError
@@ -46,11 +47,12 @@ class Dispatcher:
     def __init__(self, server: Server) -> None:
         self.server = server
 
-    async def dispatch(
+    def dispatch(
         self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint, params: dict[str, str]
-    ) -> None:
-        """Answer one request on ``endpoint`` (what the router matched for its path)."""
-        await self.answer(parse_call(scope, params), receive, send, endpoint)
+    ) -> Coroutine[Any, Any, None]:
+        """Answer one request on ``endpoint`` (what the router matched for its path): `answer`'s
+        coroutine, handed back to be awaited (not awaited in one more coroutine here)."""
+        return self.answer(parse_call(scope, params), receive, send, endpoint)
 
     def answer_now(
         self,

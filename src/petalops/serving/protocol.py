@@ -22,30 +22,32 @@ Timers are armed only when a read ends part-way through a request, so a request 
 arrives in one read (nearly all of them) costs no timer at all; the keep-alive timeout is a
 deadline a once-a-second sweep reads (`KeepAliveSweeper`), not uvicorn's timer per answer.
 
-A request to a hot route (a path `petalops.serving.router.Router` matches: the prediction
-routes, health, metrics) carries an `Exchange` (``scope["extensions"]``, see
-`petalops.serving.http.EXCHANGE`): the dispatcher takes the body from it once it is all in
-and sends the whole answer through it in one write, without ASGI's message dicts and
+A hot route's request that arrives whole (its body in the read that completes its head,
+nearly every prediction) is answered in that read, by the app's ``answer_now``
+(`petalops.serving.app.PetalopsApp.answer_now`) through a `DirectExchange`: no ASGI scope,
+no request cycle, no task, no ASGI call chain. In process that is ~30 % of what uvicorn
+and the app spent on a `/predict` (bench/dispatch_cost.py, http row: 223,475 instructions
+a request before, 187,914 after; docs/serving.md, Round 6). Whatever might wait goes
+through ASGI as before, with uvicorn's own scope and cycle: the app declines a request it
+cannot finish without waiting (naming a version, which may have to be loaded; any route
+but a prediction's), and the protocol hands to ASGI a body that is not all in after a read
+or passes uvicorn's high-water mark, a request expecting 100-continue or asking to
+upgrade, one behind a request still being answered (pipelining keeps its order), and
+every request while the socket's buffer is full. A direct answer runs in a copy of the
+context, as a task would; one that fails is logged and answered 500, as uvicorn answers a
+failed app.
+
+A hot request that goes through ASGI carries an `Exchange` (``scope["extensions"]``, see
+`petalops.serving.http.EXCHANGE`): the dispatcher takes the body from it once it is all
+in and sends the whole answer through it in one write, without ASGI's message dicts and
 uvicorn's per-header checks. Everything else about the request is uvicorn's: its task,
 its cycle, its 500 and keep-alive handling.
 
-Tried and left out: running a hot request right in the read that completed its body
-instead of as a task on the next turn of the loop. It does fewer instructions per request
-(bench/dispatch_cost.py, http) but served fewer requests on bench/serve.py next to the task
-version (4 rounds: 13.4k, 14.7k, 9.2k, 16.3k req/s against 16.6k, 13.7k, 16.0k, 16.3k).
-That run predates the bench's wait for an idle server between cells, and the inline tree
-ran right after the other one's spool loader in every round. Re-run on 2026-12-03 with the
-bench as it is (a request deferred until its body is in, then run in that read up to its
-first wait, the rest as a task; in the same read only when it will not wait for a
-100-continue or pass uvicorn's high-water mark): 215,659 instructions a request against
-223,915 (bench/dispatch_cost.py, http row of /predict), but no more requests a second on a
-real server. In six rounds of bench/serve.py, the order of the targets rotating, the task
-version here served more in four and spent less CPU a request in five (63 to 86 µs against
-70 to 104 eagerly); at a paced 6,800 req/s the two spent the same (107 to 124 µs against
-108 to 113). Left out again: 4 % fewer instructions in process do not show through the
-socket (on a saturated loop, reading every ready socket before answering any probably
-counts for as much as the task saved; not measured apart), and it costs ~90 lines of state
-(docs/serving.md, Round 5).
+Tried before, and superseded by the direct answer: running a hot request right in the
+read that completed its body, but still with its cycle and scope, up to its first wait.
+It saved only the task (215,659 instructions a request against 223,915) and no request a
+second on a real server in six rotated rounds of bench/serve.py (docs/serving.md, Round
+5); what costs is the rest of the ASGI layer, which the direct answer leaves out.
 """
 
 from __future__ import annotations
