@@ -12,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import gc
 import os
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,14 +62,15 @@ class PetalopsApp:
 
     def answer_now(
         self, method: str, path: str, headers: list[tuple[bytes, bytes]], exchange: Exchange
-    ) -> bool:
-        """Answer a request that arrived whole here and now, through ``exchange`` (its body
-        and its one write), without an ASGI scope, cycle or task; False, having done
-        nothing, when it has to go through ASGI (`Dispatcher.answer_now`). The server
-        asks it of the hot routes' requests (`petalops.serving.protocol`)."""
+    ) -> Coroutine[Any, Any, None] | None:
+        """For a request that arrived whole, the coroutine that answers it through
+        ``exchange`` (its body and its one write) without waiting, and without an ASGI
+        scope, cycle or task; None, having done nothing, when it has to go through ASGI
+        (`Dispatcher.answer_now`). The server asks it of the hot routes' requests
+        (`petalops.serving.protocol`)."""
         endpoint, params = self.router.match(path)
         if endpoint is None:
-            return False
+            return None
         return self._answer_now(endpoint, params, method, path, headers, exchange)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -62,33 +62,21 @@ class Dispatcher:
         path: str,
         headers: list[tuple[bytes, bytes]],
         exchange: Exchange,
-    ) -> bool:
-        """Answer a prediction whose whole body is in ``exchange``, here and now, through
-        ``exchange``: what `petalops.serving.protocol` asks of a hot request that arrived
-        whole, instead of an ASGI request cycle and a task. The path is `answer`'s own,
-        run without the event loop: nothing on it waits once the body is in and no version
-        has to be loaded. False, having done nothing, for a request that might wait (any
-        route but a prediction's, or one naming a version, which may have to be loaded):
-        the server runs that one as ASGI."""
+    ) -> Coroutine[Any, Any, None] | None:
+        """`answer`'s coroutine for a prediction whose whole body is in ``exchange``, to
+        answer it through ``exchange`` without the event loop: what
+        `petalops.serving.protocol` asks of a hot request that arrived whole, instead of an
+        ASGI request cycle and a task. Nothing on that path waits once the body is in and
+        no version has to be loaded. None, having done nothing, for a request that might
+        wait (any route but a prediction's, or one naming a version, which may have to be
+        loaded): the server runs that one as ASGI."""
         route = endpoint.methods.get(method)
         if route is None or route.codec is None or route.versioned:
-            return False
+            return None
         call = new_call(method, path, params, headers, exchange)
         if call.model_version is not None:
-            return False
-        coroutine = self.answer(call, _no_receive, _no_send, endpoint)
-        try:
-            coroutine.send(None)
-        except StopIteration:
-            return True
-        # It waited, which nothing on this path does: a change that makes it wait is
-        # answered 500 with the traceback in the log (the request is never left hanging).
-        try:
-            coroutine.throw(RuntimeError(f"{call.route} waited on the direct path"))
-        except StopIteration:
-            return True
-        coroutine.close()
-        raise RuntimeError(f"{call.route} waited on the direct path, twice")
+            return None
+        return self.answer(call, _no_receive, _no_send, endpoint)
 
     async def answer(self, call: Call, receive: Receive, send: Send, endpoint: Endpoint) -> None:
         """Answer ``call``, a request on ``endpoint``."""

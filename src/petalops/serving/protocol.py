@@ -56,7 +56,7 @@ import asyncio
 import contextvars
 import urllib.parse
 import weakref
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,13 +236,32 @@ def hot_paths(app: Any) -> Callable[[str], bool] | None:
     return None
 
 
-AnswerNow = Callable[[str, str, list[tuple[bytes, bytes]], Any], bool]
+AnswerNow = Callable[[str, str, list[tuple[bytes, bytes]], Any], Coroutine[Any, Any, None] | None]
+_FAILED = object()  # an answer_now that raised: a 500 in its turn
+
+
+def run_now(answer: Coroutine[Any, Any, None]) -> None:
+    """Run a direct answer (`DirectExchange`) to its end: it never waits (its body is in and
+    its answer goes out through its exchange). One that does wait is failed where it
+    waits (RuntimeError), which the app answers 500 with the traceback in its log: never
+    left hanging."""
+    try:
+        answer.send(None)
+    except StopIteration:
+        return
+    try:
+        answer.throw(RuntimeError("a direct answer waited: nothing on its path may"))
+    except StopIteration:
+        return
+    answer.close()
+    raise RuntimeError("a direct answer waited, and again when it was failed")
 
 
 def direct_answers(app: Any) -> AnswerNow | None:
     """The app's ``answer_now`` (`PetalopsApp.answer_now`, perhaps inside uvicorn's
-    middleware): it answers a hot request that arrived whole without ASGI; None for any
-    other app."""
+    middleware): given a hot request that arrived whole, the coroutine that answers it
+    through its `DirectExchange` without waiting, or None (declined, nothing done); None
+    for any other app."""
     for _ in range(4):
         answer_now = getattr(app, "answer_now", None)
         if callable(answer_now):
@@ -432,6 +451,8 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         # `_answer_directly`): looked up before the deadline wraps the app, too.
         self._answer_now = direct_answers(self.app) if self._hot is not None else None
         self._direct: DirectRequest | None = None  # set only inside one data_received
+        self._pending = 0  # direct answers taken, to run on the loop's next turn
+        self._shutdown_after = False
         if limits.deadline_seconds is not None:
             self.app = with_deadline(self.app, limits.deadline_seconds, limits.retry_after)
         self._phase = _HEADERS  # a new connection owes its first header block
@@ -550,37 +571,70 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         return DirectRequest(parser.get_method().decode("ascii"), path, keep_alive)
 
     def _answer_directly(self, direct: DirectRequest) -> bool:
-        """Answer ``direct`` (its body all in) through the app's ``answer_now``, in a copy
-        of the context as a task would run it; False, nothing sent, when the app declines.
-        A failure is answered as uvicorn answers an ASGI app's: logged, and a 500."""
+        """Have the app's ``answer_now`` take ``direct`` (its body all in), and run its
+        answer on the loop's next turn, as a task's first step would run (after the other
+        connections' reads of this turn: answering inside each read instead measured no
+        faster on a real server, docs/serving.md, Round 6), in a copy of the context as a
+        task would. False, nothing done, when the app declines it. A failure is answered
+        as uvicorn answers an ASGI app's: logged, and a 500."""
         answer_now = self._answer_now
         assert answer_now is not None
         exchange = DirectExchange(self, direct)
         context = (
             contextvars.Context() if self.config.reset_contextvars else contextvars.copy_context()
         )
+        answer: Coroutine[Any, Any, None] | object | None
         try:
-            answered = context.run(answer_now, direct.method, direct.path, self.headers, exchange)
+            answer = context.run(answer_now, direct.method, direct.path, self.headers, exchange)
         except Exception as exc:
             self.logger.error("Exception in ASGI application\n", exc_info=exc)
-        else:
-            if exchange.answered or not answered:
-                return answered or exchange.answered
-            self.logger.error("ASGI callable returned without starting response.")
+            answer = _FAILED
+        if answer is None:
+            return False
+        # Answered in order: the loop runs its callbacks (and a later request's task) FIFO.
+        self._pending += 1
+        self.loop.call_soon(self._run_answer, answer, exchange, context=context)
+        return True
+
+    def _run_answer(
+        self, answer: Coroutine[Any, Any, None] | object, exchange: DirectExchange
+    ) -> None:
+        self._pending -= 1
+        if answer is not _FAILED:
+            try:
+                run_now(answer)  # type: ignore[arg-type]
+            except Exception as exc:
+                self.logger.error("Exception in ASGI application\n", exc_info=exc)
+            else:
+                if not exchange.answered:
+                    self.logger.error("ASGI callable returned without starting response.")
         if not exchange.answered:
             self.answered(_INTERNAL_ERROR % _defaults(self.server_state.default_headers), False)
-        return True
+        if self._shutdown_after and not self._pending:
+            super().shutdown()
 
     def answered(self, data: bytes, keep_alive: bool) -> None:
         """A direct answer's bytes to the socket, and what uvicorn does at a response's end
         (`on_response_complete`: the count, and the keep-alive deadline or the close)."""
         transport = self.transport
-        getattr(transport, "raw", transport).write(data)
         self.server_state.total_requests += 1
+        if transport.is_closing():  # the client left, or an earlier answer closed it
+            return
+        getattr(transport, "raw", transport).write(data)
         if not keep_alive:
             transport.close()
-        elif not transport.is_closing():
-            self.idle_deadline = self.loop.time() + self.timeout_keep_alive
+        elif not self._pending and self._phase == _IDLE:
+            cycle = self.cycle  # (a request read since may be answering through ASGI)
+            if cycle is None or cycle.response_complete:
+                self.idle_deadline = self.loop.time() + self.timeout_keep_alive
+
+    def shutdown(self) -> None:
+        """uvicorn's (close when idle, else after the answer in progress), once the direct
+        answers already taken are out."""
+        if self._pending:
+            self._shutdown_after = True
+            return
+        super().shutdown()
 
     def _through_asgi(self, direct: DirectRequest) -> None:
         """Hand ``direct`` to uvicorn's request cycle, as if it had gone there from its
@@ -625,7 +679,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
                 f"{self.limits.max_connections} open connections; retry after the "
                 "Retry-After seconds"
             )
-        if len(self.tasks) >= self.limits.max_in_flight:
+        if len(self.tasks) + self._pending >= self.limits.max_in_flight:
             return (
                 f"this worker is serving serve.max_in_flight={self.limits.max_in_flight} "
                 "requests already; retry after the Retry-After seconds"

@@ -1,6 +1,6 @@
-"""A hot request that arrives whole is answered in the read that completes it
-(`PetalopsApp.answer_now`), without uvicorn's request cycle and task: byte for byte what
-the same request gets through ASGI, and declined, with nothing done, where it might wait."""
+"""A hot request that arrives whole is answered without uvicorn's request cycle and task
+(`PetalopsApp.answer_now`): byte for byte what the same request gets through ASGI, and
+declined, with nothing done, where it might wait."""
 
 from __future__ import annotations
 
@@ -73,6 +73,7 @@ def _answer(app: PetalopsApp, request: bytes, direct: bool) -> tuple[bytes, bool
         protocol.connection_made(raw)  # type: ignore[arg-type]
         protocol.data_received(request)
         tasked = bool(protocol.tasks)
+        await asyncio.sleep(0)  # a direct answer goes out on the loop's next turn
         for _ in range(20):
             if not protocol.tasks:
                 break

@@ -451,9 +451,11 @@ def test_a_hot_request_answered_through_asgi_is_freed_without_the_collector() ->
 
 
 class DirectApp(ExchangeApp):
-    """ExchangeApp with PetalopsApp's ``answer_now``: answers the whole requests of /hot
-    paths itself, declines /hot/asgi ones (as the dispatcher declines a request naming a
-    version), and fails on /hot/fail."""
+    """ExchangeApp with PetalopsApp's ``answer_now``: the answer of a whole request on a
+    /hot path, as a coroutine that answers through its exchange; None (declined) for
+    /hot/asgi, as the dispatcher declines a request naming a version; and the ways an
+    answer can go wrong on /hot/fail (answer_now raises), /hot/broken (the answer raises),
+    /hot/silent (it sends nothing) and /hot/wait (it waits, which none may)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -461,30 +463,38 @@ class DirectApp(ExchangeApp):
 
     def answer_now(
         self, method: str, path: str, headers: list[tuple[bytes, bytes]], exchange: Any
-    ) -> bool:
+    ) -> Any:
         if path.startswith("/hot/asgi"):
-            return False
+            return None
         if path.startswith("/hot/fail"):
             raise ValueError("the model broke")
+        return self._answer(method, path, exchange)
+
+    async def _answer(self, method: str, path: str, exchange: Any) -> None:
+        if path.startswith("/hot/broken"):
+            raise ValueError("the answer broke")
         if path.startswith("/hot/silent"):
-            return True  # says it answered, and sent nothing
+            return
+        if path.startswith("/hot/wait"):
+            await asyncio.sleep(0)
         body = exchange.take_body()
         self.direct.append((method, path, body))
         answer = body or b"empty"
         head = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(answer))]
         assert exchange.respond(200, head, answer)
         assert not exchange.respond(200, head, answer)  # one answer a request
-        return True
 
 
-def test_a_hot_request_that_arrived_whole_is_answered_in_its_read_without_a_task() -> None:
+def test_a_hot_request_that_arrived_whole_is_answered_on_the_next_turn_without_a_task() -> None:
     async def main() -> None:
         app = DirectApp()
         raw, protocol = _connected(app)
         protocol.data_received(_post(b"/hot", b"now"))
-        # Answered before the loop turns: no task, no request cycle, no ASGI call.
+        # Taken, to be answered once the loop has read its other sockets: no task, no
+        # request cycle, no ASGI call.
+        assert raw.writes == [] and not protocol.tasks and protocol.cycle is None
+        await asyncio.sleep(0)
         assert app.direct == [("POST", "/hot", b"now")] and app.bodies == []
-        assert not protocol.tasks and protocol.cycle is None
         [answer] = raw.writes
         head, _, body = answer.partition(b"\r\n\r\n")
         lines = head.split(b"\r\n")
@@ -582,22 +592,24 @@ def test_a_direct_answer_that_fails_is_a_500_as_uvicorn_answers_a_failed_app() -
         def error(self, message: str, *args: Any, **kwargs: Any) -> None:
             self.messages.append(message)
 
-    logger = Logger()
-
-    async def main(path: bytes) -> None:
+    async def main(path: bytes) -> list[str]:
         raw, protocol = _connected(DirectApp())
-        protocol.logger = logger
+        protocol.logger = logger = Logger()
         protocol.data_received(_post(path, b"x"))
+        await asyncio.sleep(0)
         [answer] = raw.writes
         assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
         assert b"\r\nconnection: close\r\n" in answer
         assert answer.endswith(b"\r\n\r\nInternal Server Error") and raw.closed
         assert not protocol.tasks
+        return logger.messages
 
-    asyncio.run(main(b"/hot/fail"))
-    assert logger.messages == ["Exception in ASGI application\n"]
-    asyncio.run(main(b"/hot/silent"))
-    assert logger.messages[1:] == ["ASGI callable returned without starting response."]
+    failed = ["Exception in ASGI application\n"]
+    assert asyncio.run(main(b"/hot/fail")) == failed
+    assert asyncio.run(main(b"/hot/broken")) == failed
+    assert asyncio.run(main(b"/hot/wait")) == failed  # failed where it waited
+    silent = ["ASGI callable returned without starting response."]
+    assert asyncio.run(main(b"/hot/silent")) == silent
 
 
 def test_a_context_variable_set_while_answering_directly_stays_in_that_request() -> None:
@@ -607,27 +619,47 @@ def test_a_context_variable_set_while_answering_directly_stays_in_that_request()
     seen: list[str | None] = []
 
     class Acting(DirectApp):
-        def answer_now(self, *args: Any) -> bool:
-            seen.append(actor.get())
+        def answer_now(self, *args: Any) -> Any:
+            seen.append(actor.get())  # nothing from the request before
             actor.set("key-1")
             return super().answer_now(*args)
+
+        async def _answer(self, *args: Any) -> None:
+            seen.append(actor.get())  # the answer runs in the request's context
+            await super()._answer(*args)
 
     async def main() -> None:
         raw, protocol = _connected(Acting())
         for body in (b"a", b"b"):
             protocol.data_received(_post(b"/hot", body))
+            await asyncio.sleep(0)
         assert actor.get() is None and len(raw.writes) == 2
 
     asyncio.run(main())
-    assert seen == [None, None]
+    assert seen == [None, "key-1", None, "key-1"]
+
+
+def test_shutdown_lets_the_direct_answers_taken_go_out_first() -> None:
+    async def main() -> None:
+        app = DirectApp()
+        raw, protocol = _connected(app)
+        protocol.data_received(_post(b"/hot", b"one") + _post(b"/hot", b"two"))
+        protocol.shutdown()  # as uvicorn's graceful shutdown does, between two loop turns
+        assert not raw.closed
+        await asyncio.sleep(0)
+        assert [w.rsplit(b"\r\n\r\n", 1)[1] for w in raw.writes] == [b"one", b"two"]
+        assert raw.closed
+
+    asyncio.run(main())
 
 
 def test_a_request_pipelined_behind_a_direct_answer_is_not_idle() -> None:
-    # A direct answer sets the keep-alive deadline; the next request in the same read must
-    # clear it, or the sweep could close the connection under a slow ASGI answer.
+    # A direct answer sets the keep-alive deadline only with no request behind it, or the
+    # sweep could close the connection under a slow ASGI answer.
     async def main() -> None:
         raw, protocol = _connected(DirectApp())
         protocol.data_received(_post(b"/hot", b"a") + _post(b"/hot/asgi", b"bc")[:-1])
+        await asyncio.sleep(0)
         assert len(raw.writes) == 1 and protocol.idle_deadline is None
         protocol.data_received(b"c")
         for _ in range(3):
