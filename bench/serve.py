@@ -41,6 +41,13 @@ as 20 to 37 ms gaps in every 60 s run (the disk's cost, not the server's).
 requests) instead of saturating: with c connections in a closed loop, a saturated server's
 median is c / its req/s, so at c=64 the p99 of two servers at different capacities mostly
 shows the capacities; paced below both, it shows the servers' own tails.
+
+``--pin`` runs each target's one worker alone on core 0 and everything else (the spool
+loader, the control room's builder, wrk) on core 1: on a machine others share, where the
+same cell moves by a fifth from one run to the next, the worker's CPU a request (``cpu``
+less the spool loader's share) is then the steadiest figure an A/B has (``--targets
+petalops,baseline --pin``). Needs 2 cores and taskset (util-linux); the granian targets
+are not pinned.
 Never asserts on time: figures depend on the machine and on what else runs on it.
 """
 
@@ -189,6 +196,7 @@ def start(
     baseline: Path | None = None,
     model: str = "iris",
     log_dir: Path | None = None,
+    pin: bool = False,
 ) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PETALOPS_BENCH_MODEL": model}
     python = sys.executable
@@ -248,6 +256,8 @@ def start(
     log = open(logs / f"{target}-{port}.log", "wb")  # noqa: SIM115 - lives with the server
     # petalops serve reads the project's petalops.yaml where it was trained
     cwd = home.parent if target in ("petalops", "baseline") else workdir
+    if pin:
+        command = ["taskset", "-c", "1", *command]  # all but the worker (below): core 1
     process = subprocess.Popen(
         command, env=env, cwd=cwd, stdout=log, stderr=log, start_new_session=True
     )
@@ -256,6 +266,11 @@ def start(
     except Exception:
         stop(process)
         raise
+    if pin:
+        # One worker runs in the server's own process (uvicorn's and petalops serve's);
+        # every thread it has now, and so every one it starts, goes to core 0.
+        for thread in os.listdir(f"/proc/{process.pid}/task"):
+            os.sched_setaffinity(int(thread), {0})
     return process, ready
 
 
@@ -322,6 +337,7 @@ def wrk(
     workdir: Path,
     gap: bool = False,
     pace: float | None = None,
+    pin: bool = False,
 ) -> tuple[float, float, float, int, str]:
     """req/s, p50 ms, p99 ms, errors and (with ``gap``) wrk's gap line. With ``pace``
     (requests a second), each connection waits connections/pace seconds before each
@@ -336,6 +352,7 @@ def wrk(
         'wrk.headers["Content-Type"] = "application/json"\n' + paced + (GAP_LUA if gap else "")
     )
     command = [
+        *(["taskset", "-c", "1"] if pin else []),
         "wrk",
         "-t",
         "1",
@@ -394,6 +411,7 @@ def measure_all(
                     args.baseline,
                     args.model,
                     args.log_dir,
+                    args.pin and target not in ("granian", "rsgi"),
                 )[0],
                 port,
             )
@@ -404,7 +422,8 @@ def measure_all(
         ]
         for target, route in cells:
             path, body = ROUTES[route]
-            wrk(f"http://127.0.0.1:{servers[target][1]}{path}", body, 8, args.warmup, workdir)
+            url = f"http://127.0.0.1:{servers[target][1]}{path}"
+            wrk(url, body, 8, args.warmup, workdir, pin=args.pin)
         if args.gap:
             c = max(connections)
             for target, route in cells:
@@ -412,7 +431,7 @@ def measure_all(
                 path, body = ROUTES[route]
                 cpu_before = tree_cpu_seconds(process.pid)
                 rps, p50, p99, errors, gap = wrk(
-                    f"http://127.0.0.1:{port}{path}", body, c, args.gap, workdir, gap=True
+                    f"http://127.0.0.1:{port}{path}", body, c, args.gap, workdir, True, pin=args.pin
                 )
                 cpu_us = (tree_cpu_seconds(process.pid) - cpu_before) / max(1.0, rps * args.gap)
                 label = route_label(route)
@@ -442,6 +461,7 @@ def measure_all(
                         args.duration,
                         workdir,
                         pace=args.pace,
+                        pin=args.pin,
                     )
                     cpu_after = settle(process.pid)
                     answered = max(1.0, rps * args.duration)
@@ -518,6 +538,11 @@ def main() -> None:
         help="a setting for the baseline target only (after --set), to A/B one setting "
         "in one run: --baseline <this checkout> --baseline-set serve.log_predictions=false",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="one worker alone on core 0, the rest and wrk on core 1 (steadier A/B figures)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--log-dir",
@@ -528,6 +553,12 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
+    if args.pin:
+        if "--workers" in sys.argv[1:] and args.workers != 1:
+            parser.error("--pin runs one worker a target; leave out --workers or give 1")
+        if (os.cpu_count() or 1) < 2 or shutil.which("taskset") is None:
+            parser.error("--pin needs 2 cores and taskset (apt-get install -y util-linux)")
+        args.workers = 1
     connections = [int(c) for c in args.connections.split(",")]
     routes = ["predict"] if args.gap else args.routes.split(",")
     ROUTES.update(routes_for(args.model))

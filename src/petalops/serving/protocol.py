@@ -23,19 +23,24 @@ arrives in one read (nearly all of them) costs no timer at all; the keep-alive t
 deadline a once-a-second sweep reads (`KeepAliveSweeper`), not uvicorn's timer per answer.
 
 A hot route's request that arrives whole (its body in the read that completes its head,
-nearly every prediction) is answered in that read, by the app's ``answer_now``
-(`petalops.serving.app.PetalopsApp.answer_now`) through a `DirectExchange`: no ASGI scope,
-no request cycle, no task, no ASGI call chain. In process that is ~30 % of what uvicorn
-and the app spent on a `/predict` (bench/dispatch_cost.py, http row: 223,475 instructions
-a request before, 187,914 after; docs/serving.md, Round 6). Whatever might wait goes
-through ASGI as before, with uvicorn's own scope and cycle: the app declines a request it
-cannot finish without waiting (naming a version, which may have to be loaded; any route
-but a prediction's), and the protocol hands to ASGI a body that is not all in after a read
-or passes uvicorn's high-water mark, a request expecting 100-continue or asking to
-upgrade, one behind a request still being answered (pipelining keeps its order), and
-every request while the socket's buffer is full. A direct answer runs in a copy of the
-context, as a task would; one that fails is logged and answered 500, as uvicorn answers a
-failed app.
+nearly every prediction) is answered without ASGI: the app's ``answer_now``
+(`petalops.serving.app.PetalopsApp.answer_now`) takes it in that read and hands back the
+coroutine that answers it through a `DirectExchange`, which runs on the loop's next turn
+(`loop.call_soon`, in order, in a copy of the context, as a task's first step would run):
+no ASGI scope, no request cycle, no task, no ASGI call chain. That is ~37,000 of the
+~224,000 instructions a `/predict` cost in process (bench/dispatch_cost.py, http row:
+223,878 before, 186,582 after), and 12 % less CPU a request in a worker on a core of its
+own (docs/serving.md, Round 6). Answered inside the read instead (6,000 instructions
+fewer still), it was no faster than the ASGI path on a real server: the loop then
+answers each connection before reading the next one. Whatever might wait goes through
+ASGI as before, with uvicorn's own scope and cycle: the app declines a request it cannot
+finish without waiting (naming a version, which may have to be loaded; any route but a
+prediction's), and the protocol hands to ASGI a body that is not all in after a read or
+passes uvicorn's high-water mark, a request expecting 100-continue or asking to upgrade,
+one behind a request still being answered through ASGI (pipelining keeps its order), and
+every request while the socket's buffer is full. A direct answer that fails (or waits,
+which nothing on its path does) is logged and answered 500, as uvicorn answers a failed
+app; a graceful shutdown lets the direct answers already taken go out first.
 
 A hot request that goes through ASGI carries an `Exchange` (``scope["extensions"]``, see
 `petalops.serving.http.EXCHANGE`): the dispatcher takes the body from it once it is all
@@ -44,10 +49,10 @@ uvicorn's per-header checks. Everything else about the request is uvicorn's: its
 its cycle, its 500 and keep-alive handling.
 
 Tried before, and superseded by the direct answer: running a hot request right in the
-read that completed its body, but still with its cycle and scope, up to its first wait.
-It saved only the task (215,659 instructions a request against 223,915) and no request a
-second on a real server in six rotated rounds of bench/serve.py (docs/serving.md, Round
-5); what costs is the rest of the ASGI layer, which the direct answer leaves out.
+read that completed its body, still with its cycle and scope, up to its first wait. It
+saved only the task (215,659 instructions a request against 223,915), and it answered
+inside the read: no more requests a second on a real server in six rotated rounds of
+bench/serve.py (docs/serving.md, Round 5).
 """
 
 from __future__ import annotations
