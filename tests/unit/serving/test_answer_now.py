@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from starlette.testclient import TestClient
-from tests.unit.serving.test_protocol import RecordingTransport
+from tests.unit.serving.test_protocol import _connected
 from tests.utils.serving import RECORD, ROW
 
 from petalops.serving.app import PetalopsApp
@@ -54,23 +54,11 @@ def _request(method: bytes, path: bytes, body: bytes, extra: list[bytes]) -> byt
 
 def _answer(app: PetalopsApp, request: bytes, direct: bool) -> tuple[bytes, bool]:
     """The bytes ``request`` is answered with, and whether it left a task to answer it."""
-    import uvicorn
-    from uvicorn.server import ServerState
-
-    from petalops.serving.protocol import CoalescingHttpToolsProtocol
 
     async def main() -> tuple[bytes, bool]:
-        raw = RecordingTransport()
-        raw.get_extra_info = lambda name, default=None: None  # type: ignore[attr-defined]
-        raw.pause_reading = raw.resume_reading = lambda: None  # type: ignore[attr-defined]
-        config = uvicorn.Config(app, lifespan="off", access_log=False, proxy_headers=False)
-        config.load()
-        state = ServerState()
-        state.default_headers = [(b"date", b"Thu, 03 Dec 2026 18:00:00 GMT")]
-        protocol = CoalescingHttpToolsProtocol(config=config, server_state=state, app_state={})
+        raw, protocol = _connected(app)
         if not direct:
             protocol._answer_now = None
-        protocol.connection_made(raw)  # type: ignore[arg-type]
         protocol.data_received(request)
         tasked = bool(protocol.tasks)
         await asyncio.sleep(0)  # a direct answer goes out on the loop's next turn

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import orjson
+import pytest
 
 from petalops.config import Settings
 from petalops.serving.protocol import App, CoalescingTransport, Limits, with_deadline
@@ -205,11 +206,17 @@ class WaitingApp(ExchangeApp):
         await super().__call__(scope, receive, send)
 
 
-def test_a_body_split_across_reads_is_read_through_receive() -> None:
-    app = ExchangeApp()
+def _app(kind: str) -> ExchangeApp:
+    """The stand-in app: answered through ASGI only, or with direct answers too."""
+    return ExchangeApp() if kind == "asgi" else DirectApp()
+
+
+@pytest.mark.parametrize("kind", ["asgi", "direct"])
+def test_a_body_split_across_reads_is_read_through_receive(kind: str) -> None:
+    app = _app(kind)
     request = _post(b"/hot", b"0123456789")
     raw, _ = _serve([request[:-4], request[-4:]], app)
-    assert app.bodies == [("receive", b"0123456789")]
+    assert app.bodies == [("receive", b"0123456789")]  # (and no direct answer)
     assert raw.writes[-1].endswith(b"\r\n\r\n0123456789")
 
 
@@ -226,8 +233,9 @@ def test_a_body_past_the_high_water_mark_is_read_through_receive() -> None:
     assert raw.writes[-1].endswith(b"\r\n\r\n" + body)
 
 
-def test_a_hot_request_expecting_100_continue_gets_it_before_sending_its_body() -> None:
-    app = ExchangeApp()
+@pytest.mark.parametrize("kind", ["asgi", "direct"])
+def test_a_hot_request_expecting_100_continue_gets_it_before_sending_its_body(kind: str) -> None:
+    app = _app(kind)
     head = b"POST /hot HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
     raw, _ = _serve([head, b"ok"], app)
     assert raw.writes[0] == b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -345,8 +353,9 @@ def test_a_hot_request_past_its_deadline_is_still_answered_503() -> None:
     assert b"retry-after: 1" in raw.writes[0] and b"request_deadline_seconds" in raw.writes[0]
 
 
-def test_other_paths_are_answered_as_uvicorn_answers_them() -> None:
-    app = ExchangeApp()
+@pytest.mark.parametrize("kind", ["asgi", "direct"])
+def test_other_paths_are_answered_as_uvicorn_answers_them(kind: str) -> None:
+    app = _app(kind)
     raw, _ = _serve([_post(b"/docs", b"x")], app)
     assert app.bodies == [("receive", b"x")]
     assert raw.writes == [raw.writes[0]] and raw.writes[0].endswith(b"\r\n\r\nx")
@@ -515,14 +524,6 @@ def test_a_declined_request_goes_through_asgi_with_its_body_in_the_exchange() ->
     assert protocol.server_state.total_requests == 1
 
 
-def test_a_direct_body_split_across_reads_is_read_through_asgi() -> None:
-    app = DirectApp()
-    request = _post(b"/hot", b"0123456789")
-    raw, _ = _serve([request[:-4], request[-4:]], app)
-    assert app.direct == [] and app.bodies == [("receive", b"0123456789")]
-    assert raw.writes[-1].endswith(b"\r\n\r\n0123456789")
-
-
 def test_a_direct_body_past_the_high_water_mark_is_read_through_asgi() -> None:
     from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 
@@ -531,17 +532,6 @@ def test_a_direct_body_past_the_high_water_mark_is_read_through_asgi() -> None:
     raw, _ = _serve([_post(b"/hot", body)], app)  # in one read, but past the mark
     assert app.direct == [] and app.bodies == [("exchange", body)]
     assert raw.writes[-1].endswith(b"\r\n\r\n" + body)
-
-
-def test_100_continue_and_other_paths_keep_uvicorns_cycle() -> None:
-    app = DirectApp()
-    head = b"POST /hot HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
-    raw, _ = _serve([head, b"ok"], app)
-    assert raw.writes[0] == b"HTTP/1.1 100 Continue\r\n\r\n"
-    assert app.direct == [] and app.bodies == [("receive", b"ok")]
-    app = DirectApp()
-    raw, _ = _serve([_post(b"/docs", b"x")], app)
-    assert app.direct == [] and app.bodies == [("receive", b"x")]
 
 
 def test_pipelined_requests_are_answered_in_order_direct_or_not() -> None:
