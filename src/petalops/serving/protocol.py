@@ -29,7 +29,7 @@ coroutine that answers it through a `DirectExchange`, which runs on the loop's n
 (`loop.call_soon`, in order, in a copy of the context, as a task's first step would run):
 no ASGI scope, no request cycle, no task, no ASGI call chain. That is ~37,000 of the
 ~224,000 instructions a `/predict` cost in process (bench/dispatch_cost.py, http row:
-223,878 before, 186,582 after), and 12 % less CPU a request in a worker on a core of its
+223,878 before, 186,582 after), and 13 % less CPU a request in a worker on a core of its
 own (docs/serving.md, Round 6). Answered inside the read instead (6,000 instructions
 fewer still), it was no faster than the ASGI path on a real server: the loop then
 answers each connection before reading the next one. Whatever might wait goes through
@@ -322,7 +322,7 @@ class DirectExchange:
         parts.append(b"\r\n")
         if request.method != "HEAD":
             parts.append(body)
-        protocol.answered(b"".join(parts), request.keep_alive)
+        protocol.write_answer(b"".join(parts), request.keep_alive)
         return True
 
 
@@ -452,8 +452,9 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         # Looked up before the deadline wraps the app (the wrapper has no router): with
         # serve.request_deadline_seconds set, the hot routes keep their `Exchange` too.
         self._hot = hot_paths(self.app)
-        # A request that could not wait anyway is answered without a deadline (see
-        # `_answer_directly`): looked up before the deadline wraps the app, too.
+        # A direct answer never waits, so the request deadline (which answers a request
+        # still waiting) has nothing to bound there: looked up before the deadline wraps
+        # the app, too.
         self._answer_now = direct_answers(self.app) if self._hot is not None else None
         self._direct: DirectRequest | None = None  # set only inside one data_received
         self._pending = 0  # direct answers taken, to run on the loop's next turn
@@ -614,11 +615,11 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
                 if not exchange.answered:
                     self.logger.error("ASGI callable returned without starting response.")
         if not exchange.answered:
-            self.answered(_INTERNAL_ERROR % _defaults(self.server_state.default_headers), False)
+            self.write_answer(_INTERNAL_ERROR % _defaults(self.server_state.default_headers), False)
         if self._shutdown_after and not self._pending:
             super().shutdown()
 
-    def answered(self, data: bytes, keep_alive: bool) -> None:
+    def write_answer(self, data: bytes, keep_alive: bool) -> None:
         """A direct answer's bytes to the socket, and what uvicorn does at a response's end
         (`on_response_complete`: the count, and the keep-alive deadline or the close)."""
         transport = self.transport

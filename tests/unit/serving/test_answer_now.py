@@ -84,7 +84,9 @@ def test_answered_directly_as_through_asgi_and_declined_where_it_might_wait(
         assert answer.split(b" ", 2)[1] == status, (method, path, answer[:200])
 
 
-def test_a_direct_answer_is_counted_and_logged(client: TestClient, app: PetalopsApp) -> None:
+def test_a_direct_answer_is_logged_with_the_version_that_answered(
+    client: TestClient, app: PetalopsApp
+) -> None:
     seen: list[tuple[Any, ...]] = []
     log = app.server.log
     request_log = log.request
