@@ -4,6 +4,7 @@
     .venv/bin/python bench/spool_load.py --rows 500000 --file-rows 500
     .venv/bin/python bench/spool_load.py --baseline ../other-checkout --rounds 5
     .venv/bin/python bench/spool_load.py --request-ids uuid --prefill 1000000
+    .venv/bin/python bench/spool_load.py --instructions --rows 20000 --baseline ../other
 
 ``--request-ids uuid`` gives every request a random UUID, as a gateway's ``X-Request-ID``
 (which `petalops serve` takes) does, instead of the worker's own counter ids; ``--prefill
@@ -22,6 +23,11 @@ the embedded default), in its own process, and prints the loader's CPU time per 
               (``LOADER_CACHE_MIB``): what the bigger cache saves once the request-id
               index outgrows 2 MiB (``--request-ids uuid --prefill 1000000``).
 
+``--instructions`` counts instead of timing: each phase's load runs under callgrind (its
+``load_once`` inside ``operator.call``, the one C function collected), once, and prints CPU
+instructions per row, a figure the machine's load does not move (use fewer ``--rows``:
+callgrind runs ~50x slower). Needs valgrind.
+
 The loader runs beside the workers on the same cores: each µs it spends a row is one the
 workers do not have (bench/serve.py prints it as "spool loader … of it"). Never asserts.
 """
@@ -31,10 +37,13 @@ from __future__ import annotations
 import argparse
 import gc
 import multiprocessing as mp
+import operator
 import os
+import re
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 PHASES = {"shipped": True, "gc on": False, "2 MiB cache": True}
+TOGGLE = "_operator_call"  # the C function behind operator.call: callgrind counts only it
 
 
 def request_ids(kind: str) -> Any:
@@ -142,12 +152,69 @@ def phase(
             loader._load_chunk = loader._load_chunk_unpaused  # type: ignore[method-assign]
         gc.collect()
         cpu, wall = time.process_time(), time.perf_counter()
-        loaded = loader.load_once()
+        loaded = operator.call(loader.load_once)  # the call callgrind counts (TOGGLE)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         store.close()
     if loaded != rows:
         raise SystemExit(f"{name}: loaded {loaded} of {rows} rows")
     out.send((cpu / rows * 1e6, wall / rows * 1e6))
+
+
+class _Print:
+    """A stand-in for a pipe's end: ``--inner`` prints what a phase sends."""
+
+    def send(self, value: Any) -> None:
+        print("sent", *value, flush=True)
+
+
+def count(args: argparse.Namespace, phases: list[tuple[str, str | None]]) -> None:
+    """Each phase once under callgrind: CPU instructions per row."""
+    if shutil.which("valgrind") is None:
+        sys.exit("--instructions needs valgrind (apt-get install valgrind)")
+    print(f"{'phase':<14} {'instructions / row':>19}")
+    for name, src in phases:
+        with tempfile.TemporaryDirectory(prefix="spool-count-") as work:
+            out = Path(work) / "callgrind.out"
+            command = [
+                "valgrind",
+                "--tool=callgrind",
+                f"--toggle-collect={TOGGLE}",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "--inner",
+                name,
+                "--rows",
+                str(args.rows),
+                "--file-rows",
+                str(args.file_rows),
+                "--request-ids",
+                args.request_ids,
+            ]
+            if src is not None:
+                command += ["--inner-src", src]
+            if args.prefill:
+                command += ["--prefill", str(args.prefill)]
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                sys.exit(f"{name}: the counted run failed:\n{result.stderr[-4000:]}")
+            found = re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)
+            total = int(found.group(1)) if found else 0
+        print(f"{name:<14} {total / args.rows:>19,.0f}", flush=True)
+
+
+def inner(args: argparse.Namespace) -> None:
+    """One phase in this process (under callgrind, from :func:`count`)."""
+    if args.inner_src is not None:  # before the prefill imports petalops
+        sys.path.insert(0, args.inner_src)
+    template = None
+    if args.prefill:
+        scratch = tempfile.mkdtemp(prefix="spool-prefill-")
+        template = str(Path(scratch) / "monitor.db")
+        prefill(Path(template), args.prefill, args.request_ids, _Print())
+    phase(args.inner, args.rows, args.file_rows, args.request_ids, template, _Print())
+    if template is not None:
+        shutil.rmtree(Path(template).parent, ignore_errors=True)
 
 
 def main() -> None:
@@ -167,11 +234,27 @@ def main() -> None:
     parser.add_argument(
         "--prefill", type=int, default=0, help="rows already in the store before each load"
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count CPU instructions per row under callgrind (once a phase) instead of timing",
+    )
+    parser.add_argument("--inner", help=argparse.SUPPRESS)  # one phase, in this process
+    parser.add_argument("--inner-src", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.inner:
+        inner(args)
+        return
     print(
         f"{args.rows:,} rows in {args.file_rows:,}-row spool files, {args.request_ids} request"
         f" ids, SQLite (WAL) holding {args.prefill:,} rows before"
     )
+    phases: list[tuple[str, str | None]] = [(name, None) for name in PHASES]
+    if args.baseline is not None:
+        phases.insert(1, ("baseline", str(args.baseline.resolve() / "src")))
+    if args.instructions:
+        count(args, phases)
+        return
     print(f"{'round':<6} {'phase':<14} {'CPU µs/row':>11} {'wall µs/row':>12}")
     results: dict[str, list[float]] = {}
     context = mp.get_context("spawn")
@@ -186,9 +269,6 @@ def main() -> None:
         process.start()
         receive.recv()
         process.join()
-    phases: list[tuple[str, str | None]] = [(name, None) for name in PHASES]
-    if args.baseline is not None:
-        phases.insert(1, ("baseline", str(args.baseline.resolve() / "src")))
     # The phases take turns, round after round: a shared machine's load drifts over minutes.
     for number in range(1, args.rounds + 1):
         for name, src in phases:

@@ -141,7 +141,10 @@ def answer_records(
 
 def answer_values(line: Sequence[Any], now: float) -> list[tuple[Any, ...]]:
     """The ``predictions`` rows of an :func:`answer_line` (as parsed from JSON), in
-    ``INSERT_COLUMNS`` order. Raises (``TypeError``, ``ValueError``) on a line that is not one."""
+    ``INSERT_COLUMNS`` order, *short*: an answer has no label yet, so each row stops before
+    ``label`` (and, without a reference, before ``reference_prediction``); the store inserts
+    the columns left off as NULL (`MonitorStore._insert_values`). Raises (``TypeError``,
+    ``ValueError``) on a line that is not one."""
     (
         layout,
         request_id,
@@ -168,29 +171,23 @@ def answer_values(line: Sequence[Any], now: float) -> list[tuple[Any, ...]]:
             raise ValueError("the lists of an answer line differ in length")
         if reference is not None and len(reference) != 1:
             raise ValueError("the lists of an answer line differ in length")
-        return [
-            (
-                request_id,
-                0,
-                ts,
-                model_name,
-                model_version,
-                variant,
-                route,
-                status,
-                latency_ms,
-                dumps(rows[0]),
-                labels[0],
-                class_names[0],
-                dumps(probas[0]),
-                None if reference is None else reference[0],
-                None,
-                None,
-            )
-        ]
-    if reference is None:
-        reference = [None] * len(rows)
-    return [
+        first = (
+            request_id,
+            0,
+            ts,
+            model_name,
+            model_version,
+            variant,
+            route,
+            status,
+            latency_ms,
+            dumps(rows[0]),
+            labels[0],
+            class_names[0],
+            dumps(probas[0]),
+        )
+        return [first if reference is None else (*first, reference[0])]
+    values = [
         (
             request_id,
             i,
@@ -205,14 +202,14 @@ def answer_values(line: Sequence[Any], now: float) -> list[tuple[Any, ...]]:
             label,
             class_name,
             dumps(proba),
-            ref,
-            None,
-            None,
         )
-        for i, (row, label, class_name, proba, ref) in enumerate(
-            zip(rows, labels, class_names, probas, reference, strict=True)
+        for i, (row, label, class_name, proba) in enumerate(
+            zip(rows, labels, class_names, probas, strict=True)
         )
     ]
+    if reference is None:
+        return values
+    return [(*value, ref) for value, ref in zip(values, reference, strict=True)]
 
 
 def dumps(value: Any) -> str | None:

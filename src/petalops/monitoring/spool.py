@@ -101,7 +101,16 @@ def _parse_lines(data: bytes) -> tuple[list[Any], int]:
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
     skipped = 1 if tail.strip() else 0
-    records: list[Any] = []
+    # Every line in one C loop (map), ~0.4 µs a row less than the loop below
+    # (bench/spool_load.py); that loop runs only for a file with a line that is not JSON.
+    try:
+        records: list[Any] = list(map(orjson.loads, lines))
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if all(type(r) is dict or type(r) is list for r in records):
+            return records, skipped
+    records = []
     for line in lines:
         if not line.strip():
             continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import operator
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,6 +55,7 @@ class MonitorStore(MonitorReads):
         self.url = url
         self.engine = open_database(url, engine)
         self.reader = EngineReader(self.engine, url)
+        self._insert_sqls: dict[int, str] = {}  # by row width, see _insert_values
 
     @classmethod
     def from_settings(cls, settings: Any) -> MonitorStore:
@@ -76,15 +78,26 @@ class MonitorStore(MonitorReads):
         self._insert_values(conn, [tuple(r[c] for c in INSERT_COLUMNS) for r in rows])
 
     def _insert_values(self, conn: sa.Connection, values: Sequence[tuple[Any, ...]]) -> None:
-        sql = self._insert_sql
-        if sql is None:
+        """Insert rows given as values in ``INSERT_COLUMNS`` order. A row may stop short:
+        the columns it leaves off are NULL (an answer's rows stop before ``label``)."""
+        full = len(INSERT_COLUMNS)
+        if self._marks is None:
             conn.execute(
-                predictions.insert(), [dict(zip(INSERT_COLUMNS, v, strict=True)) for v in values]
+                predictions.insert(),
+                [
+                    dict(zip(INSERT_COLUMNS, (*v, *(None,) * (full - len(v))), strict=True))
+                    for v in values
+                ],
             )
         else:
             # Plain DB-API executemany on tuples: SQLAlchemy's per-row parameter handling
-            # cost ~3x the CPU of the insert itself.
-            conn.exec_driver_sql(sql, list(values))
+            # cost ~3x the CPU of the insert itself. The columns a row leaves off are NULL
+            # in the statement, not bound: Python's sqlite3 binds a None through its adapter
+            # lookup, ~0.4 µs each, where an int or str costs a tenth of that (three NULLs
+            # were ~1.3 µs of the spool loader's ~14 a row, bench/spool_load.py). Runs of
+            # rows of one width go in one executemany, in order.
+            for width, run in itertools.groupby(values, key=len):
+                conn.exec_driver_sql(self._insert_sql_of(width), list(run))
         self._note_versions(conn, values)
         # The ids only when a label waits (nearly never): their set and sort cost ~1 µs a
         # row of the spool loader's ~13 (bench/spool_load.py).
@@ -269,15 +282,24 @@ class MonitorStore(MonitorReads):
         return int(result.rowcount or 0)
 
     @functools.cached_property
-    def _insert_sql(self) -> str | None:
+    def _marks(self) -> str | None:
+        """The DB-API driver's parameter mark, or None for a paramstyle not written here."""
         style = self.engine.dialect.paramstyle
-        marks = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(style)
-        if marks is None:
-            return None
-        quote = self.engine.dialect.identifier_preparer.quote
-        columns = ", ".join(quote(c) for c in INSERT_COLUMNS)
-        values = ", ".join([marks] * len(INSERT_COLUMNS))
-        return f"INSERT INTO {quote(predictions.name)} ({columns}) VALUES ({values})"
+        return {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(style)
+
+    def _insert_sql_of(self, width: int) -> str:
+        """The DB-API ``INSERT`` of a row of the first ``width`` columns, the rest NULL."""
+        sql = self._insert_sqls.get(width)
+        if sql is None:
+            full = len(INSERT_COLUMNS)
+            if not 0 < width <= full:
+                raise ValueError(f"a predictions row has {full} columns at most, not {width}")
+            quote = self.engine.dialect.identifier_preparer.quote
+            columns = ", ".join(quote(c) for c in INSERT_COLUMNS)
+            values = ", ".join([str(self._marks)] * width + ["NULL"] * (full - width))
+            sql = f"INSERT INTO {quote(predictions.name)} ({columns}) VALUES ({values})"
+            self._insert_sqls[width] = sql
+        return sql
 
     def log_predictions(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Synchronous insert of prediction records; tests and batch jobs use it."""

@@ -83,7 +83,12 @@ def test_a_one_row_answer_line_is_the_row_a_record_makes(reference: list[int] | 
         "probabilities": [0.1, 0.8, 0.1],
         "reference_prediction": None if reference is None else reference[0],
     }  # fmt: skip
-    assert answer_values(line, now=0.0) == [to_values(record, now=0.0)]
+    (values,) = answer_values(line, now=0.0)
+    # The row stops before the columns an answer never has (NULL in the store).
+    assert len(values) == INSERT_COLUMNS.index("label" if reference else "reference_prediction")
+    full = to_values(record, now=0.0)
+    assert values == full[: len(values)]
+    assert set(full[len(values) :]) == {None}
 
 
 def test_a_many_row_answer_line_numbers_its_rows() -> None:
@@ -96,6 +101,14 @@ def test_a_many_row_answer_line_numbers_its_rows() -> None:
     ]
 
 
+def test_a_many_row_answer_line_with_a_reference_gives_each_row_its_own() -> None:
+    line = _line([[1.0], [2.0]], [0, 1], ["a", "b"], [[1.0, 0.0], [0.0, 1.0]], [1, 0])
+    values = answer_values(line, now=3.0)
+    at = INSERT_COLUMNS.index
+    assert {len(v) for v in values} == {at("label")}
+    assert [(v[at("row")], v[at("reference_prediction")]) for v in values] == [(0, 1), (1, 0)]
+
+
 @pytest.mark.parametrize(
     "parts",
     [
@@ -103,6 +116,7 @@ def test_a_many_row_answer_line_numbers_its_rows() -> None:
         ([[1.0]], [0], [], [[1.0]], None),  # one row, no class name
         ([[1.0]], [0], ["a"], [[1.0]], [0, 1]),  # one row, two references
         ([[1.0], [2.0]], [0], ["a", "b"], [[1.0], [1.0]], None),  # two rows, one label
+        ([[1.0], [2.0]], [0, 1], ["a", "b"], [[1.0], [1.0]], [0]),  # two rows, one reference
     ],
 )
 def test_an_answer_line_whose_lists_differ_in_length_raises(parts: tuple[Any, ...]) -> None:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from petalops.database.schema import predictions, spool_loads
 from petalops.monitoring import metrics
 from petalops.monitoring.sink import writer_id
-from petalops.monitoring.spool import PARTIAL, READY, SpoolLoader, SpoolWriter
+from petalops.monitoring.spool import PARTIAL, READY, SpoolLoader, SpoolWriter, _parse_lines
 from petalops.monitoring.store import MonitorStore
 
 Record = Callable[..., dict[str, Any]]
@@ -373,3 +373,19 @@ def test_the_collector_is_paused_only_while_a_chunk_loads(
     finally:
         gc.enable()
     assert request_ids(store) == ["g0", "g1", "g2"]
+
+
+@pytest.mark.parametrize(
+    ("data", "records", "skipped"),
+    [
+        (b'{"a":1}\n[1,2]\n', [{"a": 1}, [1, 2]], 0),  # every line JSON: one C loop
+        (b'{"a":1}\n\n[1]\n', [{"a": 1}, [1]], 0),  # a blank line is no record, no skip
+        (b'{"a":1}\n7\n"x"\n[1]\n', [{"a": 1}, [1]], 2),  # JSON, but not a record
+        (b'{"a":1}\ngarbage\n[1]\n', [{"a": 1}, [1]], 1),  # not JSON
+        (b'{"a":1}\n{"b":', [{"a": 1}], 1),  # a torn last line
+        (b'{"a":1}\n[1]', [{"a": 1}], 1),  # a whole last line, but no newline: torn
+        (b"[1\n2]\n{},{}\n", [], 3),  # lines that are JSON only when joined
+    ],
+)
+def test_a_spool_file_parses_line_by_line(data: bytes, records: list[Any], skipped: int) -> None:
+    assert _parse_lines(data) == (records, skipped)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from tests.utils.monitor_db import MONITOR_TABLES, create_old_database, insert_old_rows
 
 from petalops.database.engine import create_engine
+from petalops.database.schema import predictions
 from petalops.monitoring.store import MonitorStore
 
 
@@ -59,3 +60,32 @@ def test_a_database_the_old_code_created_opens_with_its_rows(tmp_path: Path) -> 
     assert store.set_labels([("old-1", 0, 2)], now) == 1
     assert set(MONITOR_TABLES) <= set(sa.inspect(store.engine).get_table_names())
     store.close()
+
+
+def test_rows_that_stop_short_are_inserted_in_order_with_the_rest_null(tmp_path: Path) -> None:
+    # An answer's rows stop before `label` (or before `reference_prediction`), a record's
+    # have every column: one spool chunk mixes them, and each run is its own statement.
+    store = MonitorStore(f"sqlite:///{tmp_path / 'monitor.db'}")
+    common = ("iris", "1", "champion", "/predict", 200, 0.5, "[1.0]", 0, "a", "[1.0,0.0]")
+    rows = [
+        ("r0", 0, 1.0, *common),  # 13 columns: no reference, no label
+        ("r1", 0, 2.0, *common),
+        ("r2", 0, 3.0, *common, 1),  # 14: a challenger's, with the champion's answer
+        ("r3", 0, 4.0, *common, None, 1, 9.0),  # 16: a record with its label
+        ("r4", 0, 5.0, *common),
+    ]
+    assert store.load_spool([("f1", rows)]) == 5
+    with store.engine.connect() as conn:
+        c = predictions.c
+        query = sa.select(
+            c.request_id, c.ts, c.class_name, c.reference_prediction, c.label, c.label_ts
+        ).order_by(c.id)
+        got = [tuple(r) for r in conn.execute(query)]
+    store.close()
+    assert got == [
+        ("r0", 1.0, "a", None, None, None),
+        ("r1", 2.0, "a", None, None, None),
+        ("r2", 3.0, "a", 1, None, None),
+        ("r3", 4.0, "a", None, 1, 9.0),
+        ("r4", 5.0, "a", None, None, None),
+    ]
