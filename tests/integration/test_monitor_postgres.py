@@ -24,6 +24,7 @@ from tests.utils.monitor_db import create_old_database, insert_old_rows, migrate
 from petalops.database.engine import create_engine
 from petalops.database.migrations import STEPS, applied_versions, migrate
 from petalops.database.reader import EngineReader
+from petalops.database.schema import predictions
 from petalops.errors import InputError
 from petalops.monitoring.drift import DriftThresholds, drift_report
 from petalops.monitoring.feedback import record_feedback, record_feedback_batch
@@ -277,3 +278,24 @@ def test_the_versions_table_and_the_read_path_on_postgres(postgres_url: str) -> 
     rollout.close()
     reader.close()
     store.close()
+
+
+def test_spooled_answers_load_in_multi_row_statements_on_postgres(postgres_url: str) -> None:
+    # The spool loader's path: answer rows stop before `label` (NULL in the statement),
+    # runs of 64 go in one multi-row INSERT, the rest one by one; all in order, once.
+    url = _fresh_database(postgres_url, "petalops_spool")
+    store = MonitorStore(url)
+    common = ("iris", "1", "champion", "/predict", 200, 0.5, "[1.0]", 0, "a", "[1.0,0.0]")
+    rows: list[tuple[object, ...]] = [(f"r{i}", 0, float(i), *common) for i in range(100)]
+    rows.append(("ref", 0, 100.0, *common, 2))  # a challenger's row: the champion's answer
+    rows += [(f"r{i}", 0, float(i), *common) for i in range(101, 170)]
+    assert store.load_spool([("f1", rows), ("f2", [("late", 0, 170.0, *common)])]) == 171
+    assert store.load_spool([("f1", rows)]) == 0  # loaded once
+    with store.engine.connect() as conn:
+        c = predictions.c
+        query = sa.select(c.ts, c.reference_prediction, c.label, c.label_ts).order_by(c.id)
+        got = [tuple(r) for r in conn.execute(query)]
+    store.close()
+    assert [ts for ts, *_ in got] == [float(i) for i in range(171)]
+    assert got[100] == (100.0, 2, None, None)
+    assert {tuple(rest) for i, (_, *rest) in enumerate(got) if i != 100} == {(None, None, None)}

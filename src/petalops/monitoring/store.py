@@ -44,6 +44,9 @@ _VERSION_FIELDS = operator.itemgetter(
 )
 _LIVE = frozenset(LIVE_VARIANTS)
 _NEVER = float("-inf")
+# Rows in one multi-row INSERT (`MonitorStore._insert_rows`): 64 x 16 parameters stays far
+# under SQLite's 32,766 and PostgreSQL's 65,535; more measured no cheaper a row.
+_ROWS_A_STATEMENT = 64
 _ANY_PENDING = sa.select(pending_labels.c.row).limit(1)
 
 
@@ -55,7 +58,7 @@ class MonitorStore(MonitorReads):
         self.url = url
         self.engine = open_database(url, engine)
         self.reader = EngineReader(self.engine, url)
-        self._insert_sqls: dict[int, str] = {}  # by row width, see _insert_values
+        self._insert_sqls: dict[tuple[int, int], str] = {}  # by (width, rows)
 
     @classmethod
     def from_settings(cls, settings: Any) -> MonitorStore:
@@ -90,14 +93,7 @@ class MonitorStore(MonitorReads):
                 ],
             )
         else:
-            # Plain DB-API executemany on tuples: SQLAlchemy's per-row parameter handling
-            # cost ~3x the CPU of the insert itself. The columns a row leaves off are NULL
-            # in the statement, not bound: Python's sqlite3 binds a None through its adapter
-            # lookup, ~0.4 µs each, where an int or str costs a tenth of that (three NULLs
-            # were ~1.3 µs of the spool loader's ~14 a row, bench/spool_load.py). Runs of
-            # rows of one width go in one executemany, in order.
-            for width, run in itertools.groupby(values, key=len):
-                conn.exec_driver_sql(self._insert_sql_of(width), list(run))
+            self._insert_rows(conn.connection.cursor(), values)
         self._note_versions(conn, values)
         # The ids only when a label waits (nearly never): their set and sort cost ~1 µs a
         # row of the spool loader's ~13 (bench/spool_load.py).
@@ -281,24 +277,54 @@ class MonitorStore(MonitorReads):
             result = conn.execute(spool_loads.delete().where(spool_loads.c.ts < older_than))
         return int(result.rowcount or 0)
 
+    def _insert_rows(self, cursor: Any, values: Sequence[tuple[Any, ...]]) -> None:
+        """The DB-API inserts of ``_insert_values``, on the transaction's own cursor.
+
+        SQLAlchemy's per-row parameter handling cost ~3x the CPU of the insert itself, and
+        each of its executions ~30 µs: the driver's cursor, with tuples. Three more cuts, each
+        measured by ``bench/spool_load.py --instructions`` (the loader inserts every row
+        served):
+
+        * the columns a row leaves off are NULL in the statement, not bound: Python's
+          sqlite3 binds a None through its adapter lookup, ~0.4 µs each against a tenth of
+          that for an int or a str (three of them, ~1.3 µs of ~14 a row);
+        * ``_ROWS_A_STATEMENT`` rows go in one multi-row ``INSERT … VALUES``, which spares
+          the per-row reset and step of an executemany (~1 µs a row; psycopg's executemany
+          is a loop of executes, so PostgreSQL gains more);
+        * runs of rows of one width go in order, each in as few statements as that allows.
+        """
+        many = _ROWS_A_STATEMENT
+        for width, run in itertools.groupby(values, key=len):
+            rows = list(run)
+            whole = len(rows) - len(rows) % many
+            if whole:
+                sql = self._insert_sql_of(width, many)
+                for start in range(0, whole, many):
+                    cursor.execute(
+                        sql, tuple(itertools.chain.from_iterable(rows[start : start + many]))
+                    )
+            if whole < len(rows):
+                cursor.executemany(self._insert_sql_of(width), rows[whole:])
+
     @functools.cached_property
     def _marks(self) -> str | None:
         """The DB-API driver's parameter mark, or None for a paramstyle not written here."""
         style = self.engine.dialect.paramstyle
         return {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(style)
 
-    def _insert_sql_of(self, width: int) -> str:
-        """The DB-API ``INSERT`` of a row of the first ``width`` columns, the rest NULL."""
-        sql = self._insert_sqls.get(width)
+    def _insert_sql_of(self, width: int, rows: int = 1) -> str:
+        """The DB-API ``INSERT`` of ``rows`` rows of the first ``width`` columns, the rest NULL."""
+        sql = self._insert_sqls.get((width, rows))
         if sql is None:
             full = len(INSERT_COLUMNS)
             if not 0 < width <= full:
                 raise ValueError(f"a predictions row has {full} columns at most, not {width}")
             quote = self.engine.dialect.identifier_preparer.quote
             columns = ", ".join(quote(c) for c in INSERT_COLUMNS)
-            values = ", ".join([str(self._marks)] * width + ["NULL"] * (full - width))
-            sql = f"INSERT INTO {quote(predictions.name)} ({columns}) VALUES ({values})"
-            self._insert_sqls[width] = sql
+            row = ", ".join([str(self._marks)] * width + ["NULL"] * (full - width))
+            values = ", ".join([f"({row})"] * rows)
+            sql = f"INSERT INTO {quote(predictions.name)} ({columns}) VALUES {values}"
+            self._insert_sqls[(width, rows)] = sql
         return sql
 
     def log_predictions(self, records: Iterable[Mapping[str, Any]]) -> int:
