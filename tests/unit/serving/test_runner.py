@@ -86,3 +86,17 @@ def test_a_forked_worker_holds_no_copy_of_a_side_process_lifeline() -> None:
     finally:
         side.stop(timeout=10)
     assert side.process.returncode == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policies")
+def test_a_side_process_yields_to_the_workers() -> None:
+    """Niced, and a batch job to the scheduler: no wakeup preemption of a worker."""
+    side = SidecarProcess([sys.executable, "-c", "import sys; sys.stdin.read()"], dict(os.environ))
+    try:
+        pid = side.process.pid
+        assert os.sched_getscheduler(pid) == os.SCHED_BATCH
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, own + SidecarProcess.SIDE_NICENESS)
+    finally:
+        side.stop(timeout=10)
+    assert side.process.returncode == 0
