@@ -54,6 +54,18 @@ def new_request_id() -> str:
     return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 
 
+def _new_id_prefix() -> None:
+    """A forked process's own prefix and counter. `petalops serve` forks its workers from
+    a parent that imported this module: without this, every worker handed out the same
+    ids (and a label sent for one of them went to every worker's prediction of that id)."""
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(4).hex()
+    _ID_COUNTER = count(1)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
 class HttpError(StatusError):
     """An expected failure at the HTTP edge, with its own status, a valid example to show
     and any headers the answer needs (``Retry-After``, ``Allow``)."""

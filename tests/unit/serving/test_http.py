@@ -40,6 +40,28 @@ def test_request_id_is_generated_when_absent_or_oversized() -> None:
     assert new_request_id() != new_request_id()
 
 
+def _ids_in_a_fork(send: Any) -> None:
+    send.send([new_request_id() for _ in range(3)])
+
+
+def test_forked_workers_hand_out_ids_of_their_own() -> None:
+    # `petalops serve` forks its workers from a parent that imported this module: each
+    # must still give ids no other worker gives (a label is joined to its prediction by id).
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    seen = [new_request_id()]
+    for _ in range(2):
+        receive, send = fork.Pipe(duplex=False)
+        child = fork.Process(target=_ids_in_a_fork, args=(send,))
+        child.start()
+        seen += receive.recv()
+        child.join(10)
+    assert len(set(seen)) == len(seen)
+    prefixes = {request_id.split("-")[0] for request_id in seen}
+    assert len(prefixes) == 3  # the parent's and each child's
+
+
 def test_read_body_joins_chunks_and_enforces_the_limit() -> None:
     async def run(chunks: list[bytes], limit: int, length: int = -1) -> bytes:
         messages = [
