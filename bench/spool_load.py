@@ -199,7 +199,9 @@ def count(args: argparse.Namespace, phases: list[tuple[str, str | None]]) -> Non
             if result.returncode != 0:
                 sys.exit(f"{name}: the counted run failed:\n{result.stderr[-4000:]}")
             found = re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)
-            total = int(found.group(1)) if found else 0
+            if found is None:
+                sys.exit(f"{name}: callgrind counted nothing (no {TOGGLE} call collected)")
+            total = int(found.group(1))
         print(f"{name:<14} {total / args.rows:>19,.0f}", flush=True)
 
 

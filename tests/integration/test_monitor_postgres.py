@@ -32,7 +32,7 @@ from petalops.monitoring.logger import PredictionLogger
 from petalops.monitoring.quality import live_quality
 from petalops.monitoring.reads import MonitorReader
 from petalops.monitoring.served import served, versions
-from petalops.monitoring.store import MonitorStore
+from petalops.monitoring.store import _ROWS_A_STATEMENT, MonitorStore
 from petalops.pipeline.profile import build_profile
 from petalops.rollout.reads import RolloutReader
 from petalops.rollout.store import RolloutStore
@@ -282,20 +282,24 @@ def test_the_versions_table_and_the_read_path_on_postgres(postgres_url: str) -> 
 
 def test_spooled_answers_load_in_multi_row_statements_on_postgres(postgres_url: str) -> None:
     # The spool loader's path: answer rows stop before `label` (NULL in the statement),
-    # runs of 64 go in one multi-row INSERT, the rest one by one; all in order, once.
+    # runs of _ROWS_A_STATEMENT go in one multi-row INSERT, the rest one by one; all in
+    # order, once.
+    many = _ROWS_A_STATEMENT
+    first, last = many + many // 2, 2 * many + many // 2 + 5  # the reference row, the late one
     url = _fresh_database(postgres_url, "petalops_spool")
     store = MonitorStore(url)
     common = ("iris", "1", "champion", "/predict", 200, 0.5, "[1.0]", 0, "a", "[1.0,0.0]")
-    rows: list[tuple[object, ...]] = [(f"r{i}", 0, float(i), *common) for i in range(100)]
-    rows.append(("ref", 0, 100.0, *common, 2))  # a challenger's row: the champion's answer
-    rows += [(f"r{i}", 0, float(i), *common) for i in range(101, 170)]
-    assert store.load_spool([("f1", rows), ("f2", [("late", 0, 170.0, *common)])]) == 171
+    rows: list[tuple[object, ...]] = [(f"r{i}", 0, float(i), *common) for i in range(first)]
+    rows.append(("ref", 0, float(first), *common, 2))  # a challenger's: the champion's answer
+    rows += [(f"r{i}", 0, float(i), *common) for i in range(first + 1, last)]
+    late = [("late", 0, float(last), *common)]
+    assert store.load_spool([("f1", rows), ("f2", late)]) == last + 1
     assert store.load_spool([("f1", rows)]) == 0  # loaded once
     with store.engine.connect() as conn:
         c = predictions.c
         query = sa.select(c.ts, c.reference_prediction, c.label, c.label_ts).order_by(c.id)
         got = [tuple(r) for r in conn.execute(query)]
     store.close()
-    assert [ts for ts, *_ in got] == [float(i) for i in range(171)]
-    assert got[100] == (100.0, 2, None, None)
-    assert {tuple(rest) for i, (_, *rest) in enumerate(got) if i != 100} == {(None, None, None)}
+    assert [ts for ts, *_ in got] == [float(i) for i in range(last + 1)]
+    assert got[first] == (float(first), 2, None, None)
+    assert {tuple(rest) for i, (_, *rest) in enumerate(got) if i != first} == {(None, None, None)}

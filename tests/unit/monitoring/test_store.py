@@ -10,7 +10,7 @@ from tests.utils.monitor_db import MONITOR_TABLES, create_old_database, insert_o
 
 from petalops.database.engine import create_engine
 from petalops.database.schema import predictions
-from petalops.monitoring.store import MonitorStore
+from petalops.monitoring.store import _ROWS_A_STATEMENT, MonitorStore
 
 
 def _open(url: str, results: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -92,19 +92,22 @@ def test_rows_that_stop_short_are_inserted_in_order_with_the_rest_null(tmp_path:
 
 
 def test_many_rows_go_in_multi_row_statements_in_order(tmp_path: Path) -> None:
-    # 150 short rows, one full one, 70 short ones: whole statements of
-    # _ROWS_A_STATEMENT rows and the rest one by one, every row once and in order.
+    # Two and a half statements' worth of short rows, one full one, then one statement's
+    # worth and a few: whole multi-row statements and the rest one by one, every row once
+    # and in order.
+    many = _ROWS_A_STATEMENT
+    first, total = 2 * many + many // 2, 3 * many + many // 2 + 4
     store = MonitorStore(f"sqlite:///{tmp_path / 'monitor.db'}")
     common = ("iris", "1", "champion", "/predict", 200, 0.5, "[1.0]", 0, "a", "[1.0,0.0]")
-    rows: list[tuple[object, ...]] = [(f"r{i}", 0, float(i), *common) for i in range(150)]
-    rows.append(("labelled", 0, 150.0, *common, None, 1, 9.0))
-    rows += [(f"r{i}", 0, float(i), *common) for i in range(151, 221)]
-    assert store.load_spool([("f1", rows)]) == 221
+    rows: list[tuple[object, ...]] = [(f"r{i}", 0, float(i), *common) for i in range(first)]
+    rows.append(("labelled", 0, float(first), *common, None, 1, 9.0))
+    rows += [(f"r{i}", 0, float(i), *common) for i in range(first + 1, total)]
+    assert store.load_spool([("f1", rows)]) == total
     with store.engine.connect() as conn:
         c = predictions.c
         query = sa.select(c.request_id, c.ts, c.label).order_by(c.id)
         got = [tuple(r) for r in conn.execute(query)]
     store.close()
-    assert [ts for _, ts, _ in got] == [float(i) for i in range(221)]
-    assert got[150] == ("labelled", 150.0, 1)
-    assert {label for i, (_, _, label) in enumerate(got) if i != 150} == {None}
+    assert [ts for _, ts, _ in got] == [float(i) for i in range(total)]
+    assert got[first] == ("labelled", float(first), 1)
+    assert {label for i, (_, _, label) in enumerate(got) if i != first} == {None}
