@@ -178,6 +178,10 @@ class ServeSettings(_Section):
     # has imported petalops and opened the model (ready sooner, model memory shared), or
     # spawn fresh interpreters that import and load everything themselves (docs/scaling.md).
     worker_start: Literal["fork", "spawn"] = Field("fork", examples=["fork"])
+    # Forked workers accept a new connection only while they hold no more connections
+    # than their least loaded sibling, so a burst of keep-alive connections splits evenly
+    # instead of by which worker woke first (serving/balance.py, docs/scaling.md).
+    balance_connections: bool = True
     model: str = Field("", examples=["iris@champion", "iris/3"])
     max_batch: int = Field(1000, ge=1, examples=[1000])
     max_body_bytes: int = Field(1_048_576, ge=1024, examples=[1048576])

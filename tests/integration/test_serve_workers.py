@@ -4,6 +4,9 @@ request in /metrics whichever worker answers, and stop on SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -79,3 +82,53 @@ def test_workers_start_as_set_and_serve_alike(trained_settings: Settings, start:
         assert {e["opened_in"] for e in inherited} == {server.process.pid}
     else:
         assert inherited == []
+
+
+def _established_per_pid(port: int, pids: list[int]) -> dict[int, int]:
+    """How many established TCP connections on ``port`` each process holds (/proc)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    inodes.add(fields[9])
+    held = {}
+    for pid in pids:
+        links = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir() if f.is_symlink()]
+        held[pid] = sum(1 for link in links if link[len("socket:[") : -1] in inodes)
+    return held
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+def test_forked_workers_share_keep_alive_connections(
+    trained_settings: Settings, balanced: bool
+) -> None:
+    # 40 keep-alive connections opened at once, a request on each: with
+    # serve.balance_connections (the default) each worker holds 20 of them; without it,
+    # whichever worker accepted first holds more or all (not asserted: the kernel's luck).
+    extra = [] if balanced else ["--set", "serve.balance_connections=false"]
+    server = ServerProcess(trained_settings.home_dir, workers=2, extra_args=extra)
+    clients: list[socket.socket] = []
+    try:
+        server.wait_until("/readyz")
+        _wait_until_every_worker_is_ready(server.url)
+        body = b'{"features": [5.1, 3.5, 1.4, 0.2]}'
+        request = (
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        clients = [socket.create_connection(("127.0.0.1", server.port), 5) for _ in range(40)]
+        for client in clients:
+            client.sendall(request)
+        for client in clients:
+            assert b'"prediction":0' in client.recv(4096).replace(b" ", b"")
+        held = _established_per_pid(server.port, server.worker_pids())
+        assert sum(held.values()) == 40
+        if balanced:
+            assert sorted(held.values()) == [20, 20], held
+    finally:
+        for client in clients:
+            client.close()
+        code = server.stop()
+    assert code == 0, server.output()[-3000:]

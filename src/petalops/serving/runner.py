@@ -189,6 +189,8 @@ def run(settings: Settings) -> None:
     """Serve in the foreground until Ctrl-C or SIGTERM (in-flight requests finish first)."""
     import uvicorn
 
+    from petalops.serving.balance import use_balanced_accept
+
     parse_ref(settings.model_ref, settings.project)  # a bad --model fails here, in one line
     prepare_environment(settings)
     serve = settings.serve
@@ -207,6 +209,10 @@ def run(settings: Settings) -> None:
             # Before the side processes start: imported and opened once, for every worker.
             preload(settings)
         use_start_method(serve.worker_start)
+        if serve.worker_start == "fork" and serve.balance_connections:
+            # Room for the workers uvicorn starts later too (a killed one's replacement
+            # reuses its slot; SIGTTIN adds one).
+            use_balanced_accept(slots=max(16, 4 * serve.workers))
     loader = start_spool_loader(settings)
     builder = start_control_room(settings)
     try:
