@@ -42,6 +42,11 @@ requests) instead of saturating: with c connections in a closed loop, a saturate
 median is c / its req/s, so at c=64 the p99 of two servers at different capacities mostly
 shows the capacities; paced below both, it shows the servers' own tails.
 
+``--close`` sends each request on a connection of its own (``Connection: close``), as a
+client without keep-alive does. With more than one connection and worker, each cell also
+prints how many of wrk's connections each worker held halfway through (``split 32/32``,
+from ``ss``): a closed loop's p99 is the most loaded worker's.
+
 ``--pin`` runs each target's one worker alone on core 0 and everything else (the spool
 loader, the control room's builder, wrk) on core 1: on a machine others share, where the
 same cell moves by a fifth from one run to the next, the worker's CPU a request (``cpu``
@@ -64,6 +69,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -338,10 +344,15 @@ def wrk(
     gap: bool = False,
     pace: float | None = None,
     pin: bool = False,
+    close: bool = False,
+    split: list[int] | None = None,
 ) -> tuple[float, float, float, int, str]:
     """req/s, p50 ms, p99 ms, errors and (with ``gap``) wrk's gap line. With ``pace``
     (requests a second), each connection waits connections/pace seconds before each
-    request (wrk's ``delay``): the load is about ``pace``, not as much as the server takes."""
+    request (wrk's ``delay``): the load is about ``pace``, not as much as the server takes.
+    With ``close``, each request asks for its connection to be closed after the answer (a
+    client without keep-alive). Into ``split`` goes, halfway through, how many of the
+    connections each process listening on the URL's port holds (`connection_split`)."""
     script = workdir / "post.lua"
     paced = (
         "" if pace is None else f"delay = function() return {connections / pace * 1000:.3f} end\n"
@@ -349,8 +360,16 @@ def wrk(
     script.write_text(
         'wrk.method = "POST"\n'
         f"wrk.body = '{json.dumps(body)}'\n"
-        'wrk.headers["Content-Type"] = "application/json"\n' + paced + (GAP_LUA if gap else "")
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        + ('wrk.headers["Connection"] = "close"\n' if close else "")
+        + paced
+        + (GAP_LUA if gap else "")
     )
+    sampler = None
+    if split is not None:
+        port = int(url.split(":")[2].split("/")[0])
+        sampler = threading.Timer(seconds / 2, lambda: split.extend(connection_split(port)))
+        sampler.start()
     command = [
         *(["taskset", "-c", "1"] if pin else []),
         "wrk",
@@ -366,6 +385,8 @@ def wrk(
         url,
     ]
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30).stdout
+    if sampler is not None:
+        sampler.join()
     if os.environ.get("BENCH_DEBUG"):
         print(out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
@@ -377,6 +398,30 @@ def wrk(
         errors += int(found[1]) if found else 0
     gap_line = re.search(r"^largest gap: .*$", out, re.M)
     return rps, p50, p99, errors, gap_line[0] if gap_line else ""
+
+
+def connection_split(port: int) -> list[int]:
+    """How many established connections to ``port`` each server process holds, largest
+    first (``ss`` from iproute2; empty without it). With several workers on one listening
+    socket the kernel gives a new connection to whichever worker accepts first; a worker
+    holding more of a closed loop's connections answers each of them later, and the run's
+    p99 is that worker's."""
+    if shutil.which("ss") is None:
+        return []
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
+    per_pid: dict[str, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        per_pid[pid] = per_pid.get(pid, 0) + 1
+    return sorted(per_pid.values(), reverse=True)
+
+
+def split_text(split: list[int]) -> str:
+    return f"  split {'/'.join(map(str, split))}" if len(split) > 1 else ""
 
 
 def measure_all(
@@ -430,14 +475,24 @@ def measure_all(
                 process, port = servers[target]
                 path, body = ROUTES[route]
                 cpu_before = tree_cpu_seconds(process.pid)
+                split: list[int] = []
                 rps, p50, p99, errors, gap = wrk(
-                    f"http://127.0.0.1:{port}{path}", body, c, args.gap, workdir, True, pin=args.pin
+                    f"http://127.0.0.1:{port}{path}",
+                    body,
+                    c,
+                    args.gap,
+                    workdir,
+                    True,
+                    pin=args.pin,
+                    close=args.close,
+                    split=split,
                 )
                 cpu_us = (tree_cpu_seconds(process.pid) - cpu_before) / max(1.0, rps * args.gap)
                 label = route_label(route)
                 print(
                     f"  {target:9} {label:26} c={c:<3} {args.gap:g} s: {rps:9.0f} req/s  "
-                    f"p99 {p99:7.2f} ms  cpu {cpu_us * 1e6:6.0f} µs/req  errors {errors}  {gap}",
+                    f"p99 {p99:7.2f} ms  cpu {cpu_us * 1e6:6.0f} µs/req  errors {errors}  {gap}"
+                    + split_text(split),
                     flush=True,
                 )
             return []
@@ -454,6 +509,7 @@ def measure_all(
                     process, port = servers[target]
                     path, body = ROUTES[route]
                     cpu_before = tree_cpu_roles(process.pid)
+                    split = []
                     rps, p50, p99, errors, _ = wrk(
                         f"http://127.0.0.1:{port}{path}",
                         body,
@@ -462,6 +518,8 @@ def measure_all(
                         workdir,
                         pace=args.pace,
                         pin=args.pin,
+                        close=args.close,
+                        split=split if c > 1 else None,
                     )
                     cpu_after = settle(process.pid)
                     answered = max(1.0, rps * args.duration)
@@ -474,7 +532,8 @@ def measure_all(
                     print(
                         f"  {target:9} {label:26} c={c:<3} {rps:9.0f} req/s  p50 {p50:7.3f} ms  "
                         f"p99 {p99:7.2f} ms  cpu {cpu_us:6.0f} µs/req  errors {errors}"
-                        + (f"  (spool loader {loader_us:.0f} µs of it)" if loader_us else ""),
+                        + (f"  (spool loader {loader_us:.0f} µs of it)" if loader_us else "")
+                        + split_text(split),
                         flush=True,
                     )
     finally:
@@ -542,6 +601,12 @@ def main() -> None:
         "--pin",
         action="store_true",
         help="one worker alone on core 0, the rest and wrk on core 1 (steadier A/B figures)",
+    )
+    parser.add_argument(
+        "--close",
+        action="store_true",
+        help="each request on a connection of its own (Connection: close), as a client"
+        " without keep-alive sends them",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
