@@ -1,28 +1,29 @@
-"""Even connections across forked workers: each worker accepts only while it holds no more
-connections than its least loaded sibling (``serve.balance_connections``).
+"""Even connections across forked workers: a worker stops listening while one more
+connection would put it over its share of all the workers' (``serve.balance_connections``).
 
 The workers share one listening socket. libuv (under uvloop) accepts in a loop until the
-kernel's queue is empty, so the worker that wakes first takes a burst of new connections
-whole: 64 keep-alive connections opened at once split 51/13, 12/52 or 64/0 between two
-workers (`ss -tnp` per pid; uvicorn alone does the same). A client's connections then wait
-in a queue twice as long on the loaded worker, and the tail of every request on it follows:
-a worker with 44 of 64 connections answers its requests ~1.4x later than one with 32.
+kernel's queue is empty, and epoll wakes the workers in an order of its own, so one worker
+takes a burst of new connections nearly whole: 64 keep-alive connections opened at once
+split 51/13, 12/52, 1/63 or 64/0 between two workers (``ss -tnp`` per pid; uvicorn alone
+does the same; Cloudflare's "Why does one NGINX worker take all the load?" is the same
+effect). A client's pool stays split that way, and the loaded worker queues its requests.
 
-Here each worker watches the socket itself (``loop.add_reader``), accepts one connection at
-a time, and hands it to uvloop (``connect_accepted_socket``: the same transport and protocol
-as uvloop's own server). Every worker publishes how many connections it holds in a small
-table shared by the forked workers (an anonymous shared mapping, created by the parent
-before it forks them). A worker that holds more than the least loaded live sibling leaves
-the connection to that sibling, which the same readiness woke too, and looks again a
-millisecond later. Envoy's "exact" connection balancer and nginx's ``accept_mutex`` do the
-same job; no Python server library does (uvicorn, gunicorn, granian and hypercorn all leave
-it to the kernel's wake-up order), hence this module.
+Here each worker runs uvloop's own server (its C accept loop, its transports) on a
+duplicate of the listening socket's descriptor, and publishes how many connections it
+holds in a small table shared by the forked workers (an anonymous shared mapping the parent
+creates before it forks them). A worker that one more connection would put over its share
+closes its duplicate: the socket and its queue stay open in the siblings, which take the
+next connections. It listens again once it is back within its share. uvicorn has no such
+setting and no library offers one (Envoy's "exact" connection balancer and nginx's
+``accept_mutex`` do this job in C), hence this module. SO_REUSEPORT (a queue per worker)
+was not used: the queued connections of a killed worker would be reset with it.
 
-It never refuses: a connection no sibling has taken within ``MAX_DEFER`` (a sibling stalled
-in a long request, stopped, or killed and not yet replaced) is accepted by whichever worker
-is awake. A killed worker's slot is cleared once its process is gone, and its replacement
-takes a free slot. Only forked workers share the table; spawned workers (``serve.
-worker_start=spawn``) and a single worker accept the way uvloop does.
+It never refuses: a connection that waits ``MAX_DEFER`` with no sibling taking it (a
+sibling in a long request, stopped, or killed and not yet replaced) is taken by the worker
+that stepped back, and a worker that has gone, a zombie included, is not counted. Clients
+that close after each answer are left to the kernel (`BalancedListener._churning`). Only
+forked workers share the table; spawned workers (``serve.worker_start=spawn``) and a single
+worker accept the way uvloop does.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ logger = logging.getLogger("petalops.serving")
 
 class ConnectionTable:
     """Per worker: its pid and how many connections it holds, in a mapping shared by the
-    processes forked after it is made. Each slot is written by its own worker only (one
-    aligned 8-byte store, whole on every platform CPython runs on); claiming and clearing a
-    slot take the lock."""
+    processes forked after it is made. A slot's count is written by its own worker only
+    (an aligned 8-byte store, which x86-64 and arm64 make whole; a stale read only skews one
+    decision); claiming and clearing a slot take the lock."""
 
     SLOT = 2  # int64 pid, int64 connections
 
@@ -149,12 +150,15 @@ class CountedConnections(set[Any]):
         self._removed = removed
 
     def add(self, element: Any) -> None:
-        super().add(element)
-        self._added()
+        if element not in self:
+            super().add(element)
+            self._added()
 
     def discard(self, element: Any) -> None:
-        super().discard(element)
-        self._removed()
+        # uvicorn discards a protocol more than once (on shutdown, then on connection_lost).
+        if element in self:
+            super().discard(element)
+            self._removed()
 
 
 class BalancedListener:
@@ -194,6 +198,8 @@ class BalancedListener:
         self._opening: asyncio.Task[asyncio.AbstractServer] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._queued_since: float | None = None
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN)
         self._closed = False
         self._closes = 0  # connections closed since _window_start
         self._window_start = self._changed_at = time.monotonic()
@@ -313,9 +319,10 @@ class BalancedListener:
         self._arm()
 
     def _queued(self) -> bool:
+        """Whether a connection waits in the socket's queue (poll: any descriptor number)."""
         try:
-            return bool(select.select([self.sock], [], [], 0)[0])
-        except (OSError, ValueError):
+            return bool(self._poll.poll(0))
+        except OSError:
             return False
 
     def _step_in(self) -> None:
