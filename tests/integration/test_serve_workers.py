@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.utils.server_process import ServerProcess
 
 from petalops.config import Settings
+from petalops.serving.balance import BalancedListener
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -105,8 +106,8 @@ def test_forked_workers_share_keep_alive_connections(
     trained_settings: Settings, balanced: bool
 ) -> None:
     # 40 keep-alive connections opened at once, a request on each: with
-    # serve.balance_connections (the default) each worker holds 20 of them; without it,
-    # whichever worker accepted first holds more or all (not asserted: the kernel's luck).
+    # serve.balance_connections (the default) each worker holds about 20 of them; without
+    # it, whichever worker accepted first holds more or all (not asserted: the kernel's luck).
     extra = [] if balanced else ["--set", "serve.balance_connections=false"]
     server = ServerProcess(trained_settings.home_dir, workers=2, extra_args=extra)
     clients: list[socket.socket] = []
@@ -125,8 +126,8 @@ def test_forked_workers_share_keep_alive_connections(
             assert b'"prediction":0' in client.recv(4096).replace(b" ", b"")
         held = _established_per_pid(server.port, server.worker_pids())
         assert sum(held.values()) == 40
-        if balanced:
-            assert sorted(held.values()) == [20, 20], held
+        if balanced:  # within what serving/balance.py allows (a few over the share)
+            assert max(held.values()) - min(held.values()) <= 2 * (BalancedListener.SLACK + 1)
     finally:
         for client in clients:
             client.close()

@@ -37,8 +37,8 @@ import os
 import select
 import socket
 import ssl as ssl_module
-import time
 from collections.abc import Callable, Coroutine
+from time import monotonic
 from typing import Any
 
 import uvicorn.server
@@ -168,12 +168,17 @@ class BalancedListener:
     over. Has the two methods uvicorn's shutdown calls on its servers: close() and
     wait_closed()."""
 
-    SLACK = 0  # connections over its share a worker may take
-    LOOK = 0.001  # how often a worker that stepped back looks again (libuv timers: 1 ms)
+    # Connections over its share a worker may take. With none, two workers take turns for
+    # every connection of a burst, a loop turn each (a turn is up to ~2 ms under load): 64
+    # connections took 60 to 130 ms to be accepted, and their first requests waited that
+    # long (max latency 46-128 ms against 13-37 ms unbalanced, a forest model). With 2 they
+    # were 16-23 ms, and 64 split 32/32 to 34/30.
+    SLACK = 2
+    LOOK = 0.001  # how soon a worker that left a connection to a sibling looks again
     MAX_DEFER = 0.005  # a connection queued this long while no sibling takes it: take it
     SHORT = 0.05  # connections that live less than this on average are left unbalanced
     WINDOW = 0.2  # over which that average is taken
-    QUIET = 0.02  # no connection closed for this long: the next ones are balanced
+    QUIET = 1.0  # no connection closed for this long: the next ones are balanced
 
     def __init__(
         self,
@@ -200,9 +205,10 @@ class BalancedListener:
         self._queued_since: float | None = None
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
+        self._watching = False
         self._closed = False
         self._closes = 0  # connections closed since _window_start
-        self._window_start = self._changed_at = time.monotonic()
+        self._window_start = self._changed_at = monotonic()
         self._held_seconds = 0.0  # connections held, times how long, since _window_start
         self._last_close = 0.0
         self._short = False
@@ -262,7 +268,7 @@ class BalancedListener:
     def _held_until_now(self, change: int) -> float:
         """Add the connections held since the last change, times how long, to the window's
         connection-seconds (``change``: how the count just moved)."""
-        now = time.monotonic()
+        now = monotonic()
         self._held_seconds += (len(self.connections) - change) * (now - self._changed_at)
         self._changed_at = now
         return now
@@ -274,7 +280,8 @@ class BalancedListener:
         ``WINDOW``. There an uneven count lasts a moment and evens out by itself, and
         stepping back would only leave a core idle: measured, it cost a fifth of the
         requests a second of 16 clients without keep-alive. Once no connection has closed
-        for ``QUIET``, the next ones are balanced again."""
+        for ``QUIET``, the next ones are balanced again (a pool opened within it is judged
+        by the window: it is balanced once its connections have lived past ``SHORT``)."""
         if now - self._last_close > self.QUIET:
             return False
         elapsed = now - self._window_start
@@ -292,6 +299,31 @@ class BalancedListener:
         self.server = None
         self.stepped_back += 1
         self._queued_since = None
+        self._watch()
+
+    # While it does not listen, the worker still watches the socket (its own descriptor,
+    # not in uvloop's server): a connection queuing wakes it, and it decides then whether
+    # to take it or leave it to a sibling that same wake-up woke too.
+    def _watch(self) -> None:
+        if not self._watching and not self._closed:
+            self.loop.add_reader(self.sock.fileno(), self._someone_waits)
+            self._watching = True
+
+    def _unwatch(self) -> None:
+        if self._watching:
+            self._watching = False
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(self.sock.fileno())
+
+    def _someone_waits(self) -> None:
+        self._unwatch()
+        if not self._over(0):
+            self._step_in()
+            return
+        # A sibling's turn. Look again in a moment (the socket stays readable until it is
+        # taken: watching it meanwhile would spin).
+        if self._queued_since is None:
+            self._queued_since = monotonic()
         self._arm()
 
     def _arm(self) -> None:
@@ -302,20 +334,16 @@ class BalancedListener:
         self._timer = None
         if self._closed or self.server is not None or self._opening is not None:
             return
-        if not self._over(0):
+        if not self._queued():  # taken: watch for the next one
+            self._queued_since = None
+            self._watch()
+            return
+        waited = monotonic() - (self._queued_since or monotonic())
+        if not self._over(0) or waited >= self.MAX_DEFER:
+            # Its turn now, or no sibling has taken it: stalled (a long request, a stop),
+            # or killed and not yet gone. Serve it here rather than keep the client waiting.
             self._step_in()
             return
-        if self._queued():
-            now = time.monotonic()
-            if self._queued_since is None:
-                self._queued_since = now
-            elif now - self._queued_since >= self.MAX_DEFER:
-                # No sibling has taken it: stalled (a long request, a stop), or killed and
-                # not yet gone. Serve it here rather than keep the client waiting.
-                self._step_in()
-                return
-        else:
-            self._queued_since = None
         self._arm()
 
     def _queued(self) -> bool:
@@ -326,11 +354,31 @@ class BalancedListener:
             return False
 
     def _step_in(self) -> None:
-        if self._closed:
+        if self._closed or self._opening is not None:
             return
+        self._unwatch()
+        # uvloop's create_server on a socket it is given runs to its end without waiting
+        # for anything: run it here, so the worker accepts on its loop's next turn (a task
+        # would take one turn more, and a burst of connections waits a turn each).
+        opening = self._listen()
+        try:
+            opening.send(None)
+        except StopIteration as done:
+            self.server = done.value
+            return
+        except OSError as exc:
+            self._retry_later(exc)
+            return
+        opening.close()  # it wants to wait after all: the same on a task of its own
         task = self.loop.create_task(self._listen())
         self._opening = task
         task.add_done_callback(self._listening)
+
+    def _retry_later(self, error: BaseException) -> None:
+        # Out of descriptors for a moment (EMFILE): the siblings listen meanwhile.
+        logger.warning("listening again failed, retrying: %r", error)
+        self._queued_since = monotonic() - self.MAX_DEFER  # retry at the next look
+        self._arm()
 
     def _listening(self, task: asyncio.Task[asyncio.AbstractServer]) -> None:
         self._opening = None
@@ -338,9 +386,7 @@ class BalancedListener:
             return
         error = task.exception()
         if error is not None:
-            # Out of descriptors for a moment (EMFILE): the siblings listen meanwhile.
-            logger.warning("listening again failed, retrying: %r", error)
-            self._arm()
+            self._retry_later(error)
             return
         server = task.result()
         if self._closed:
@@ -352,6 +398,7 @@ class BalancedListener:
         if self._closed:
             return
         self._closed = True
+        self._unwatch()
         if self._timer is not None:
             self._timer.cancel()
         if self._opening is not None:
