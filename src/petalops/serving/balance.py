@@ -280,8 +280,8 @@ class BalancedListener:
         ``WINDOW``. There an uneven count lasts a moment and evens out by itself, and
         stepping back would only leave a core idle: measured, it cost a fifth of the
         requests a second of 16 clients without keep-alive. Once no connection has closed
-        for ``QUIET``, the next ones are balanced again (a pool opened within it is judged
-        by the window: it is balanced once its connections have lived past ``SHORT``)."""
+        for ``QUIET``, the next ones are balanced again; a pool that opens sooner than that
+        after such clients is split as the kernel splits it, as without balancing."""
         if now - self._last_close > self.QUIET:
             return False
         elapsed = now - self._window_start
