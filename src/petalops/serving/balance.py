@@ -366,7 +366,7 @@ class BalancedListener:
         except StopIteration as done:
             self.server = done.value
             return
-        except OSError as exc:
+        except Exception as exc:  # it runs inside uvicorn's connection_lost too: never raise
             self._retry_later(exc)
             return
         opening.close()  # it wants to wait after all: the same on a task of its own
