@@ -178,9 +178,10 @@ class ServeSettings(_Section):
     # has imported petalops and opened the model (ready sooner, model memory shared), or
     # spawn fresh interpreters that import and load everything themselves (docs/scaling.md).
     worker_start: Literal["fork", "spawn"] = Field("fork", examples=["fork"])
-    # Forked workers accept a new connection only while they hold no more connections
-    # than their least loaded sibling, so a burst of keep-alive connections splits evenly
-    # instead of by which worker woke first (serving/balance.py, docs/scaling.md).
+    # A forked worker stops accepting while one more connection would put it more than 2
+    # over its share of all the workers' connections, so a burst of keep-alive connections
+    # splits evenly instead of by which worker woke first (serving/balance.py,
+    # docs/serving.md "Connections across workers").
     balance_connections: bool = True
     model: str = Field("", examples=["iris@champion", "iris/3"])
     max_batch: int = Field(1000, ge=1, examples=[1000])
